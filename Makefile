@@ -1,0 +1,37 @@
+# The two commands a newcomer runs (see README.md):
+#   make demo   - install what is missing, bring the lab up, migrate a guest zero-copy, verify it
+#   make test   - install what is missing, run every test (unit, lab integration, end-to-end)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ferry-installed
+
+.PHONY: setup system-deps demo demo-down test unit test-lab lint clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	bash scripts/install-system.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV) || (apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV))
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/ferry demo
+
+demo-down: setup
+	$(BIN)/ferry demo --down
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Fast feedback while developing: only the pure unit tests.
+unit: setup
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

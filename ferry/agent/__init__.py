@@ -1,0 +1,1 @@
+"""Host agent (Vdsm's role): the only part of Ferry that talks to libvirt."""

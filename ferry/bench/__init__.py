@@ -1,0 +1,1 @@
+"""Benchmarks: real migrations measured side by side with their baselines."""

@@ -1,0 +1,1 @@
+"""Engine (oVirt Engine's role): inventory, policies, planning, orchestration, REST API."""
