@@ -1,0 +1,63 @@
+"""The cluster's migration bandwidth for one migration, and the per-migration cap sent to the agent.
+
+oVirt's rule (facts §5 step 8): AUTO is the slower of the two hosts' migration link speeds (a
+host whose speed is unknown is left out; both unknown = unknown), HYPERVISOR_DEFAULT sends
+nothing (the agent uses its own 52 MiB/s), CUSTOM is the admin's Mbps. Mbps / 8 gives MiB/s,
+and the policy's maxMigrations concurrent migrations share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ferry.engine.options import BandwidthMode, BandwidthSetting, HostMigrationInfo
+
+AGENT_DEFAULT_MAX_BANDWIDTH_MIBS = 52
+
+
+@dataclass(frozen=True)
+class ClusterBandwidth:
+    setting: BandwidthSetting
+    mbps: int | None        # None: unknown, or left to the agent
+    derivation: str         # where the number came from, in words
+
+    @property
+    def mibps(self) -> int | None:
+        """The whole bandwidth in MiB/s (Mbps / 8, as oVirt computes it)."""
+        return None if self.mbps is None else self.mbps // 8
+
+
+def _known_speed(host: HostMigrationInfo) -> int | None:
+    speed = host.link_speed_mbps
+    return speed if isinstance(speed, int) and speed > 0 else None
+
+
+def cluster_bandwidth(
+    setting: BandwidthSetting, source: HostMigrationInfo, destination: HostMigrationInfo
+) -> ClusterBandwidth:
+    """The bandwidth (Mbps) the cluster gives migrations between these two hosts."""
+    if setting.mode is BandwidthMode.HYPERVISOR_DEFAULT:
+        return ClusterBandwidth(setting, None, "HYPERVISOR_DEFAULT: the agent's own limit "
+                                f"({AGENT_DEFAULT_MAX_BANDWIDTH_MIBS} MiB/s) applies")
+    if setting.mode is BandwidthMode.CUSTOM:
+        return ClusterBandwidth(setting, setting.custom_mbps, f"CUSTOM {setting.custom_mbps} Mbps")
+    speeds = {h.name: _known_speed(h) for h in (source, destination)}
+    known = {name: s for name, s in speeds.items() if s is not None}
+    if not known:
+        return ClusterBandwidth(setting, None, "AUTO: neither host reports its migration link speed")
+    slowest = min(known.values())
+    parts = ", ".join(f"{name} {s} Mbps" for name, s in known.items())
+    unknown = [name for name, s in speeds.items() if s is None]
+    derivation = f"AUTO: slower migration link of {parts} = {slowest} Mbps"
+    if unknown:
+        derivation += f" ({', '.join(unknown)} does not report its link speed)"
+    return ClusterBandwidth(setting, slowest, derivation)
+
+
+def max_bandwidth_mibps(bandwidth: ClusterBandwidth, max_migrations: int) -> int | None:
+    """maxBandwidth for VM.migrate: MiB/s per migration, or None to leave it to the agent.
+
+    Never 0: the agent would read 0 as "unlimited", the opposite of a very small limit.
+    """
+    if bandwidth.mibps is None:
+        return None
+    return max(1, bandwidth.mibps // max(1, max_migrations))
