@@ -1,0 +1,378 @@
+"""The source side of one outgoing migration: a thread from VM.migrate to the final status.
+
+Steps: take an outgoing slot; ask the destination agent to expect the VM (VM.migrationCreate,
+retried every `retry_interval` s while it answers migrateLimit, until cancelled); build flags
+(`ferry.agent.flags`); start virDomainMigrateToURI3; meanwhile a monitor thread runs the
+convergence schedule from libvirt's migration-iteration events (also from the iteration seen in
+job-stats polls, whichever comes first) and polls job stats every `status_interval` s for
+progress. A failed or cancelled migration leaves the VM running here and asks the destination to
+drop whatever it prepared; the status keeps libvirt's message.
+
+States: pending -> waiting (destination busy) -> running -> succeeded | failed | cancelled |
+aborted (the schedule's abort action).
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from ferry.agent import libvirt_edge
+from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
+from ferry.agent.params import MigrateParams
+from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
+from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
+from ferry.common.jsonrpc import JsonRpcError
+
+log = logging.getLogger("ferry.agent.migration")
+
+PENDING, WAITING, RUNNING = "pending", "waiting", "running"
+SUCCEEDED, FAILED, CANCELLED, ABORTED = "succeeded", "failed", "cancelled", "aborted"
+FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, ABORTED)
+ACTIVE_STATES = (PENDING, WAITING, RUNNING)
+
+
+class MigrationJob:
+    def __init__(self, *, vm_id: str, vm_name: str, dom, lv, events, params: MigrateParams,
+                 unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
+                 zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
+                 retry_interval: float = 10.0, on_finished: Callable[["MigrationJob"], None] | None = None):
+        self.vm_id = vm_id
+        self.vm_name = vm_name
+        self.dom = dom
+        self.lv = lv
+        self.events = events
+        self.params = params
+        self.unrecognized = unrecognized
+        self.slots = slots
+        self.destination = destination          # dst -> JSON-RPC client of the destination agent
+        self.zerocopy_available = zerocopy_available
+        self.libvirt_transport = libvirt_transport
+        self.status_interval = status_interval
+        self.retry_interval = retry_interval
+        self.on_finished = on_finished
+
+        self.schedule = params.effective_schedule()
+        self.runner = ScheduleRunner(self.schedule)
+        self.flags: MigrationFlags | None = None
+        self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._iterations: queue.Queue = queue.Queue()
+        self._completed_stats: dict | None = None
+        self._aborted_by_schedule = False
+        self._postcopy = False
+        self._slot_taken = False
+
+        self.state = PENDING
+        self.message = "Migration in progress"
+        self.error: str | None = None
+        self.progress = 0
+        self.figures = JobFigures()
+        self.max_downtime_ms: int | None = None
+        self.actions_run: list[dict] = []
+        self.started_at = time.time()
+        self.migration_started_at: float | None = None
+        self.ended_at: float | None = None
+        self.thread = threading.Thread(target=self._run, name=f"migration-{vm_name}", daemon=True)
+
+    # ---- public --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def active(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def cancel(self) -> None:
+        """Stops a waiting migration or aborts the running libvirt job."""
+        self._cancel.set()
+        with self._lock:
+            running = self.state == RUNNING
+        if running:
+            try:
+                self.dom.abortJob()
+            except self.lv.libvirtError as exc:
+                log.warning("VM %s: abortJob during cancel: %s", self.vm_name, _msg(exc))
+
+    def change_max_bandwidth(self, mibs: int) -> None:
+        self.dom.migrateSetMaxSpeed(mibs, 0)
+        log.info("VM %s: migration bandwidth set to %d MiB/s", self.vm_name, mibs)
+
+    def status(self) -> dict:
+        with self._lock:
+            f = self.figures
+            final = self.state in FINAL_STATES
+            total_ms = None
+            if final and self.migration_started_at is not None and self.ended_at is not None:
+                total_ms = int((self.ended_at - self.migration_started_at) * 1000)
+            if final and f.time_elapsed_ms and self.state == SUCCEEDED:
+                total_ms = f.time_elapsed_ms
+            return {
+                "vmID": self.vm_id,
+                "state": self.state,
+                "direction": "outgoing",
+                "message": self.message,
+                "error": self.error,
+                "progress": self.progress,
+                "dst": self.params.dst,
+                "startedAt": self.started_at,
+                "endedAt": self.ended_at,
+                "iteration": f.iteration,
+                "dataTotal": f.data_total,
+                "dataProcessed": f.data_processed,
+                "dataRemaining": f.data_remaining,
+                "memoryTotal": f.memory_total,
+                "memoryProcessed": f.memory_processed,
+                "memoryRemaining": f.memory_remaining,
+                "bandwidth": f.memory_bps,
+                "dirtyRate": f.dirty_rate_bps,
+                "timeElapsed": f.time_elapsed_ms,
+                "maxDowntime": self.max_downtime_ms,
+                "postcopy": self._postcopy,
+                "downtime": f.downtime_ms if final else None,
+                "totalTime": total_ms,
+                "bytesTransferred": f.data_processed if final else None,
+                "flags": list(self.flags.names) if self.flags else [],
+                "typedParams": {k: v for k, v in (self.flags.typed_params.items() if self.flags else ())},
+                "destinationUri": self.flags.destination_uri if self.flags else None,
+                "notes": list(self.flags.notes) if self.flags else [],
+                "warnings": list(self.flags.warnings) if self.flags else [],
+                "scheduleActions": list(self.actions_run),
+                "unrecognizedParams": list(self.unrecognized),
+            }
+
+    # ---- the job -------------------------------------------------------------------------------
+
+    def _set(self, state: str, message: str | None = None) -> None:
+        with self._lock:
+            self.state = state
+            if message is not None:
+                self.message = message
+
+    def _run(self) -> None:
+        try:
+            self._run_steps()
+        except Exception as exc:  # noqa: BLE001 - the status must say why, never a dead thread
+            log.exception("VM %s: migration job failed unexpectedly", self.vm_name)
+            self._finish(FAILED, f"Migration failed: {exc}", str(exc))
+        finally:
+            if self._slot_taken:
+                self.slots.release()
+                self._slot_taken = False
+            self._done.set()
+            if self.on_finished:
+                self.on_finished(self)
+
+    def _run_steps(self) -> None:
+        p = self.params
+        self.flags = build_migration_flags(p, zerocopy_available=self.zerocopy_available,
+                                           libvirt_transport=self.libvirt_transport)
+        for note in self.flags.notes:
+            log.info("VM %s: %s", self.vm_name, note)
+        for warning in self.flags.warnings:
+            log.warning("VM %s: %s", self.vm_name, warning)
+
+        if not self.slots.acquire(self._cancel, limit=p.outgoing_limit):
+            self._finish(CANCELLED, "Migration cancelled while waiting for an outgoing slot")
+            return
+        self._slot_taken = True
+        if not self._prepare_destination():
+            return
+
+        typed = dict(self.flags.typed_params)
+        typed[PARAM_DEST_XML] = self.dom.XMLDesc(self.lv.VIR_DOMAIN_XML_MIGRATABLE)
+        unsubscribe = [
+            self.events.subscribe(self.vm_id, libvirt_edge.ITERATION, self._iterations.put),
+            self.events.subscribe(self.vm_id, libvirt_edge.JOB_COMPLETED, self._on_job_completed),
+            self.events.subscribe(self.vm_id, libvirt_edge.LIFECYCLE, self._on_lifecycle),
+        ]
+        self._set(RUNNING, "Migration in progress")
+        self.migration_started_at = time.time()
+        log.info("VM %s: migrating to %s flags=%s params=%s", self.vm_name, self.flags.destination_uri,
+                 "|".join(self.flags.names), self.flags.typed_params)
+        monitor = threading.Thread(target=self._monitor, name=f"migration-monitor-{self.vm_name}", daemon=True)
+        monitor.start()
+        outcome_error: Exception | None = None
+        try:
+            self.dom.migrateToURI3(self.flags.destination_uri, typed, self.flags.value(self.lv))
+        except self.lv.libvirtError as exc:
+            outcome_error = exc
+        finally:
+            self._iterations.put(None)
+            stop_at = time.monotonic() + 5
+            monitor.join(max(0.0, stop_at - time.monotonic()))
+            for u in unsubscribe:
+                u()
+
+        if outcome_error is None:
+            self._succeeded()
+            return
+        message = _msg(outcome_error)
+        if self._cancel.is_set():
+            self._finish(CANCELLED, "Migration cancelled", message)
+        elif self._aborted_by_schedule:
+            self._finish(ABORTED, "Migration aborted by the convergence schedule", message)
+        else:
+            self._finish(FAILED, f"Migration failed: {message}", message)
+        self._cleanup_destination()
+
+    def _prepare_destination(self) -> bool:
+        """VM.migrationCreate on the destination, retried while it is full; False if we stop."""
+        p = self.params
+        client = self.destination(p.dst)
+        request = {"vmID": self.vm_id, "name": self.vm_name,
+                   "xml": self.dom.XMLDesc(self.lv.VIR_DOMAIN_XML_MIGRATABLE)}
+        if p.incoming_limit:
+            request["incomingLimit"] = p.incoming_limit
+        while True:
+            if self._cancel.is_set():
+                self._finish(CANCELLED, "Migration cancelled while waiting for the destination")
+                return False
+            try:
+                client.call("VM.migrationCreate", request)
+                return True
+            except JsonRpcError as exc:
+                if exc.name != "migrateLimit":
+                    self._finish(FAILED, f"Destination refused the migration: {exc.message}", exc.message)
+                    return False
+                self._set(WAITING, f"Destination busy ({exc.message}); retrying in {self.retry_interval:g} s")
+                log.info("VM %s: destination %s busy, retrying in %g s", self.vm_name, p.dst, self.retry_interval)
+                if self._cancel.wait(self.retry_interval):
+                    self._finish(CANCELLED, "Migration cancelled while waiting for the destination")
+                    return False
+
+    def _cleanup_destination(self) -> None:
+        try:
+            self.destination(self.params.dst).call("VM.destroy", {"vmID": self.vm_id, "incomingOnly": True})
+        except JsonRpcError as exc:
+            if exc.name != "noVM":
+                log.warning("VM %s: destination clean-up: %s", self.vm_name, exc.message)
+
+    def _succeeded(self) -> None:
+        stats = self._completed_stats
+        if stats is None:
+            # The event can trail migrateToURI3's return by a moment.
+            deadline = time.monotonic() + 2
+            while self._completed_stats is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stats = self._completed_stats
+        if stats:
+            self._update_figures(figures_from_job_stats(stats), final=True)
+        with self._lock:
+            self.progress = 100
+        self._finish(SUCCEEDED, "Migration succeeded")
+
+    def _finish(self, state: str, message: str, error: str | None = None) -> None:
+        with self._lock:
+            self.state = state
+            self.message = message
+            self.error = error
+            self.ended_at = time.time()
+        level = logging.INFO if state == SUCCEEDED else logging.WARNING
+        log.log(level, "VM %s: %s", self.vm_name, message)
+
+    # ---- monitor -------------------------------------------------------------------------------
+
+    def _on_job_completed(self, params: dict) -> None:
+        self._completed_stats = params
+
+    def _on_lifecycle(self, event: int, detail: int) -> None:
+        lv = self.lv
+        if event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY:
+            self._postcopy = True
+            self.runner.postcopy_started()
+
+    def _monitor(self) -> None:
+        init_done = False
+        next_poll = time.monotonic()
+        while True:
+            timeout = max(0.0, next_poll - time.monotonic())
+            try:
+                item = self._iterations.get(timeout=timeout)
+            except queue.Empty:
+                item = "poll"
+            if item is None:
+                return
+            if isinstance(item, int):
+                if not init_done:
+                    init_done = self._run_init()
+                self._on_iteration(item, source="event")
+                continue
+            # Poll fast until the job shows up so the init actions run at its start.
+            next_poll = time.monotonic() + (self.status_interval if init_done else min(0.1, self.status_interval))
+            figures = self._poll()
+            if figures is None:
+                continue
+            if not init_done and self._job_active(figures):
+                init_done = self._run_init()
+            if init_done and figures.iteration:
+                self._on_iteration(figures.iteration, source="poll")
+
+    def _job_active(self, figures: JobFigures) -> bool:
+        return bool(figures.data_total or figures.memory_total or figures.iteration)
+
+    def _run_init(self) -> bool:
+        for action in self.runner.start():
+            self._execute(action, None)
+        return True
+
+    def _poll(self) -> JobFigures | None:
+        try:
+            stats = self.dom.jobStats()
+        except self.lv.libvirtError as exc:
+            log.debug("VM %s: jobStats: %s", self.vm_name, _msg(exc))
+            return None
+        if not stats or stats.get("type") == self.lv.VIR_DOMAIN_JOB_NONE:
+            return None
+        figures = figures_from_job_stats(stats)
+        self._update_figures(figures)
+        return figures
+
+    def _update_figures(self, figures: JobFigures, final: bool = False) -> None:
+        with self._lock:
+            if final and self.figures.iteration and not figures.iteration:
+                figures = JobFigures(**{**figures.__dict__, "iteration": self.figures.iteration})
+            self.figures = figures
+            self.progress = progress_percent(figures.total, figures.remaining, self.progress,
+                                             downtime_known=figures.downtime_ms is not None)
+
+    def _on_iteration(self, iteration: int, source: str) -> None:
+        action = self.runner.on_iteration(iteration)
+        if action is not None:
+            n = iteration - (self.runner.baseline or iteration)
+            log.info("VM %s: iteration %d (n=%d, from %s): running %s", self.vm_name, iteration, n, source, action)
+            self._execute(action, n)
+
+    def _execute(self, action: Action, n: int | None) -> None:
+        record = {"n": n, "action": str(action), "at": time.time(), "ok": True}
+        try:
+            if action.name == SET_DOWNTIME:
+                self.dom.migrateSetMaxDowntime(action.downtime_ms, 0)
+                with self._lock:
+                    self.max_downtime_ms = action.downtime_ms
+            elif action.name == POSTCOPY:
+                self.dom.migrateStartPostCopy(0)
+                self._postcopy = True
+                self.runner.postcopy_started()
+            elif action.name == ABORT:
+                self._aborted_by_schedule = True
+                self.dom.abortJob()
+        except self.lv.libvirtError as exc:
+            record["ok"] = False
+            record["error"] = _msg(exc)
+            log.warning("VM %s: schedule action %s failed: %s", self.vm_name, action, _msg(exc))
+        with self._lock:
+            self.actions_run.append(record)
+
+
+def _msg(exc: Exception) -> str:
+    getter = getattr(exc, "get_error_message", None)
+    message = getter() if getter else None
+    return message or str(exc)

@@ -1,0 +1,57 @@
+"""Starting the agent for real: logging, libvirt connection, event loop, HTTP server."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from ferry.agent.api import Agent
+from ferry.agent.config import AgentConfig
+from ferry.agent.libvirt_edge import EventHub, open_connection
+from ferry.agent.server import make_server
+
+log = logging.getLogger("ferry.agent")
+
+
+def setup_logging(log_file: str | None, verbose: bool = False) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_agent(config: AgentConfig) -> None:
+    """Serves until SIGTERM/SIGINT."""
+    import libvirt
+
+    conn = open_connection(config.libvirt_uri)
+    events = EventHub(conn, libvirt)
+    events.register()
+    agent = Agent(conn, libvirt, events, config)
+    server = make_server(config.address, config.port, agent.methods())
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, name="jsonrpc", daemon=True)
+    thread.start()
+    log.info("agent listening on http://%s:%d/jsonrpc (libvirt %s%s%s)", config.address, config.port,
+             config.libvirt_uri, ", dev mode" if config.dev else "", ", old-agent mode" if config.old_agent else "")
+    try:
+        facts = agent.host_get_capabilities({})
+        if "zerocopy_migrations" in facts:
+            log.info("zero-copy migrations: %s", facts["zerocopy_migrations"])
+    except Exception:  # noqa: BLE001 - capabilities are re-probed on request
+        log.exception("probing capabilities failed")
+    stop.wait()
+    log.info("agent stopping")
+    server.shutdown()
+    events.close()
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass
