@@ -182,12 +182,14 @@ def validate_policy(policy: MigrationPolicy, existing: Iterable[MigrationPolicy]
         raise InvalidInput("name", "a policy needs a name")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput("name", f"at most {MAX_NAME_LENGTH} characters, got {len(name)}")
-    for other in (*BUILTIN_POLICIES, *existing):
+    others = (*BUILTIN_POLICIES, *existing)
+    for other in others:
+        if other.name.lower() == name.strip().lower():
+            raise InvalidInput("name", f"a policy named {other.name!r} already exists")
+    for other in others:
         if other.id.lower() == str(policy.id).lower():
             kind = "built-in policy" if other.builtin else "policy"
             raise InvalidInput("id", f"{policy.id} is already the id of {kind} {other.name!r}")
-        if other.name.lower() == name.strip().lower():
-            raise InvalidInput("name", f"a policy named {other.name!r} already exists")
     _int_in(policy.max_migrations, "max_migrations", 1, MAX_MIGRATIONS_LIMIT)
     for attr in ("auto_converge", "compression", "guest_events", "zerocopy"):
         if not isinstance(getattr(policy, attr), bool):
