@@ -1,0 +1,118 @@
+"""Where the engine's database is, how to connect to it, and bringing its schema up to date.
+
+The URL comes from FERRY_DATABASE_URL; without it the engine uses a SQLite file in its state
+directory (FERRY_STATE_DIR, default /var/lib/ferry), so a first run needs no set-up. The schema
+is owned by Alembic (ferry/engine/migrations); `upgrade_database` runs it to head and the engine
+calls it at start.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ferry.common.errors import InvalidInput
+
+DEFAULT_STATE_DIR = "/var/lib/ferry"
+MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent.parent / "migrations"
+
+
+def state_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("FERRY_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def database_url(url: str | None = None) -> str:
+    """The given URL, else FERRY_DATABASE_URL, else sqlite:///<state dir>/engine.db.
+
+    A bare `postgresql://` URL is pointed at the psycopg 3 driver, the one Ferry installs.
+    """
+    url = url or os.environ.get("FERRY_DATABASE_URL") or f"sqlite:///{state_dir() / 'engine.db'}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInput("database_url", f"{url!r} is not a database URL (e.g. sqlite:///path or "
+                                           "postgresql://user@host/db)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidInput("database_url", f"unsupported database {parsed.get_backend_name()!r} "
+                                           "(SQLite or PostgreSQL)")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """A SQLAlchemy engine; SQLite gets foreign keys on, a busy timeout and cross-thread use
+    (FastAPI runs request handlers in a thread pool)."""
+    url = database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str):
+    """An Alembic config for our migrations directory, bound to `url` (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(url: str | None = None, revision: str = "head") -> None:
+    """Bring the schema at `url` to `revision` (creating it from empty if need be)."""
+    from alembic import command
+
+    url = database_url(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+class Database:
+    """One engine and its session factory; `session()` is a unit of work (commit or roll back)."""
+
+    def __init__(self, url: str | None = None):
+        self.url = database_url(url)
+        self.engine = make_engine(self.url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        upgrade_database(self.url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
