@@ -1,0 +1,145 @@
+"""`ferry plan`: the migration planner's dry run, from a scenario file or on live inventory.
+
+    ferry plan --scenario FILE [--policy P] [--json]   no engine, no agents: the pure planner
+    ferry plan VM [--to HOST] [--policy P] [--json]    the engine plans on its inventory
+
+Both print the VM.migrate parameters, the libvirt flags the agent would pass, and the
+explanation of every value that differs from what the admin set.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ferry.common.errors import InvalidInput, OperationFailed
+
+PARAM_ORDER = ("dst", "dstqemu", "method", "tunneled", "abortOnError", "encrypted", "compressed",
+               "autoConverge", "enableGuestEvents", "parallel", "zerocopy", "maxBandwidth",
+               "outgoingLimit", "incomingLimit", "downtime", "convergenceSchedule")
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _action(action: dict) -> str:
+    params = action.get("params") or []
+    return action["name"] + (f" {' '.join(str(p) for p in params)}" if params else "")
+
+
+def format_schedule(schedule: dict) -> str:
+    """'init: setDowntime 300 | 1: setDowntime 400 | ... | last: abort' for one table cell."""
+    parts = [f"init: {_action(a)}" for a in schedule.get("init", [])]
+    for item in schedule.get("stalling", []):
+        limit = item["limit"]
+        parts.append(f"{'last' if limit == -1 else f'after {limit}'}: {_action(item['action'])}")
+    return " | ".join(parts) or "(empty)"
+
+
+def render_plan(plan: dict) -> str:
+    """A plan's JSON form as text an admin reads top to bottom."""
+    lines = []
+    policy = plan.get("policy") or {}
+    vm = plan.get("vm") or "VM"
+    lines.append(f"Plan for {vm}: {plan.get('source')} → {plan.get('destination')}, "
+                 f"policy {policy.get('name')} ({policy.get('origin')})")
+    lines.append("")
+    lines.append("VM.migrate parameters")
+    params = plan.get("params") or {}
+    keys = [k for k in PARAM_ORDER if k in params] + sorted(k for k in params if k not in PARAM_ORDER)
+    width = max((len(k) for k in keys), default=0)
+    for key in keys:
+        value = params[key]
+        text = format_schedule(value) if key == "convergenceSchedule" and isinstance(value, dict) else _value(value)
+        lines.append(f"  {key:<{width}}  {text}")
+    lines.append("")
+    flags = plan.get("libvirt_flags")
+    lines.append("libvirt flags")
+    if flags is None:
+        lines.append("  (not available)")
+    else:
+        lines.append("  " + " | ".join(flags))
+        typed = plan.get("libvirt_typed_params") or {}
+        if typed:
+            lines.append("  typed params: " + ", ".join(f"{k}={_value(v)}" for k, v in typed.items()))
+    for note in (*(plan.get("flag_notes") or []), *(plan.get("flag_warnings") or [])):
+        lines.append(f"  ! {note}")
+    lines.append("")
+    explanation = plan.get("explanation") or []
+    lines.append("Explanation (values that differ from what was set)")
+    if not explanation:
+        lines.append("  (none: everything is as set)")
+    for e in explanation:
+        lines.append(f"  - {e['field']}: {e['from']} → {e['to']}: {e['reason']}")
+    notes = plan.get("notes") or []
+    if notes:
+        lines.append("")
+        lines.append("How values were derived")
+        lines.extend(f"  - {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def _scenario_plan(path: str, policy: str | None) -> dict:
+    from ferry.engine.scenario import load_scenario_text
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput("--scenario", f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput("--scenario", f"cannot read {path}: {exc}") from None
+    try:
+        scenario = load_scenario_text(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc.field}", exc.reason) from None
+    return scenario.plan(policy).to_dict()
+
+
+def _live_plan(vm: str, to_host: str | None, policy: str | None) -> dict:
+    """Asks the engine: POST /api/vms/{vm}/plan with {"to": HOST|null, "policy": P|null}."""
+    try:
+        from ferry.cli import engine_client
+    except ModuleNotFoundError as exc:
+        if exc.name != "ferry.cli.engine_client":
+            raise
+        raise OperationFailed("planning on live inventory needs the engine client, which is not "
+                              "installed; use --scenario FILE") from None
+    client = engine_client.EngineClient.from_env()
+    return client.post(f"/api/vms/{vm}/plan", {"to": to_host, "policy": policy})
+
+
+@click.command("plan")
+@click.argument("vm", required=False)
+@click.option("--scenario", "scenario", metavar="FILE", help="Plan from a scenario file (YAML or JSON), no engine.")
+@click.option("--to", "to_host", metavar="HOST", help="Destination host (live mode; default: the engine chooses).")
+@click.option("--policy", metavar="P", help="Plan with this policy (name or id) instead of the effective one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_command(vm, scenario, to_host, policy, as_json):
+    """Show how VM would be migrated: VM.migrate parameters, libvirt flags and why.
+
+    Either VM (the engine plans on its inventory) or --scenario FILE (see
+    docs/planner-scenarios.md).
+    """
+    if scenario and vm:
+        raise InvalidInput("VM", "give either a VM or --scenario FILE, not both")
+    if scenario:
+        if to_host:
+            raise InvalidInput("--to", "only with a VM: a scenario names its destination host")
+        result = _scenario_plan(scenario, policy)
+    elif vm:
+        result = _live_plan(vm, to_host, policy)
+    else:
+        raise InvalidInput("VM", "give a VM name or --scenario FILE")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(render_plan(result))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(plan_command)
