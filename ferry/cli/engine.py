@@ -1,0 +1,64 @@
+"""`ferry engine run` (the engine's REST API server) and `ferry engine db-upgrade`."""
+from __future__ import annotations
+
+import click
+
+from ferry.common.errors import InvalidInput, OperationFailed
+
+
+def _upgrade(url: str) -> None:
+    """Upgrade the schema, turning "cannot connect" into a one-line error."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ferry.engine.db import upgrade_database
+
+    try:
+        upgrade_database(url)
+    except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise OperationFailed(f"cannot open the database {shown}: {getattr(exc, 'orig', None) or exc}") from None
+
+
+@click.group("engine")
+def engine_group() -> None:
+    """The engine: inventory, policies, plans (REST API)."""
+
+
+@engine_group.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--database-url", default=None, metavar="URL",
+              help="SQLAlchemy URL (default: FERRY_DATABASE_URL, else SQLite in FERRY_STATE_DIR).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def run_command(host: str, port: int, database_url: str | None, log_level: str) -> None:
+    """Run the engine's REST API; the database schema is upgraded at start."""
+    import uvicorn
+
+    from ferry.engine.api import create_app
+    from ferry.engine.db import database_url as resolve_url
+
+    if not 1 <= port <= 65535:
+        raise InvalidInput("--port", f"must be 1..65535, got {port}")
+    url = resolve_url(database_url)
+    _upgrade(url)
+    click.echo(f"ferry engine: http://{host}:{port}/ (OpenAPI at /openapi.json), database "
+               f"{url.split('://', 1)[0]}", err=True)
+    uvicorn.run(create_app(url, upgrade=False), host=host, port=port, log_level=log_level)
+
+
+@engine_group.command("db-upgrade")
+@click.option("--database-url", default=None, metavar="URL",
+              help="SQLAlchemy URL (default: FERRY_DATABASE_URL, else SQLite in FERRY_STATE_DIR).")
+def db_upgrade_command(database_url: str | None) -> None:
+    """Create or upgrade the engine's database schema to the newest revision."""
+    from ferry.engine.db import database_url as resolve_url
+
+    url = resolve_url(database_url)
+    _upgrade(url)
+    click.echo(f"database schema is up to date ({url.split('://', 1)[0]})")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(engine_group)
