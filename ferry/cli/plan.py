@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 
@@ -109,8 +110,8 @@ def _live_plan(vm: str, to_host: str | None, policy: str | None) -> dict:
             raise
         raise OperationFailed("planning on live inventory needs the engine client, which is not "
                               "installed; use --scenario FILE") from None
-    client = engine_client.EngineClient.from_env()
-    return client.post(f"/api/vms/{vm}/plan", {"to": to_host, "policy": policy})
+    with engine_client.EngineClient.from_env() as client:
+        return client.post(f"/api/vms/{quote(vm, safe='')}/plan", {"to": to_host, "policy": policy})
 
 
 @click.command("plan")

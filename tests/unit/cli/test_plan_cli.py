@@ -88,3 +88,52 @@ def test_format_schedule():
                             "stalling": [{"limit": 1, "action": {"name": "setDowntime", "params": ["150"]}},
                                          {"limit": -1, "action": {"name": "abort", "params": []}}]}) == (
         "init: setDowntime 100 | after 1: setDowntime 150 | last: abort")
+
+
+# --- live mode: the engine's plan endpoint, with httpx's mock transport in place of the engine ---
+
+import httpx  # noqa: E402
+
+from ferry.cli import engine_client  # noqa: E402
+from ferry.engine.scenario import load_scenario_text  # noqa: E402
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    """A fake engine answering POST /api/vms/{vm}/plan; records the requests."""
+    seen = []
+    plan = load_scenario_text((SCENARIOS / "very-large-vm.yaml").read_text()).plan().to_dict()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, json.loads(request.content or b"null")))
+        if request.url.path == "/api/vms/bigdb/plan":
+            return httpx.Response(200, json=plan)
+        if request.url.raw_path == b"/api/vms/small%20one/plan":
+            return httpx.Response(422, json={"detail": {"field": "policy", "reason":
+                                  "policy 'Very large VMs' uses zero-copy migrations, which need parallel migrations"}})
+        return httpx.Response(404, json={"detail": {"kind": "VM", "name": "ghost", "message": "VM 'ghost' not found"}})
+
+    monkeypatch.setattr(engine_client.EngineClient, "from_env", classmethod(
+        lambda cls: cls("http://engine.test", transport=httpx.MockTransport(handler))))
+    return seen
+
+
+def test_live_plan_posts_to_and_policy(engine):
+    result = run("bigdb", "--to", "h2", "--policy", "Very large VMs", "--json")
+    assert result.exit_code == 0, result.output
+    assert engine == [("POST", "/api/vms/bigdb/plan", {"to": "h2", "policy": "Very large VMs"})]
+    assert json.loads(result.output)["params"]["zerocopy"] is True
+
+
+def test_live_plan_defaults_are_null_and_output_is_human(engine):
+    result = run("bigdb")
+    assert engine[0][2] == {"to": None, "policy": None}
+    assert "Plan for bigdb: h1 → h2" in result.output
+
+
+def test_live_plan_engine_errors_exit_2_naming_the_field(engine):
+    result = run("small one", "--policy", "Very large VMs")
+    assert result.exit_code == 2
+    assert "error: policy: policy 'Very large VMs' uses zero-copy" in result.output
+    result = run("ghost")
+    assert result.exit_code == 2 and "VM 'ghost' not found" in result.output
