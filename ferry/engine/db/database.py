@@ -76,8 +76,7 @@ def alembic_config(url: str):
     return cfg
 
 
-def upgrade_database(url: str | None = None, revision: str = "head") -> None:
-    """Bring the schema at `url` to `revision` (creating it from empty if need be)."""
+def _run_alembic(url: str | None, action: str, revision: str) -> None:
     from alembic import command
 
     url = database_url(url)
@@ -86,9 +85,19 @@ def upgrade_database(url: str | None = None, revision: str = "head") -> None:
         with engine.begin() as conn:
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            getattr(command, action)(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade_database(url: str | None = None, revision: str = "head") -> None:
+    """Bring the schema at `url` up to `revision` (creating it from empty if need be)."""
+    _run_alembic(url, "upgrade", revision)
+
+
+def downgrade_database(url: str | None = None, revision: str = "base") -> None:
+    """Take the schema at `url` back down to `revision` ("base" = no tables)."""
+    _run_alembic(url, "downgrade", revision)
 
 
 class Database:
