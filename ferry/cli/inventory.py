@@ -47,7 +47,10 @@ def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None
         table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*["-" if v is None else str(v) for v in r])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not fold cells at 80 columns
+        console = Console(width=200)
+    console.print(table)
 
 
 def _fields(title: str, pairs: list[tuple[str, Any]]) -> None:
