@@ -67,7 +67,8 @@ def _print_status(st: dict) -> None:
         if h.get("cut_off"):
             state += ", CUT OFF"
         versions = (f"libvirt {h['libvirt_version']}, QEMU {h['qemu_version']}"
-                    if h.get("libvirt_version") else h.get("error", ""))
+                    if h.get("libvirt_version")
+                    else "(unreachable while cut off)" if h.get("cut_off") else h.get("error", ""))
         click.echo(f"  {h['name']:<12} {h['address']:<12} {state:<12} {versions}")
         agent = h.get("agent")
         if agent is None:

@@ -163,7 +163,7 @@ class Lab:
                 if self._libvirtd_running(hs):
                     progress(f"{host.name}: libvirtd already running (pid {hs['pid']})")
                     continue
-                self._leftovers_kill(hs)
+                self._leftovers_kill(host, hs)
                 self._prepare_host_dirs(host)
                 pid = procs.spawn(procs.libvirtd_command(host), host.dir / "libvirtd.out")
                 hs = {"pid": pid, "start": procs.start_time(pid)}
@@ -334,7 +334,7 @@ class Lab:
         if self._libvirtd_running(hs):
             self._destroy_all_domains(host)
             how = procs.stop(hs["pid"])
-        left = self._leftovers_kill(hs)
+        left = self._leftovers_kill(host, hs)
         for sub in ("run", "lib"):
             shutil.rmtree(host.dir / sub, ignore_errors=True)
         msg = f"libvirtd {how}" + (f", killed {len(left)} leftover process(es)" if left else "")
@@ -359,12 +359,16 @@ class Lab:
         finally:
             conn.close()
 
-    def _leftovers_kill(self, hs: dict) -> list[int]:
-        """Kill (by pid) whatever still lives in the host's recorded mount namespace."""
+    def _leftovers_kill(self, host: HostPlan, hs: dict) -> list[int]:
+        """Kill (by pid) whatever still lives in the host's recorded mount namespace.
+
+        A namespace inode can be reused once the namespace is gone, so a process only counts
+        as ours if its mount table also shows this host's own directory.
+        """
         ns = hs.get("mnt_ns")
         if not ns or ns == procs.mount_ns(os.getpid()):
             return []
-        left = procs.pids_in_mount_ns(ns)
+        left = [pid for pid in procs.pids_in_mount_ns(ns) if procs.has_host_mounts(pid, host)]
         for pid in left:
             procs.signal_pid(pid, signal.SIGKILL)
         procs.wait_gone(left, 5)

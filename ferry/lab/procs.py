@@ -98,6 +98,23 @@ def pids_in_mount_ns(ns: str) -> list[int]:
     return sorted(out)
 
 
+def has_host_mounts(pid: int, host: HostPlan) -> bool:
+    """Whether pid sees this host's own etc dir bind-mounted on /etc/libvirt (its namespace).
+
+    mountinfo gives a bind mount's root relative to its filesystem, so compare the tail.
+    """
+    tail = "/" + "/".join([*host.dir.parts[-2:], "etc"])
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4 and fields[4] == "/etc/libvirt" and fields[3].endswith(tail):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def signal_pid(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 
 import pytest
@@ -88,8 +89,19 @@ def test_three_host_lab_up_cut_off_and_down_leaves_nothing(scratch_lab):
     lab.restore(2)
     assert tcp_reachable(h1, h2, 16509)
 
+    # Host 3's libvirtd dies (as after a crash), leaving its QEMU behind: down must still
+    # find that QEMU through the host's namespace and stop it.
+    assert procs.has_host_mounts(pids[2], lab.host(3)) and not procs.has_host_mounts(pids[2], lab.host(2))
+    qemu = [p for p in procs.pids_in_mount_ns(namespaces[2]) if p != pids[2]]
+    assert qemu, "no QEMU process in host 3's namespace"
+    os.kill(pids[2], signal.SIGKILL)
+    procs.wait_gone([pids[2]], 5)
+
     summary = lab.down()
     assert set(summary) == {"ferry7-h1", "ferry7-h2", "ferry7-h3"}
+    assert "leftover" in summary["ferry7-h3"]
+    for pid in qemu:
+        assert not procs.alive(pid), f"QEMU {pid} still running"
     for pid in pids:
         assert not procs.alive(pid), f"libvirtd {pid} still running"
     for ns in namespaces:
