@@ -2,40 +2,61 @@
 
 `create_app(database_url)` builds it; at start-up (the ASGI lifespan) the database schema is
 upgraded to the newest Alembic revision. OpenAPI is at /openapi.json, docs at /docs.
+The app holds the orchestrator (migrations), the VM lifecycle and the host monitor; with
+`background=True` (what `ferry engine run` uses) the lifespan also starts the monitor's
+periodic refresh and picks up migrations a previous engine process left running.
 Other parts add their routers with `app.include_router(...)` (see `ROUTERS`).
 """
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 import ferry
-from ferry.engine.api import inventory, plans, policies
+from ferry.engine.api import inventory, operations, plans, policies
+from ferry.engine.api.auth import require_token
 from ferry.engine.api.errors import install_error_handlers
 from ferry.engine.db import Database
 
-ROUTERS = [inventory.router, policies.router, plans.router]
+ROUTERS = [inventory.router, policies.router, plans.router, operations.router]
 
 
-def create_app(database_url: str | None = None, *, upgrade: bool = True) -> FastAPI:
+def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
+               monitor_interval: float = 5.0, poll_interval: float = 0.5) -> FastAPI:
+    from ferry.engine.monitor import HostMonitor, PlacementGuard
+    from ferry.engine.orchestrator import Orchestrator
+    from ferry.engine.vm_lifecycle import VmLifecycle
+
     db = Database(database_url)
+    guard = PlacementGuard()
+    orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval)
+    monitor = HostMonitor(db, guard=guard, interval=monitor_interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if upgrade:
             await run_in_threadpool(db.upgrade)
+        if background:
+            await run_in_threadpool(orchestrator.start)
+            monitor.start()
         yield
+        if background:
+            await run_in_threadpool(monitor.stop)
+        await run_in_threadpool(orchestrator.stop)
         db.dispose()
 
     app = FastAPI(title="Ferry engine", version=getattr(ferry, "__version__", "0.1.0"),
                   description="Inventory, migration policies and plans of a Ferry installation.",
                   lifespan=lifespan)
     app.state.db = db
+    app.state.orchestrator = orchestrator
+    app.state.monitor = monitor
+    app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth)
+        app.include_router(router, dependencies=[Depends(require_token)])
 
     @app.get("/api/health", tags=["engine"])
     def health(request: Request) -> dict:

@@ -1,5 +1,6 @@
 """A real engine for the API and CLI tests: the FastAPI app on a SQLite file, either behind
-FastAPI's TestClient or served by uvicorn on a loopback port (for the CLI, which speaks HTTP)."""
+FastAPI's TestClient or served by uvicorn on a loopback port (for the CLI, which speaks HTTP).
+Both carry an admin API token (the API refuses requests without one)."""
 from __future__ import annotations
 
 import socket
@@ -10,6 +11,7 @@ import warnings
 import pytest
 
 from ferry.engine.api import create_app
+from ferry.engine.db.tokens import issue_token
 
 KERNEL = "/var/lib/ferry/images/vmlinuz"
 
@@ -19,7 +21,9 @@ def api(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # starlette: "use httpx2" deprecation notice
         from fastapi.testclient import TestClient
-    with TestClient(create_app(f"sqlite:///{tmp_path / 'engine.db'}"), raise_server_exceptions=False) as client:
+    url = f"sqlite:///{tmp_path / 'engine.db'}"
+    with TestClient(create_app(url), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {issue_token(url, 'admin', 'tests')[0]}"
         yield client
 
 
@@ -44,6 +48,7 @@ def engine_url(tmp_path, monkeypatch):
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("FERRY_ENGINE_URL", url)
+    monkeypatch.setenv("FERRY_ENGINE_TOKEN", issue_token(f"sqlite:///{tmp_path / 'engine.db'}", "admin", "tests")[0])
     yield url
     server.should_exit = True
     thread.join(timeout=10)

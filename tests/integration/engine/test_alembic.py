@@ -11,7 +11,7 @@ from ferry.engine.db import upgrade_database
 from ferry.engine.db.database import alembic_config, downgrade_database, make_engine
 from ferry.engine.db.models import Base
 
-TABLES = {"clusters", "hosts", "vms", "policies", "migrations", "events", "alembic_version"}
+TABLES = {"clusters", "hosts", "vms", "policies", "migrations", "events", "api_tokens", "alembic_version"}
 
 
 def _head(url: str) -> str:
