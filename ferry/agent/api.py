@@ -18,6 +18,7 @@ from ferry.agent import libvirt_edge
 from ferry.agent.config import AgentConfig
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.migration import MigrationJob
+from ferry.common import memlock
 from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
 from ferry.agent.vms import (MIGRATION_DESTINATION, MIGRATION_SOURCE, domain_stats, domain_summary,
                              domain_xml_from_create_params, status_name)
@@ -139,7 +140,7 @@ class Agent:
             libvirt_version=self.conn.getLibVersion(),
             qemu_migration_capabilities=qemu_caps, qemu_probe_error=qemu_error,
             msg_zerocopy=zc_ok, msg_zerocopy_error=zc_error,
-            memlock_hard_limit=caps.memlock_hard_limit(), can_raise_memlock=caps.can_raise_memlock(),
+            memlock_hard_limit=memlock.memlock_hard_limit(), can_raise_memlock=memlock.can_raise_memlock(),
             optmem_max=caps.read_optmem_max())
 
     def zerocopy_available(self) -> bool:

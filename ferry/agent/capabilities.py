@@ -8,8 +8,6 @@ kernel, limits). `zerocopy_migrations` is true only when every required check pa
 from __future__ import annotations
 
 import json
-import os
-import resource
 import select
 import socket
 import subprocess
@@ -23,10 +21,8 @@ SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)  # Linux value; older Pythons l
 # Kernels before 5.x shipped 20 KiB; MSG_ZEROCOPY completion notifications are charged to it,
 # and with several multifd channels a small value ends in ENOBUFS.
 MIN_OPTMEM_MAX = 65536
-CAP_SYS_RESOURCE = 24
 
 PASS, FAIL, WARN = "pass", "fail", "warn"
-
 
 @dataclass(frozen=True)
 class ZerocopyFacts:
@@ -41,12 +37,10 @@ class ZerocopyFacts:
     optmem_max: int | None = None
     vms_with_hard_limit: tuple[tuple[str, int], ...] = field(default=())  # (name, KiB)
 
-
 def version_text(number: int | None) -> str:
     if not number:
         return "unknown"
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
-
 
 def evaluate_zerocopy(f: ZerocopyFacts) -> tuple[bool, list[dict]]:
     """-> (zerocopy_migrations, checks); each check {"check", "result", "reason"}."""
@@ -92,7 +86,6 @@ def evaluate_zerocopy(f: ZerocopyFacts) -> tuple[bool, list[dict]]:
             f"limit for it, so zero-copy pins pages against that limit")
     return supported, checks
 
-
 # ---- probing (edge) ------------------------------------------------------------------------
 
 def probe_qemu_migration_capabilities(emulator: str, timeout: float = 10.0) -> tuple[str, ...]:
@@ -135,11 +128,9 @@ def probe_qemu_migration_capabilities(emulator: str, timeout: float = 10.0) -> t
             proc.kill()
             proc.wait()
 
-
 def emulator_from_domain_capabilities(xml: str) -> str | None:
     node = ET.fromstring(xml).find("path")
     return node.text.strip() if node is not None and node.text else None
-
 
 def kernel_msg_zerocopy() -> tuple[bool, str | None]:
     try:
@@ -149,31 +140,12 @@ def kernel_msg_zerocopy() -> tuple[bool, str | None]:
     except OSError as exc:
         return False, str(exc)
 
-
-def can_raise_memlock() -> bool:
-    """True when this process (and so a libvirtd started alike) holds CAP_SYS_RESOURCE."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
-    except OSError:
-        pass
-    return os.geteuid() == 0
-
-
-def memlock_hard_limit() -> int | None:
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return None if hard == resource.RLIM_INFINITY else hard
-
-
 def read_optmem_max() -> int | None:
     try:
         with open("/proc/sys/net/core/optmem_max") as fh:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
-
 
 def hard_limit_kib(domain_xml: str) -> int | None:
     """A domain's hand-set <memtune><hard_limit> in KiB, if any."""

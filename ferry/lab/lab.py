@@ -31,7 +31,7 @@ from ferry.lab.accel import AccelChoice, detect_accel
 from ferry.lab.config import libvirtd_conf, qemu_conf
 from ferry.lab.guest import Workload, workload_spec
 from ferry.lab.images import GuestImages, build_images
-from ferry.lab.memlock import detect_memtune_workaround_kib
+from ferry.common.memlock import detect_memtune_workaround_kib
 from ferry.lab.plan import (AGENT_PORT, DEFAULT_HOSTS, DEFAULT_ROOT, HOST_MOUNTS, HostPlan, LabPlan,
                             check_host_count, lab_id_from_env)
 from ferry.lab.verify import HostLog, VerifyReport, analyze, scan_seen, Check

@@ -8,7 +8,7 @@ a container-like sandbox, such as the machines this lab runs on, where the hard 
 Operation not permitted". Setting `<memtune><hard_limit>` to exactly the current hard limit
 makes libvirt "raise" the limit to what it already is, which succeeds, and QEMU then sends
 zero-copy with that lock budget (8 MiB was enough for 4 connections in practice).
-This is only safe because qemu.conf disables cgroups (ferry.lab.config): with the memory
+This is only safe where qemu.conf disables cgroups, as the lab's does (ferry.lab.config): with the memory
 cgroup, hard_limit would also cap the guest's RAM at 8 MiB. On a normal host (with the
 capability) no workaround is applied and libvirt raises the limit itself.
 """
@@ -34,9 +34,22 @@ def memtune_workaround_kib(*, has_cap_sys_resource: bool, memlock_hard_bytes: in
     return max(1, memlock_hard_bytes // 1024)
 
 
+def can_raise_memlock() -> bool:
+    """Whether this process (and so a libvirtd started alike) holds CAP_SYS_RESOURCE."""
+    try:
+        with open("/proc/self/status") as f:
+            return has_capability(CAP_SYS_RESOURCE, f.read())
+    except OSError:
+        return False
+
+
+def memlock_hard_limit() -> int | None:
+    """This process's hard RLIMIT_MEMLOCK in bytes; None when unlimited."""
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return None if hard == resource.RLIM_INFINITY else hard
+
+
 def detect_memtune_workaround_kib() -> int | None:
     """The workaround for this process's capabilities and limits (libvirtd inherits both)."""
-    with open("/proc/self/status") as f:
-        cap = has_capability(CAP_SYS_RESOURCE, f.read())
     _soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    return memtune_workaround_kib(has_cap_sys_resource=cap, memlock_hard_bytes=hard)
+    return memtune_workaround_kib(has_cap_sys_resource=can_raise_memlock(), memlock_hard_bytes=hard)
