@@ -85,8 +85,11 @@ class Agent:
     def _default_destination(self, dst: str) -> JsonRpcClient:
         host, port = split_host_port(dst)
         host = f"[{host}]" if ":" in host else host
-        return JsonRpcClient(f"http://{host}:{port or self.config.port}/jsonrpc",
-                             timeout=self.config.destination_timeout)
+        if self.config.dev:  # plain HTTP between dev agents on loopback
+            return JsonRpcClient(f"http://{host}:{port or self.config.port}/jsonrpc",
+                                 timeout=self.config.destination_timeout)
+        return JsonRpcClient(f"https://{host}:{port or self.config.port}/jsonrpc",  # our own host certificate
+                             timeout=self.config.destination_timeout, tls=self.config.tls_files)
 
     def _vm_id(self, params: dict) -> str:
         vm_id = params.get("vmID")
@@ -144,7 +147,7 @@ class Agent:
             optmem_max=caps.read_optmem_max())
 
     def zerocopy_available(self) -> bool:
-        if self.config.old_agent:
+        if self.config.old_agent or self.config.zerocopy_disabled:
             return False
         return caps.evaluate_zerocopy(self.zerocopy_facts())[0]
 
@@ -162,6 +165,10 @@ class Agent:
         }
         if not self.config.old_agent:
             supported, checks = caps.evaluate_zerocopy(self.zerocopy_facts())
+            if self.config.zerocopy_disabled:
+                supported = False
+                checks.insert(0, {"check": "admin_disabled", "result": caps.FAIL,
+                                  "reason": f"zero-copy turned off on this host: {self.config.zerocopy_disabled}"})
             result["zerocopy_migrations"] = supported
             result["zerocopy_checks"] = checks
         return result
