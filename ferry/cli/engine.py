@@ -32,8 +32,11 @@ def engine_group() -> None:
               help="SQLAlchemy URL (default: FERRY_DATABASE_URL, else SQLite in FERRY_STATE_DIR).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def run_command(host: str, port: int, database_url: str | None, log_level: str) -> None:
-    """Run the engine's REST API; the database schema is upgraded at start."""
+@click.option("--monitor-interval", default=5.0, show_default=True, type=float,
+              help="Seconds between refreshes of every host from its agent.")
+def run_command(host: str, port: int, database_url: str | None, log_level: str, monitor_interval: float) -> None:
+    """Run the engine: REST API, migrations, host monitoring; the database schema is upgraded at start."""
+    import logging
     import uvicorn
 
     from ferry.engine.api import create_app
@@ -41,11 +44,16 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str) 
 
     if not 1 <= port <= 65535:
         raise InvalidInput("--port", f"must be 1..65535, got {port}")
+    if monitor_interval <= 0:
+        raise InvalidInput("--monitor-interval", f"must be above 0, got {monitor_interval}")
+    logging.basicConfig(level=getattr(logging, log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = resolve_url(database_url)
     _upgrade(url)
     click.echo(f"ferry engine: http://{host}:{port}/ (OpenAPI at /openapi.json), database "
                f"{url.split('://', 1)[0]}", err=True)
-    uvicorn.run(create_app(url, upgrade=False), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval),
+                host=host, port=port, log_level=log_level)
 
 
 @engine_group.command("db-upgrade")

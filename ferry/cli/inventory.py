@@ -328,6 +328,15 @@ def host_show(name, as_json):
     _emit(_client().get(f"/api/hosts/{name}"), as_json, _render_host)
 
 
+@host_group.command("refresh")
+@click.argument("name")
+@json_option
+def host_refresh(name, as_json):
+    """Ask the host's agent now: status, capabilities, free memory, VMs (the engine also does
+    this by itself every few seconds, and within a second of `host add`)."""
+    _emit(_client().post(f"/api/hosts/{name}/refresh", {}), as_json, _render_host)
+
+
 @host_group.command("remove")
 @click.argument("name")
 def host_remove(name):
@@ -395,28 +404,130 @@ def vm_group() -> None:
     """VMs in the inventory and their migration overrides."""
 
 
-@vm_group.command("add")
-@click.argument("name")
-@click.option("--cluster", required=True)
-@click.option("--memory", "memory_mib", type=int, required=True, help="MiB.")
-@click.option("--vcpus", type=int, required=True)
-@click.option("--kernel", required=True, help="Absolute path of the guest kernel on the hosts.")
-@click.option("--initrd", default=None)
-@click.option("--cmdline", default=None)
-@click.option("--uuid", default=None)
-@click.option("--accel", default=None, help="tcg or kvm.")
-@click.option("--host", default=None, help="The host it runs on now (default: not running).")
-@_override_options
-@json_option
-def vm_add(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, host, as_json, **overrides):
-    """Add a VM to the inventory (this does not start it)."""
-    body = {"name": name, "cluster": cluster, "memory_mib": memory_mib, "vcpus": vcpus, "kernel": kernel,
-            "initrd": initrd, "cmdline": cmdline, "uuid": uuid, "accel": accel, "host": host}
+def parse_workload(text: str | None) -> dict | None:
+    """'fill=850,dirty=32[,spot=256]' -> {"fill_mib": 850, "dirty_mib_s": 32, "spot_pages": 256}."""
+    if text is None:
+        return None
+    keys = {"fill": "fill_mib", "dirty": "dirty_mib_s", "spot": "spot_pages"}
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in keys:
+            raise InvalidInput("workload", f"{part!r} is not fill=MIB, dirty=MIB_PER_S or spot=PAGES")
+        if not value.strip().isdigit():
+            raise InvalidInput(f"workload.{key}", f"must be a whole number, got {value.strip()!r}")
+        out[keys[key]] = int(value)
+    if "fill_mib" not in out:
+        raise InvalidInput("workload.fill", "is required (MiB of guest memory the workload fills)")
+    return out
+
+
+def workload_vm_spec(name: str, memory_mib: int, vcpus: int, workload: dict) -> dict:
+    """The spec of a lab workload guest: the lab's guest images, accelerator and memtune
+    workaround (ferry.lab), with the workload's parameters on the kernel command line."""
+    from ferry.lab.accel import detect_accel
+    from ferry.lab.guest import Workload, workload_spec
+    from ferry.lab.memlock import detect_memtune_workaround_kib
+    from ferry.lab.lab import Lab
+
+    images = Lab().images()
+    spec = workload_spec(name=name, kernel=str(images.kernel), initrd=str(images.initrd),
+                         accel=detect_accel().accel, memory_mib=memory_mib, vcpus=vcpus,
+                         workload=Workload(**workload), memtune_hard_limit_kib=detect_memtune_workaround_kib())
+    return spec.to_dict()
+
+
+def _vm_body(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, workload, overrides) -> dict:
+    wl = parse_workload(workload)
+    if wl is not None:
+        if kernel or initrd or cmdline:
+            raise InvalidInput("workload", "give either --workload (a lab guest) or --kernel/--initrd/--cmdline")
+        body = {**workload_vm_spec(name, memory_mib, vcpus or 1, wl), "cluster": cluster, "workload": wl}
+        if uuid:
+            body["uuid"] = uuid
+        if accel:
+            body["accel"] = accel
+    else:
+        if not kernel:
+            raise InvalidInput("kernel", "is required (or --workload for a lab workload guest)")
+        body = {"name": name, "cluster": cluster, "memory_mib": memory_mib, "vcpus": vcpus or 1,
+                "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "uuid": uuid, "accel": accel}
     body = {k: v for k, v in body.items() if v is not None}
     o = _overrides_body(**overrides)
     if o:
         body["overrides"] = o
+    return body
+
+
+def _vm_spec_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--cluster", required=True),
+        click.option("--memory", "memory_mib", type=int, required=True, help="MiB."),
+        click.option("--vcpus", type=int, default=None, help="Default 1."),
+        click.option("--kernel", default=None, help="Absolute path of the guest kernel on the hosts."),
+        click.option("--initrd", default=None),
+        click.option("--cmdline", default=None),
+        click.option("--uuid", default=None),
+        click.option("--accel", default=None, help="tcg or kvm."),
+        click.option("--workload", default=None, metavar="fill=MIB,dirty=MIB/S[,spot=N]",
+                     help="A lab workload guest: the lab's guest images with this workload (no --kernel)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@vm_group.command("add")
+@click.argument("name")
+@_vm_spec_options
+@click.option("--host", default=None, help="Record it as running there now (default: not running).")
+@_override_options
+@json_option
+def vm_add(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, workload, host, as_json,
+           **overrides):
+    """Add a VM to the inventory (this does not start it; see `vm create` / `vm start`)."""
+    body = _vm_body(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, workload, overrides)
+    if host is not None:
+        body["host"] = host
     _emit(_client().post("/api/vms", body), as_json, _render_vm)
+
+
+@vm_group.command("create")
+@click.argument("name")
+@_vm_spec_options
+@click.option("--on", "on_host", default=None, help="Host to start it on (default: the engine picks).")
+@_override_options
+@json_option
+def vm_create(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, workload, on_host, as_json,
+              **overrides):
+    """Add a VM to the inventory and start it on a host through its agent."""
+    client = _client()
+    body = _vm_body(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, accel, workload, overrides)
+    client.post("/api/vms", body)
+    client.post(f"/api/vms/{name}/start", {"host": on_host} if on_host else {})
+    _emit(client.get(f"/api/vms/{name}"), as_json, _render_vm)
+
+
+@vm_group.command("start")
+@click.argument("name")
+@click.option("--on", "on_host", default=None, help="Host to start it on (default: the engine picks).")
+@json_option
+def vm_start(name, on_host, as_json):
+    """Start a VM that is down, on a host through its agent (VM.create)."""
+    client = _client()
+    client.post(f"/api/vms/{name}/start", {"host": on_host} if on_host else {})
+    _emit(client.get(f"/api/vms/{name}"), as_json, _render_vm)
+
+
+@vm_group.command("stop")
+@click.argument("name")
+@json_option
+def vm_stop(name, as_json):
+    """Stop (destroy) a running VM on its host."""
+    client = _client()
+    client.post(f"/api/vms/{name}/stop", {})
+    _emit(client.get(f"/api/vms/{name}"), as_json, _render_vm)
 
 
 @vm_group.command("set")

@@ -138,6 +138,8 @@ class Migration(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # last agent sample
+    attempts: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)     # one per destination
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -37,6 +37,13 @@ class VmStatus(str, Enum):
     MIGRATING = "MIGRATING"
 
 
+# Migration states (the engine's): PENDING (accepted, not sent yet) -> RUNNING (the source agent
+# migrates; reruns stay RUNNING) -> SUCCEEDED | FAILED | CANCELLED | ABORTED; CANCELLING between
+# a cancel request and the agent's answer. ABORTED: the convergence schedule gave up.
+ACTIVE_MIGRATION_STATES = ("PENDING", "RUNNING", "CANCELLING")
+FINAL_MIGRATION_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
+
+
 # What Host.getCapabilities reports about zero-copy (facts §2; the seed's capability name).
 ZEROCOPY_CAPABILITY = "zerocopy_migrations"
 
@@ -194,16 +201,23 @@ class MigrationRecord:
     plan: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    figures: dict[str, Any] | None = None      # the agent's last progress sample
+    attempts: list[dict[str, Any]] | None = None  # one entry per destination tried
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
 
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_MIGRATION_STATES
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "vm": self.vm, "source": self.source, "destination": self.destination,
             "state": self.state, "progress": self.progress, "plan": self.plan, "result": self.result,
-            "error": self.error, "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+            "error": self.error, "figures": self.figures, "attempts": self.attempts or [],
+            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "updated_at": _iso(self.updated_at),
         }
 

@@ -25,6 +25,7 @@ from ferry.common.vmspec import VmSpec
 from ferry.engine import audit
 from ferry.engine.db import models as m
 from ferry.engine.db.records import (
+    ACTIVE_MIGRATION_STATES,
     ClusterRecord,
     EventRecord,
     HostRecord,
@@ -67,7 +68,6 @@ HOST_FIELDS = ("cluster", "address", "agent_url", "migration_address", "migratio
 OVERRIDE_FIELDS = ("policy", "parallel", "encrypted", "auto_converge", "compressed", "downtime_ms")
 SPEC_FIELDS = ("memory_mib", "vcpus", "kernel", "initrd", "cmdline", "accel",
                "memtune_hard_limit_kib", "console_log", "emulator", "machine")
-ACTIVE_MIGRATION_STATES = ("PENDING", "RUNNING", "CANCELLING")
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -696,14 +696,17 @@ class Store:
         return self._migration(row)
 
     def update_migration(self, migration_id: str, **changes: Any) -> MigrationRecord:
-        """Set any of: state, progress, plan, result, error, started_at, finished_at, destination."""
+        """Set any of: state, progress, plan, result, error, figures, attempts, started_at,
+        finished_at, source, destination."""
         row = self._migration_row(migration_id)
         for key, value in changes.items():
             if key == "destination":
                 row.destination_host_id = None if value is None else self._host_row(value, "destination").id
+            elif key == "source":
+                row.source_host_id = None if value is None else self._host_row(value, "source").id
             elif key == "progress":
                 row.progress = int(check_optional_int("progress", value, 0, 100))
-            elif key in ("state", "plan", "result", "error", "started_at", "finished_at"):
+            elif key in ("state", "plan", "result", "error", "figures", "attempts", "started_at", "finished_at"):
                 setattr(row, key, value)
             else:
                 raise InvalidInput(key, "unknown migration field")
@@ -738,6 +741,7 @@ class Store:
             source=row.source_host.name if row.source_host else None,
             destination=row.destination_host.name if row.destination_host else None,
             state=row.state, progress=row.progress, plan=row.plan, result=row.result, error=row.error,
+            figures=row.figures, attempts=row.attempts,
             created_at=_utc(row.created_at), started_at=_utc(row.started_at),
             finished_at=_utc(row.finished_at), updated_at=_utc(row.updated_at),
         )

@@ -1,0 +1,59 @@
+"""REST routes that make things happen on hosts: migrate, cancel, start/stop VMs, refresh hosts.
+
+They hand the work to the engine's orchestrator, VM lifecycle and host monitor (created with the
+app, see ferry.engine.api.app); a migration answers at once (202) with its record, whose state,
+progress and figures GET /api/migrations/{id} serves while it runs.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Request
+
+from ferry.engine.api.schemas import Body as StrictBody
+from ferry.engine.api.schemas import PlanRequest
+from pydantic import Field
+
+router = APIRouter(prefix="/api")
+
+
+class MigrateRequest(PlanRequest):
+    user: str | None = Field(None, description="who asks (shown in the events); default 'admin'")
+
+
+class StartRequest(StrictBody):
+    host: str | None = Field(None, description="host to start on; null = the engine picks an up host")
+
+
+class CancelRequest(StrictBody):
+    user: str | None = None
+
+
+@router.post("/vms/{vm}/migrate", status_code=202, tags=["migrations"])
+def migrate(vm: str, request: Request, body: MigrateRequest = Body(default_factory=MigrateRequest)) -> dict:
+    """Plan and start a live migration; follow it at GET /api/migrations/{id}."""
+    record = request.app.state.orchestrator.migrate(vm, to=body.to, policy=body.policy, user=body.user)
+    return record.to_dict()
+
+
+@router.post("/migrations/{migration_id}/cancel", tags=["migrations"])
+def cancel(migration_id: str, request: Request, body: CancelRequest = Body(default_factory=CancelRequest)) -> dict:
+    """Cancel a running migration; the VM stays on its source host."""
+    return request.app.state.orchestrator.cancel(migration_id, user=body.user).to_dict()
+
+
+@router.post("/vms/{vm}/start", tags=["vms"])
+def start_vm(vm: str, request: Request, body: StartRequest = Body(default_factory=StartRequest)) -> dict:
+    """Start a DOWN VM on a host (its agent's VM.create with the VM's spec)."""
+    record = request.app.state.vm_lifecycle.start(vm, host=body.host)
+    return record.to_dict(policy_name=None)
+
+
+@router.post("/vms/{vm}/stop", tags=["vms"])
+def stop_vm(vm: str, request: Request) -> dict:
+    """Stop (destroy) a running VM on its host."""
+    return request.app.state.vm_lifecycle.stop(vm).to_dict(policy_name=None)
+
+
+@router.post("/hosts/{name}/refresh", tags=["hosts"])
+def refresh_host(name: str, request: Request) -> dict:
+    """Ask the host's agent now: status, capabilities, free memory, VMs."""
+    return request.app.state.monitor.refresh(name).to_dict()

@@ -1,0 +1,224 @@
+"""The host monitor: what the engine knows of each host comes from the host's agent.
+
+Every `interval` seconds (and within a second for a host never contacted, e.g. just added) the
+monitor asks each agent for Host.getCapabilities, Host.getStats and Host.getVMList, and records:
+status UP (answered) or DOWN (unreachable; a host in MAINTENANCE stays there), the capabilities
+(with the free memory from the stats under `memFree`, which destination choice reads), and where
+the inventory's VMs run. VMs that a migration or a start/stop is moving are left alone: the
+orchestrator and the VM lifecycle own them while they act (`PlacementGuard`).
+
+`reconcile_vms` is the pure rule; `HostMonitor` is the thread and the I/O around it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from ferry.common.errors import OperationFailed
+from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
+from ferry.engine.db import Database, Store
+from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
+
+log = logging.getLogger("ferry.engine.monitor")
+
+AgentFactory = Callable[[str], Any]   # agent URL -> object with .call(method, params)
+MISSING_POLLS_BEFORE_DOWN = 2         # a VM absent this many polls in a row is down
+
+# Agent VM status (Vdsm's names) -> inventory status.
+AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Source": VmStatus.MIGRATING}
+
+
+def agent_client(url: str, timeout: float = 10.0) -> JsonRpcClient:
+    return JsonRpcClient(url, timeout=timeout)
+
+
+class PlacementGuard:
+    """VMs someone is moving right now (names -> when they last changed); the monitor does not
+    touch a VM that changed after its sample was taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._busy: dict[str, int] = {}
+        self._changed: dict[str, float] = {}
+
+    def busy(self, vm: str) -> "_Busy":
+        return _Busy(self, vm)
+
+    def _enter(self, vm: str) -> None:
+        with self._lock:
+            self._busy[vm] = self._busy.get(vm, 0) + 1
+            self._changed[vm] = time.time()
+
+    def _leave(self, vm: str) -> None:
+        with self._lock:
+            self._busy[vm] -= 1
+            if not self._busy[vm]:
+                del self._busy[vm]
+            self._changed[vm] = time.time()
+
+    def untouchable(self, sampled_at: float) -> set[str]:
+        """VMs busy now or changed since `sampled_at`."""
+        with self._lock:
+            return set(self._busy) | {vm for vm, t in self._changed.items() if t >= sampled_at}
+
+
+class _Busy:
+    def __init__(self, guard: PlacementGuard, vm: str):
+        self.guard, self.vm = guard, vm
+
+    def __enter__(self) -> None:
+        self.guard._enter(self.vm)
+
+    def __exit__(self, *exc: object) -> None:
+        self.guard._leave(self.vm)
+
+
+@dataclass(frozen=True)
+class VmChange:
+    vm: str
+    host: str | None
+    status: VmStatus
+    why: str
+
+
+def reconcile_vms(host: str, listed: Iterable[Mapping[str, Any]], inventory: Iterable[VmRecord],
+                  skip: set[str], missing_polls: dict[str, int]) -> list[VmChange]:
+    """Changes to the inventory from one host's Host.getVMList answer.
+
+    A listed VM (matched by UUID) is placed on `host` with the agent's status; an inventory VM
+    placed on `host` but not listed is counted missing, and after MISSING_POLLS_BEFORE_DOWN polls
+    in a row it is DOWN. VMs in `skip` are left alone. `missing_polls` (name -> count) is updated
+    in place. VMs the agent runs that the inventory does not know are ignored.
+    """
+    by_uuid = {str(v.get("vmID")): v for v in listed}
+    changes: list[VmChange] = []
+    for vm in inventory:
+        if vm.name in skip:
+            missing_polls.pop(vm.name, None)
+            continue
+        seen = by_uuid.get(vm.uuid)
+        if seen is not None:
+            missing_polls.pop(vm.name, None)
+            status = AGENT_VM_STATUS.get(str(seen.get("status")))
+            if status is None or status is VmStatus.MIGRATING:
+                continue  # Down/destination-side entries and migrations say nothing new
+            if vm.host != host or vm.status is not status:
+                changes.append(VmChange(vm.name, host, status, f"agent on {host} reports it {seen.get('status')}"))
+        elif vm.host == host:
+            count = missing_polls.get(vm.name, 0) + 1
+            missing_polls[vm.name] = count
+            if count >= MISSING_POLLS_BEFORE_DOWN:
+                missing_polls.pop(vm.name, None)
+                changes.append(VmChange(vm.name, None, VmStatus.DOWN, f"agent on {host} no longer runs it"))
+    return changes
+
+
+def host_status_after(current: HostStatus, reachable: bool) -> HostStatus:
+    """UP when the agent answered, DOWN when not; MAINTENANCE is the admin's and stays."""
+    if current is HostStatus.MAINTENANCE:
+        return current
+    return HostStatus.UP if reachable else HostStatus.DOWN
+
+
+class HostMonitor:
+    def __init__(self, db: Database, *, guard: PlacementGuard | None = None,
+                 agent: AgentFactory = agent_client, interval: float = 5.0):
+        self.db = db
+        self.guard = guard or PlacementGuard()
+        self.agent = agent
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._missing: dict[str, int] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # ---- thread --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="host-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def _loop(self) -> None:
+        last_full = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            full = now - last_full >= self.interval
+            try:
+                with self.db.session() as session:
+                    hosts = Store(session).list_hosts()
+                for host in hosts:
+                    if self._stop.is_set():
+                        return
+                    if full or host.capabilities_at is None or host.status is HostStatus.UNKNOWN:
+                        self._refresh_quietly(host.name)
+            except Exception:  # noqa: BLE001 - the monitor must outlive a bad poll
+                log.exception("host monitor cycle failed")
+            if full:
+                last_full = now
+            self._stop.wait(1.0)
+
+    def _refresh_quietly(self, name: str) -> None:
+        try:
+            self.refresh(name)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("refreshing host %s failed: %s", name, exc)
+
+    # ---- one host ------------------------------------------------------------------------------
+    def refresh(self, name: str) -> HostRecord:
+        """Ask the host's agent now and record what it says (or that it is unreachable)."""
+        with self._lock:
+            with self.db.session() as session:
+                host = Store(session).get_host(name)
+            sampled_at = time.time()
+            client = self.agent(host.agent_url)
+            try:
+                caps = client.call("Host.getCapabilities", {})
+                stats = client.call("Host.getStats", {})
+                vms = client.call("Host.getVMList", {}).get("vms", [])
+            except JsonRpcError as exc:
+                return self._unreachable(host, exc)
+            if self._errors.pop(name, None) is not None:
+                log.info("host %s: agent reachable again", name)
+            capabilities = dict(caps or {})
+            if isinstance(stats, dict):
+                capabilities["memFree"] = stats.get("memFree")
+                capabilities["stats"] = stats
+            with self.db.session() as session:
+                store = Store(session)
+                host = store.get_host(name)
+                updated = store.update_host(name, status=host_status_after(host.status, True).value,
+                                            capabilities=capabilities)
+                skip = self.guard.untouchable(sampled_at) | {
+                    m.vm for m in store.list_migrations(active=True, limit=1000)}
+                changes = reconcile_vms(name, vms, store.list_vms(cluster=host.cluster), skip, self._missing)
+                for change in changes:
+                    log.info("VM %s: %s -> %s on %s (%s)", change.vm, change.status.value, change.status.value,
+                             change.host, change.why)
+                    store.update_vm(change.vm, host=change.host, status=change.status.value)
+            return updated
+
+    def _unreachable(self, host: HostRecord, exc: JsonRpcError) -> HostRecord:
+        if self._errors.get(host.name) != exc.message:
+            log.warning("host %s: agent unreachable: %s", host.name, exc.message)
+        self._errors[host.name] = exc.message
+        with self.db.session() as session:
+            store = Store(session)
+            return store.update_host(host.name, status=host_status_after(host.status, False).value)
+
+    def last_error(self, name: str) -> str | None:
+        return self._errors.get(name)
+
+
+def require_reachable(host: HostRecord, monitor_error: str | None) -> None:
+    """For actions that need the agent now: a DOWN host is an error naming why."""
+    if host.status is HostStatus.DOWN:
+        why = f": {monitor_error}" if monitor_error else ""
+        raise OperationFailed(f"host {host.name} is DOWN (its agent does not answer{why})")
