@@ -24,6 +24,7 @@ MIN_OPTMEM_MAX = 65536
 
 PASS, FAIL, WARN = "pass", "fail", "warn"
 
+
 @dataclass(frozen=True)
 class ZerocopyFacts:
     binding_has_flag: bool
@@ -37,10 +38,12 @@ class ZerocopyFacts:
     optmem_max: int | None = None
     vms_with_hard_limit: tuple[tuple[str, int], ...] = field(default=())  # (name, KiB)
 
+
 def version_text(number: int | None) -> str:
     if not number:
         return "unknown"
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
 
 def evaluate_zerocopy(f: ZerocopyFacts) -> tuple[bool, list[dict]]:
     """-> (zerocopy_migrations, checks); each check {"check", "result", "reason"}."""
@@ -86,6 +89,7 @@ def evaluate_zerocopy(f: ZerocopyFacts) -> tuple[bool, list[dict]]:
             f"limit for it, so zero-copy pins pages against that limit")
     return supported, checks
 
+
 # ---- probing (edge) ------------------------------------------------------------------------
 
 def probe_qemu_migration_capabilities(emulator: str, timeout: float = 10.0) -> tuple[str, ...]:
@@ -128,9 +132,11 @@ def probe_qemu_migration_capabilities(emulator: str, timeout: float = 10.0) -> t
             proc.kill()
             proc.wait()
 
+
 def emulator_from_domain_capabilities(xml: str) -> str | None:
     node = ET.fromstring(xml).find("path")
     return node.text.strip() if node is not None and node.text else None
+
 
 def kernel_msg_zerocopy() -> tuple[bool, str | None]:
     try:
@@ -140,12 +146,14 @@ def kernel_msg_zerocopy() -> tuple[bool, str | None]:
     except OSError as exc:
         return False, str(exc)
 
+
 def read_optmem_max() -> int | None:
     try:
         with open("/proc/sys/net/core/optmem_max") as fh:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None
+
 
 def hard_limit_kib(domain_xml: str) -> int | None:
     """A domain's hand-set <memtune><hard_limit> in KiB, if any."""
