@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.agent.flags import build_migration_flags
 from ferry.common.errors import InvalidInput
 from ferry.engine.bandwidth import (
     AGENT_DEFAULT_MAX_BANDWIDTH_MIBS,
@@ -64,7 +65,7 @@ class MigrationPlan:
     params: dict[str, Any]
     explanation: tuple[ExplanationEntry, ...] = ()
     notes: tuple[str, ...] = ()
-    libvirt_flags: tuple[str, ...] | None = None   # None: the flag builder is not available
+    libvirt_flags: tuple[str, ...] = ()
     libvirt_typed_params: dict[str, Any] | None = None
     flag_notes: tuple[str, ...] = ()
     flag_warnings: tuple[str, ...] = ()     # combinations libvirt/QEMU would refuse (never expected)
@@ -78,7 +79,7 @@ class MigrationPlan:
             "destination": self.destination,
             "policy": {"id": self.policy_id, "name": self.policy_name, "origin": self.policy_origin},
             "params": _jsonable(self.params),
-            "libvirt_flags": None if self.libvirt_flags is None else list(self.libvirt_flags),
+            "libvirt_flags": list(self.libvirt_flags),
             "libvirt_typed_params": _jsonable(self.libvirt_typed_params),
             "flag_notes": list(self.flag_notes),
             "flag_warnings": list(self.flag_warnings),
@@ -128,19 +129,9 @@ def _drop_postcopy(schedule: dict) -> tuple[dict, int]:
 
 
 def _flags_for(params: dict):
-    """The agent's own pure flag builder, so the plan shows exactly what the agent would pass.
-
-    Returns (names, typed params, notes, warnings); names None if the builder is missing.
-    """
-    try:
-        from ferry.agent.flags import build_migration_flags
-    except ModuleNotFoundError as exc:
-        if exc.name != "ferry.agent.flags":
-            raise
-        return None, None, ("libvirt flags not shown: the agent's flag builder is not installed",), ()
+    """The agent's own pure flag builder, so the plan shows exactly what the agent would pass."""
     flags = build_migration_flags(dict(params))
-    return (tuple(flags.names), dict(flags.typed_params), tuple(flags.notes),
-            tuple(getattr(flags, "warnings", ())))
+    return tuple(flags.names), dict(flags.typed_params), tuple(flags.notes), tuple(flags.warnings)
 
 
 def plan_migration(
