@@ -25,11 +25,20 @@ def run_agent(config: AgentConfig) -> None:
     """Serves until SIGTERM/SIGINT."""
     import libvirt
 
+    from ferry.agent.server import check_dev_address
+    from ferry.pki.tls import server_context
+
+    # Refuse a bad set-up before touching libvirt: plain HTTP only on loopback, else TLS files.
+    tls = None
+    if config.dev:
+        check_dev_address(config.address)
+    else:
+        tls = server_context(config.tls_files)
     conn = open_connection(config.libvirt_uri)
     events = EventHub(conn, libvirt)
     events.register()
     agent = Agent(conn, libvirt, events, config)
-    server = make_server(config.address, config.port, agent.methods())
+    server = make_server(config.address, config.port, agent.methods(), tls=tls)
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -39,8 +48,11 @@ def run_agent(config: AgentConfig) -> None:
     signal.signal(signal.SIGINT, on_signal)
     thread = threading.Thread(target=server.serve_forever, name="jsonrpc", daemon=True)
     thread.start()
-    log.info("agent listening on http://%s:%d/jsonrpc (libvirt %s%s%s)", config.address, config.port,
-             config.libvirt_uri, ", dev mode" if config.dev else "", ", old-agent mode" if config.old_agent else "")
+    log.info("agent listening on %s://%s:%d/jsonrpc (libvirt %s%s%s)", "http" if config.dev else "https",
+             config.address, config.port, config.libvirt_uri,
+             ", dev mode: plain HTTP, no authentication" if config.dev else
+             f", TLS with client certificates from {config.tls_files.ca}",
+             ", old-agent mode" if config.old_agent else "")
     try:
         facts = agent.host_get_capabilities({})
         if "zerocopy_migrations" in facts:

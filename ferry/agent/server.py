@@ -1,22 +1,97 @@
 """JSON-RPC 2.0 over HTTP POST /jsonrpc (stdlib ThreadingHTTPServer: one thread per request).
 
-Dev mode only speaks plain HTTP on the address it is given (loopback in the lab); TLS arrives
-with the security work.
+Normally the server speaks TLS only and requires a client certificate from the engine CA
+(`tls`: a server context from ferry.pki.tls.server_context); the handshake runs in the
+request's own thread, so a client that stalls or fails it never blocks others, and every
+refusal is logged with its reason. Without `tls` it speaks plain HTTP: the agent's --dev mode,
+which `check_dev_address` allows on loopback addresses only.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import handle_request
 
 log = logging.getLogger("ferry.agent.server")
 MAX_BODY = 16 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 10.0
 
 
-def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any]]) -> ThreadingHTTPServer:
+def check_dev_address(address: str) -> str:
+    """--dev serves plain HTTP with no authentication: loopback addresses only."""
+    host = address.strip("[]")
+    if host == "localhost":
+        return address
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise InvalidInput("--address", f"--dev serves plain HTTP without authentication, so only on a "
+                                        f"loopback address (127.0.0.0/8, ::1); got {address!r}. Enroll the "
+                                        "host (`ferry host enroll`) and run without --dev")
+    return address
+
+
+class AgentHttpServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does the TLS handshake (when `tls` is set) in the request thread."""
+
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request, client_address) -> None:  # noqa: ANN001
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        raw = request.dup()  # outlives a failed handshake, so the client gets to read our refusal
+        try:
+            try:
+                wrapped = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.warning("refused %s: TLS handshake failed: %s", client_address[0], exc)
+                _refuse(raw, exc)
+                return
+        finally:
+            raw.close()
+        try:
+            wrapped.settimeout(None)
+            peer = wrapped.getpeercert() or {}
+            log.debug("TLS client %s: %s", client_address[0], dict(x[0] for x in peer.get("subject", ())))
+            super().finish_request(wrapped, client_address)
+        finally:
+            try:
+                wrapped.close()
+            except OSError:
+                pass
+
+
+def _refuse(raw, exc: BaseException) -> None:  # noqa: ANN001
+    """After a failed handshake: answer a plain-HTTP client in plain HTTP, then close gently
+    (shut our side, drain the client's bytes) so the TLS alert is read, not lost to a reset."""
+    try:
+        if getattr(exc, "reason", None) == "HTTP_REQUEST":
+            body = json.dumps({"error": "this agent speaks HTTPS only (mutual TLS with a certificate "
+                                        "from the engine CA); plain HTTP is its --dev mode"}).encode()
+            raw.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(1.0)
+        while raw.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any]],
+                tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -35,7 +110,13 @@ def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any
             if self.path.rstrip("/") != "/jsonrpc":
                 self._send(404, {"error": f"no such endpoint {self.path}; POST JSON-RPC to /jsonrpc"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send(400, {"error": "Content-Length: must be a non-negative integer"})
+                return
             if length > MAX_BODY:
                 self._send(413, {"error": "request too large"})
                 return
@@ -50,6 +131,6 @@ def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any
         def do_GET(self) -> None:  # noqa: N802
             self._send(405, {"error": "POST JSON-RPC 2.0 requests to /jsonrpc"})
 
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
+    server = AgentHttpServer((address, port), Handler)
+    server.tls = tls
     return server

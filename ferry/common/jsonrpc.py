@@ -5,12 +5,18 @@
 A JSON-RPC error comes back as `JsonRpcError(code, message, data)`; a transport failure (host
 down, refused, timeout, not JSON) as `JsonRpcError(TRANSPORT_ERROR, ...)` so callers handle one
 exception type. Codes 1..99 follow Vdsm's error codes, -32xxx are JSON-RPC's own.
+
+An https:// URL is mutual TLS: `tls` is a `ferry.pki.TlsFiles` (CA, our certificate, our key)
+or a ready `ssl.SSLContext`; without it the engine's client certificate from the PKI directory
+is used (`ferry.pki.engine_client_tls()`), which is what the engine and the CLI present.
 """
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any, Callable
@@ -67,9 +73,23 @@ def agent_error(name: str, message: str, **data: Any) -> JsonRpcError:
 class JsonRpcClient:
     """A small blocking JSON-RPC 2.0 client (one HTTP POST per call)."""
 
-    def __init__(self, url: str, timeout: float = 30.0):
+    def __init__(self, url: str, timeout: float = 30.0, tls: Any = None):
         self.url = url if url.rstrip("/").endswith("/jsonrpc") else url.rstrip("/") + "/jsonrpc"
         self.timeout = timeout
+        self.tls = tls  # TlsFiles | ssl.SSLContext | None (engine's client certificate)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        if not self.url.startswith("https://"):
+            return None
+        if isinstance(self.tls, ssl.SSLContext):
+            return self.tls
+        from ferry.common.errors import FerryError
+        from ferry.pki.tls import cached_client_context, engine_client_tls
+
+        try:
+            return cached_client_context(self.tls or engine_client_tls())
+        except FerryError as exc:
+            raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: {exc}") from None
 
     def call(self, method: str, params: dict | list | None = None) -> Any:
         request_id = next(_ids)
@@ -77,15 +97,23 @@ class JsonRpcClient:
                            "params": params if params is not None else {}}).encode()
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
+        context = self._ssl_context()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             if not raw:
                 raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError, http.client.HTTPException) as exc:
+            reason = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "reason", exc)
+            from ferry.pki.tls import tls_hint
+
+            hint = tls_hint(str(reason))
+            if hint:
+                reason = f"{reason} ({hint})"
+            if isinstance(exc, http.client.HTTPException) and self.url.startswith("http://"):
+                reason = f"{exc!r} (is the agent serving https://? plain http:// is only its --dev mode)"
             raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: {reason}") from None
         try:
             answer = json.loads(raw)
@@ -95,6 +123,8 @@ class JsonRpcClient:
             raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: answer is not a JSON-RPC object")
         if "error" in answer and answer["error"] is not None:
             err = answer["error"]
+            if not isinstance(err, dict):  # an HTTP-level refusal from the agent, not a JSON-RPC answer
+                raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: {err}")
             raise JsonRpcError(int(err.get("code", INTERNAL_ERROR)), str(err.get("message", "")), err.get("data"))
         return answer.get("result")
 
@@ -109,6 +139,8 @@ def handle_request(body: bytes, methods: dict[str, Callable[[dict], Any]],
     """
     try:
         request = json.loads(body)
+    except RecursionError:
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": "parse error: nested too deeply"}}
     except ValueError as exc:
         return {"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": f"parse error: {exc}"}}
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
