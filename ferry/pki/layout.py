@@ -142,8 +142,9 @@ def is_ip(value: str) -> bool:
 
 def check_address(value: object) -> str:
     """A host address for a certificate: an IP address or a DNS name."""
-    if isinstance(value, str) and (is_ip(value) or _HOSTNAME.match(value)):
-        return value
+    if isinstance(value, str) and (is_ip(value) or (_HOSTNAME.match(value)
+                                                    and not value.rsplit(".", 1)[-1].isdigit())):
+        return value  # (a name ending in a number, like 10.0.0.300, is a mistyped IP address)
     raise InvalidInput("address", f"{value!r} is not an IP address or a DNS name")
 
 
