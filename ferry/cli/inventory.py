@@ -426,15 +426,9 @@ def parse_workload(text: str | None) -> dict | None:
 def workload_vm_spec(name: str, memory_mib: int, vcpus: int, workload: dict) -> dict:
     """The spec of a lab workload guest: the lab's guest images, accelerator and memtune
     workaround (ferry.lab), with the workload's parameters on the kernel command line."""
-    from ferry.lab.accel import detect_accel
-    from ferry.lab.guest import Workload, workload_spec
-    from ferry.lab.memlock import detect_memtune_workaround_kib
-    from ferry.lab.lab import Lab
+    from ferry.lab import Lab
 
-    images = Lab().images()
-    spec = workload_spec(name=name, kernel=str(images.kernel), initrd=str(images.initrd),
-                         accel=detect_accel().accel, memory_mib=memory_mib, vcpus=vcpus,
-                         workload=Workload(**workload), memtune_hard_limit_kib=detect_memtune_workaround_kib())
+    spec = Lab().guest_spec(name, memory_mib=memory_mib, vcpus=vcpus, **workload)
     return spec.to_dict()
 
 

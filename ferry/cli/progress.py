@@ -42,7 +42,10 @@ def format_rate(bps: Any) -> str:
 def format_ms(ms: Any) -> str:
     if not isinstance(ms, (int, float)) or isinstance(ms, bool):
         return "?"
-    return f"{ms / 1000:.1f} s" if ms >= 10_000 else f"{ms:.0f} ms"
+    if ms >= 60_000:
+        minutes, seconds = divmod(round(ms / 1000), 60)
+        return f"{minutes} min {seconds} s"
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
 def progress_line(migration: Mapping[str, Any]) -> str:
@@ -56,8 +59,9 @@ def progress_line(migration: Mapping[str, Any]) -> str:
         parts.append("waiting for the destination")
     else:
         parts.append(format_rate(f.get("bandwidth_bps")))
-        remaining = f.get("data_remaining") if f.get("data_total") else f.get("memory_remaining")
-        parts.append(f"{format_mib(remaining)} left")
+        if f.get("data_total") or f.get("memory_total"):
+            remaining = f.get("data_remaining") if f.get("data_total") else f.get("memory_remaining")
+            parts.append(f"{format_mib(remaining)} left")
         if f.get("iteration"):
             parts.append(f"iteration {f['iteration']}")
         if f.get("max_downtime_ms"):

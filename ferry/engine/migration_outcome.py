@@ -20,7 +20,7 @@ AGENT_ACTIVE = ("pending", "waiting", "running")
 
 # Figures kept from each sample (agent key -> our key); the agent's units: bytes, bytes/s, ms.
 _FIGURE_KEYS = {
-    "state": "agent_state", "message": "message", "progress": "progress", "iteration": "iteration",
+    "state": "agent_state", "message": "message", "progress": "agent_progress", "iteration": "iteration",
     "dataTotal": "data_total", "dataProcessed": "data_processed", "dataRemaining": "data_remaining",
     "memoryTotal": "memory_total", "memoryProcessed": "memory_processed",
     "memoryRemaining": "memory_remaining", "bandwidth": "bandwidth_bps", "dirtyRate": "dirty_rate_bps",
@@ -34,9 +34,7 @@ def _num(value: Any) -> int | None:
 
 def figures_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
     """The live figures of one VM.getMigrationStatus answer, under the engine's names."""
-    figures = {ours: status.get(theirs) for theirs, ours in _FIGURE_KEYS.items() if theirs in status}
-    figures["progress"] = _num(status.get("progress")) or 0
-    return figures
+    return {ours: status.get(theirs) for theirs, ours in _FIGURE_KEYS.items() if theirs in status}
 
 
 def engine_state(status: Mapping[str, Any]) -> str | None:
@@ -53,9 +51,17 @@ def engine_state(status: Mapping[str, Any]) -> str | None:
 
 
 def progress_percent(status: Mapping[str, Any], previous: int = 0) -> int:
-    """The agent's percent, clamped to 0..100 and never going backwards."""
-    value = _num(status.get("progress")) or 0
-    return max(previous, min(100, max(0, value)))
+    """The percent to show, from the agent's byte counts (facts §3): 0 while the total is
+    unknown, 100 - 100*remaining//total capped at 99 while anything remains or the agent has
+    not said it succeeded, 100 once it has; never backwards. (The agent's own `progress` is not
+    used: it jumps to 100 as soon as libvirt reports a downtime estimate mid-migration.)"""
+    if status.get("state") == "succeeded":
+        return 100
+    total = _num(status.get("dataTotal")) or _num(status.get("memoryTotal")) or 0
+    remaining = (_num(status.get("dataRemaining")) if _num(status.get("dataTotal"))
+                 else _num(status.get("memoryRemaining"))) or 0
+    current = 0 if total <= 0 else min(99, 100 - 100 * remaining // total)
+    return max(previous, max(0, current))
 
 
 def throughput_mibps(bytes_: int | None, millis: int | None) -> float | None:

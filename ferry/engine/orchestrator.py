@@ -278,8 +278,7 @@ class Orchestrator:
                 time.sleep(self.poll_interval)
                 continue
             final = outcome.engine_state(status) is not None
-            progress = outcome.progress_percent(status, progress) if not final or status.get("state") == "succeeded" \
-                else progress
+            progress = outcome.progress_percent(status, progress)
             figures = outcome.figures_from_status(status)
             if figures != last_figures:
                 last_figures = figures
