@@ -1,7 +1,8 @@
 """The CLI's HTTP client for the engine's REST API.
 
 `EngineClient()` talks to FERRY_ENGINE_URL (default http://127.0.0.1:8090) with the bearer
-token FERRY_ENGINE_TOKEN if set. Every HTTP error becomes the matching ferry error with the
+token FERRY_ENGINE_TOKEN; either may instead come from the config file (ferry.cli.config:
+~/.config/ferry/config.toml or FERRY_CONFIG). Every HTTP error becomes the matching ferry error with the
 engine's own message (422/400 -> InvalidInput naming the field, 404 -> NotFound, 409 ->
 Conflict, anything else -> OperationFailed), so commands never show a traceback.
 """
@@ -20,15 +21,21 @@ DEFAULT_ENGINE_URL = "http://127.0.0.1:8090"
 class EngineClient:
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None):
-        self.url = (url or os.environ.get("FERRY_ENGINE_URL") or DEFAULT_ENGINE_URL).rstrip("/")
-        token = token if token is not None else os.environ.get("FERRY_ENGINE_TOKEN")
+        from ferry.cli.config import resolve_engine
+
+        settings = resolve_engine(url, token)
+        self.url = (settings.url or DEFAULT_ENGINE_URL).rstrip("/")
+        token = settings.token
+        self.config_source = settings.source
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput("engine URL", f"{self.url!r} is not an http:// or https:// URL "
                                              "(check FERRY_ENGINE_URL)")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        verify = settings.ca or True  # an https:// engine: its CA from the config file, else the system's
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
+                                  verify=verify)
 
     @classmethod
     def from_env(cls) -> "EngineClient":
@@ -86,6 +93,8 @@ class EngineClient:
         status = response.status_code
         if isinstance(detail, dict):
             message = detail.get("message") or detail.get("reason") or f"HTTP {status}"
+            if status in (401, 403):
+                return self._refused(method, path, status, message)
             if status in (400, 422):
                 return InvalidInput(detail.get("field") or "request", detail.get("reason") or message)
             if status == 404 and detail.get("kind"):
@@ -101,3 +110,11 @@ class EngineClient:
             return OperationFailed(f"the engine refused {method} {path} (HTTP {status}: {text}); "
                                    "check FERRY_ENGINE_TOKEN")
         return OperationFailed(f"engine error on {method} {path}: HTTP {status}: {text}")
+
+    def _refused(self, method: str, path: str, status: int, message: str) -> Exception:
+        where = "FERRY_ENGINE_TOKEN" if os.environ.get("FERRY_ENGINE_TOKEN") else (
+            f"the token in {self.config_source}" if self.config_source else
+            "FERRY_ENGINE_TOKEN (or [engine] token in ~/.config/ferry/config.toml)")
+        if status == 401:
+            return OperationFailed(f"the engine refused {method} {path}: {message} — check {where}")
+        return OperationFailed(f"the engine refused {method} {path}: {message}")
