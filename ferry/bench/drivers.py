@@ -1,0 +1,96 @@
+"""Who drives a benchmark migration: Ferry (its engine's REST API, or its agents' JSON-RPC), or bare virsh.
+
+Each driver starts one migration of a lab guest from `src` to `dst` and returns when it has
+ended, with the wall time its caller waited: for Ferry from the request until the final status
+is seen (polled every `poll_s`), for virsh from the process's start until it exits. That wall
+time is what the control-plane overhead compares; QEMU's own figures come from the collectors.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from ferry.agent.flags import MigrationFlags, build_migration_flags
+from ferry.bench.virsh_baseline import virsh_migrate_command
+from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
+from ferry.lab.plan import AGENT_PORT, HostPlan
+
+FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
+
+
+@dataclass
+class DriverOutcome:
+    ok: bool
+    wall_s: float
+    state: str
+    error: str | None = None
+    flags: list[str] = field(default_factory=list)
+    typed_params: dict = field(default_factory=dict)
+    detail: dict = field(default_factory=dict)   # the driver's own final status (agent/engine)
+
+
+def agent_migrate_params(dst: HostPlan, params: dict) -> dict:
+    """VM.migrate parameters for a lab destination (its agent and its QEMU on its address)."""
+    return {"dst": f"{dst.address}:{AGENT_PORT}", "dstqemu": dst.address, **params}
+
+
+def lab_flags(dst: HostPlan, params: dict, *, zerocopy_available: bool = True) -> MigrationFlags:
+    """The flags a lab agent (dev mode: libvirt over plain TCP) passes for these parameters."""
+    return build_migration_flags(agent_migrate_params(dst, params), zerocopy_available=zerocopy_available,
+                                 libvirt_transport="tcp")
+
+
+class AgentDriver:
+    """Ferry through the source host's agent (VM.migrate, then VM.getMigrationStatus)."""
+
+    name = "ferry-agent"
+
+    def __init__(self, poll_s: float = 0.1, timeout_s: float = 900.0):
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+
+    def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
+        client = JsonRpcClient(src.agent_url, timeout=30)
+        t0 = time.monotonic()
+        try:
+            client.call("VM.migrate", {"vmID": vm_id, "params": agent_migrate_params(dst, params)})
+        except JsonRpcError as exc:
+            return DriverOutcome(False, time.monotonic() - t0, "refused", exc.message)
+        status: dict = {}
+        while time.monotonic() - t0 < self.timeout_s:
+            try:
+                status = client.call("VM.getMigrationStatus", {"vmID": vm_id})
+            except JsonRpcError as exc:
+                status = {"state": "unknown", "error": exc.message}
+            if status.get("state") in FINAL_AGENT_STATES:
+                break
+            time.sleep(self.poll_s)
+        wall = time.monotonic() - t0
+        state = status.get("state", "unknown")
+        return DriverOutcome(state == "succeeded", wall, state, status.get("error"),
+                             list(status.get("flags") or []), dict(status.get("typedParams") or {}), status)
+
+
+class VirshDriver:
+    """Bare `virsh -c qemu+tcp://<src>/system migrate` with the flags Ferry's agent would pass."""
+
+    name = "virsh"
+
+    def __init__(self, timeout_s: float = 900.0):
+        self.timeout_s = timeout_s
+
+    def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
+        flags = lab_flags(dst, params)
+        argv = virsh_migrate_command(vm, src.uri, flags)
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            return DriverOutcome(False, time.monotonic() - t0, "timeout", f"virsh did not end in {self.timeout_s:.0f} s")
+        wall = time.monotonic() - t0
+        ok = proc.returncode == 0
+        return DriverOutcome(ok, wall, "succeeded" if ok else "failed",
+                             None if ok else (proc.stderr or proc.stdout).strip()[-500:],
+                             list(flags.names), {k: v for k, v in flags.typed_params.items()},
+                             {"argv": argv})

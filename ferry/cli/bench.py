@@ -1,0 +1,119 @@
+"""`ferry bench migrate` and `ferry bench policies`: real migrations on the lab, measured.
+
+Both need a lab with two hosts up (`ferry lab up`); they print one line per run as they go
+(to stderr), then a summary table, or the raw result with --json, and with --report they
+(re)write docs/benchmarks.md with its plots.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+def _progress(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _lab(lab_id: int | None):
+    from ferry.lab import Lab
+
+    return Lab(lab_id)
+
+
+@click.group("bench")
+def bench() -> None:
+    """Benchmarks on the lab: Ferry vs bare virsh vs raw TCP, and convergence per policy."""
+
+
+@bench.command("migrate")
+@click.option("--sizes", default="1024,4096", show_default=True, help="Guest memory sizes, MiB.")
+@click.option("--modes", default="plain,parallel4,zerocopy4", show_default=True,
+              help="plain, parallelN (N connections) or zerocopyN (N zero-copy connections).")
+@click.option("--dirty", default="0,32", show_default=True, help="Guest dirty rates, MiB/s.")
+@click.option("--repeat", default=3, show_default=True, type=int, help="Repeats of every configuration.")
+@click.option("--no-baselines", is_flag=True, help="Only Ferry's migrations (no bare virsh, no iperf3).")
+@click.option("--iperf-seconds", default=3.0, show_default=True, type=click.FloatRange(1, 60))
+@click.option("--via", type=click.Choice(["agent", "engine"]), default="agent", show_default=True,
+              help="Drive Ferry's migrations through the host agents' JSON-RPC or the engine's REST API.")
+@click.option("--engine-url", default=None, help="With --via engine: the engine's URL (default: start one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write the report (e.g. docs/benchmarks.md) with its plots and raw JSON beside it.")
+@click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
+def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, engine_url, as_json, report, lab_id):
+    """Migrate guests of each size/mode/dirty rate REPEAT times, each beside its baselines."""
+    from ferry.bench.matrix import build_matrix
+    from ferry.bench.migrate_bench import MigrateBench
+
+    matrix = build_matrix(sizes, modes, dirty, repeat, baselines=not no_baselines)
+    lab = _lab(lab_id)
+    _progress(f"bench migrate on lab {lab.lab_id}: {len(matrix.groups)} guest(s), {matrix.migrations()} migrations")
+    with _ferry_driver(via, lab, engine_url) as driver:
+        result = MigrateBench(lab, matrix, ferry_driver=driver, progress=_progress,
+                              iperf_seconds=iperf_seconds).run()
+    _finish(result, as_json, report)
+
+
+@bench.command("policies")
+@click.option("--policies", "names", default="Minimal downtime,Suspend workload if needed,Very large VMs,Legacy",
+              show_default=True, help="Built-in (or custom) policy names or ids, comma-separated.")
+@click.option("--memory", default=512, show_default=True, type=click.IntRange(256, 16384), help="Guest MiB.")
+@click.option("--fill", default=320, show_default=True, type=click.IntRange(16, 16000), help="MiB the workload fills.")
+@click.option("--dirty", default=32, show_default=True, type=click.IntRange(0, 4096), help="MiB/s it rewrites.")
+@click.option("--cap", default=40, show_default=True, type=click.IntRange(1, 100000),
+              help="Migration bandwidth cap, MiB/s (the same for every policy).")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 20))
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
+@click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
+def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_id):
+    """A workload dirtying memory nearly as fast as the cap, under each policy: converged or aborted."""
+    from ferry.bench.policy_bench import PolicyBench, parse_policies
+
+    policies = parse_policies(names)
+    result = PolicyBench(_lab(lab_id), policies, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
+                         cap_mib_s=cap, repeat=repeat, progress=_progress).run()
+    _finish(result, as_json, report)
+
+
+class _NoEngine:
+    def __init__(self, driver):
+        self.driver = driver
+
+    def __enter__(self):
+        return self.driver
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _ferry_driver(via: str, lab, engine_url: str | None):
+    from ferry.bench.drivers import AgentDriver
+
+    if via == "agent":
+        return _NoEngine(AgentDriver())
+    from ferry.bench.engine_driver import engine_driver
+
+    return engine_driver(lab, engine_url, progress=_progress)
+
+
+def _finish(result: dict, as_json: bool, report: str | None) -> None:
+    if report:
+        from ferry.bench.report import write_report
+
+        path = write_report(report, result)
+        _progress(f"report written: {path}")
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=True))
+        return
+    from ferry.bench.summary_text import summary_lines
+
+    for line in summary_lines(result):
+        click.echo(line)
+    sys.stdout.flush()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(bench)
