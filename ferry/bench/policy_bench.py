@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from ferry.bench.collectors import completed_figures
+from ferry.bench.collectors import MigrationWatch, completed_figures
 from ferry.bench.drivers import AgentDriver
 from ferry.bench.machine import machine_facts
 from ferry.bench.stats import summarize
@@ -55,6 +55,14 @@ def policy_params(policy: MigrationPolicy, src: HostPlan, dst: HostPlan, *, cap_
 def outcome_name(agent_state: str) -> str:
     """The agent's final state in the benchmark's words."""
     return {"succeeded": CONVERGED, "aborted": ABORTED}.get(agent_state, agent_state)
+
+
+def iterations(figures: dict | None, status: dict, dirty_syncs: int | None) -> int | None:
+    """Memory iterations: libvirt's count for a finished migration, else QEMU's dirty-sync count
+    seen while it ran (an aborted job's stats are gone with it), else the agent's last poll."""
+    if figures and figures.get("iterations"):
+        return figures["iterations"]
+    return dirty_syncs or status.get("iteration") or None
 
 
 def parse_policies(text: str) -> list[MigrationPolicy]:
@@ -137,7 +145,12 @@ class PolicyBench:
 
     def _one(self, policy: MigrationPolicy, repeat: int, vm: str, vm_id: str, src: HostPlan, dst: HostPlan) -> dict:
         params, plan = policy_params(policy, src, dst, cap_mib_s=self.cap_mib_s)
-        outcome = self.driver.migrate(vm=vm, vm_id=vm_id, src=src, dst=dst, params=params)
+        src_conn = self.lab.connect(src)
+        try:
+            with MigrationWatch(src_conn, vm, src, dst, interval=0.2) as watch:
+                outcome = self.driver.migrate(vm=vm, vm_id=vm_id, src=src, dst=dst, params=params)
+        finally:
+            src_conn.close()
         figures = None
         if outcome.ok:
             conn = self.lab.connect(dst)
@@ -150,7 +163,9 @@ class PolicyBench:
         report = self.lab.verify(vm, dst if outcome.ok else src)
         return {"policy": policy.name, "repeat": repeat, "at": time.time(), "source": src.name,
                 "destination": dst.name, "outcome": outcome_name(outcome.state), "error": outcome.error,
-                "wall_s": round(outcome.wall_s, 2), "iterations": status.get("iteration"),
+                "wall_s": round(outcome.wall_s, 2),
+                "iterations": iterations(figures, status, watch.zerocopy.syncs),
+                "zerocopy": watch.zerocopy.to_dict(),
                 "last_dirty_rate_bps": status.get("dirtyRate"), "figures": figures,
                 "actions": [{"n": a.get("n"), "action": a.get("action"), "ok": a.get("ok")}
                             for a in status.get("scheduleActions") or []],

@@ -20,7 +20,7 @@ def _s(s: Summary | None, fmt: str = "{:.2f}") -> str:
 
 
 def _x(s: Summary | None) -> str:
-    return s.text("{:.2f}") + "x" if s else "–"
+    return s.text("{:.2f}x") if s else "–"
 
 
 def machine_section(m: dict) -> list[str]:

@@ -39,11 +39,11 @@ def summary_lines(result: dict) -> list[str]:
             lines.append(f"{cfg:28} {'raw':6} {'':>18} {'':>18} {'':>16} {_t(r.raw_mib_s, '{:.0f}'):>16}")
     h = headline(recs)
     if h.overhead:
-        lines.append(f"control-plane overhead (Ferry/virsh wall time): {h.overhead.text()}x "
+        lines.append(f"control-plane overhead (Ferry/virsh wall time): {h.overhead.text('{:.2f}x')} "
                      f"(target <= {OVERHEAD_TARGET}x: {verdict(h.overhead.median, OVERHEAD_TARGET, higher_is_better=False)})")
     for mode, s in h.efficiency_by_mode.items():
         if s:
-            lines.append(f"efficiency {mode} (throughput / raw TCP): {s.text()}x "
+            lines.append(f"efficiency {mode} (throughput / raw TCP): {s.text('{:.2f}x')} "
                          f"(target >= {EFFICIENCY_TARGET}x: {verdict(s.median, EFFICIENCY_TARGET, higher_is_better=True)})")
     lines.append(f"{h.migrations} migrations, {h.failed} failed, {h.verified} memory verified")
     return lines
