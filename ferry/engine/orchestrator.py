@@ -59,6 +59,8 @@ class _Run:
     vm_uuid: str | None = None
     sent: bool = False
     thread: threading.Thread | None = None
+    # Held around every write of the migration's state, so a cancel never overwrites an end.
+    state_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Orchestrator:
@@ -132,17 +134,22 @@ class Orchestrator:
         """Ask for the migration to stop; the VM stays on the source. Returns the record
         (CANCELLING until the agent confirms)."""
         with self._lock:
+            run = self._runs.get(migration_id)
             with self.db.session() as session:
-                store = Store(session)
-                record = store.get_migration(migration_id)
-                if not record.active:
-                    raise Conflict(f"migration {migration_id} already ended ({record.state})")
-                run = self._runs.get(migration_id)
-                if run is None:
-                    raise Conflict(f"migration {migration_id} is not followed by this engine")
-                run.cancelled_by = user or DEFAULT_USER
-                run.cancel.set()
-                record = store.update_migration(migration_id, state="CANCELLING")
+                record = Store(session).get_migration(migration_id)
+            if not record.active:
+                raise Conflict(f"migration {migration_id} already ended ({record.state})")
+            if run is None:
+                raise Conflict(f"migration {migration_id} is not followed by this engine")
+            with run.state_lock:
+                with self.db.session() as session:
+                    store = Store(session)
+                    record = store.get_migration(migration_id)
+                    if not record.active:
+                        raise Conflict(f"migration {migration_id} already ended ({record.state})")
+                    run.cancelled_by = user or DEFAULT_USER
+                    run.cancel.set()
+                    record = store.update_migration(migration_id, state="CANCELLING")
             url, uuid, sent = run.source_url, run.vm_uuid, run.sent
         if sent and url and uuid:
             self._send_cancel(url, uuid)
@@ -171,7 +178,7 @@ class Orchestrator:
         except Exception as exc:  # noqa: BLE001 - a migration must never be left RUNNING silently
             log.exception("migration %s of VM %s failed in the engine", run.migration_id, run.vm)
             try:
-                with self.db.session() as session:
+                with run.state_lock, self.db.session() as session:
                     Store(session).update_migration(run.migration_id, state="FAILED", finished_at=_now(),
                                                     error=f"engine error: {exc}")
             except Exception:  # noqa: BLE001
@@ -233,7 +240,7 @@ class Orchestrator:
 
     def _send(self, run: _Run, record: MigrationRecord, plan: dict, first: bool) -> str | None:
         """Events, RUNNING, then VM.migrate on the source agent; returns an error text or None."""
-        with self.db.session() as session:
+        with run.state_lock, self.db.session() as session:
             store = Store(session)
             source = store.get_host(record.source)
             run.source_url = source.agent_url
@@ -298,7 +305,7 @@ class Orchestrator:
     # ---- endings ---------------------------------------------------------------------------------
     def _end_succeeded(self, run, record, plan, attempts, final, t0) -> None:
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
-        with self.db.session() as session:
+        with run.state_lock, self.db.session() as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="SUCCEEDED", progress=100, result=result,
                                    finished_at=_now())
@@ -311,7 +318,7 @@ class Orchestrator:
     def _end_cancelled(self, run, record, attempts, t0, final) -> None:
         result = outcome.migration_result(final or {"destination": record.destination}, record.plan,
                                           time.monotonic() - t0, attempts)
-        with self.db.session() as session:
+        with run.state_lock, self.db.session() as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="CANCELLED", result=result, finished_at=_now(),
                                    error=(final or {}).get("error") or "cancelled before it was sent")
@@ -324,7 +331,7 @@ class Orchestrator:
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
         reason = "the convergence schedule gave up (the VM did not converge)"
         detail = outcome.failure_reason(status)
-        with self.db.session() as session:
+        with run.state_lock, self.db.session() as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="ABORTED", result=result, finished_at=_now(),
                                    error=f"{reason}: {detail}")
@@ -365,7 +372,7 @@ class Orchestrator:
             log.info("migration %s: no rerun: %s", run.migration_id, decision.why_not)
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
         result["no_rerun_because"] = decision.why_not
-        with self.db.session() as session:
+        with run.state_lock, self.db.session() as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="FAILED", result=result, finished_at=_now(),
                                    error=reason)

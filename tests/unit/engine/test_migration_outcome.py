@@ -1,0 +1,88 @@
+"""What an agent's migration status means to the engine (ferry.engine.migration_outcome)."""
+import pytest
+
+from ferry.engine import migration_outcome as o
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("agent_state, engine", [
+    ("pending", None), ("waiting", None), ("running", None),
+    ("succeeded", "SUCCEEDED"), ("failed", "FAILED"), ("cancelled", "CANCELLED"), ("aborted", "ABORTED"),
+    ("idle", "FAILED"), (None, "FAILED"),
+])
+def test_engine_state(agent_state, engine):
+    assert o.engine_state({"state": agent_state}) == engine
+
+
+def test_progress_from_byte_counts_capped_until_success_and_never_backwards():
+    running = {"state": "running", "dataTotal": 1000 * MIB, "dataRemaining": 250 * MIB, "progress": 100}
+    assert o.progress_percent(running) == 75            # the agent's own 100 is not believed
+    assert o.progress_percent({**running, "dataRemaining": 0}) == 99
+    assert o.progress_percent({**running, "dataRemaining": 900 * MIB}, previous=75) == 75
+    assert o.progress_percent({"state": "running"}) == 0
+    assert o.progress_percent({"state": "running", "memoryTotal": 100, "memoryRemaining": 40}) == 60
+    assert o.progress_percent({"state": "succeeded"}, previous=12) == 100
+
+
+def test_figures_use_engine_names_and_keep_only_known_keys():
+    f = o.figures_from_status({"state": "running", "iteration": 3, "bandwidth": 5 * MIB, "maxDowntime": 300,
+                               "dataRemaining": 7, "flags": ["X"], "progress": 100})
+    assert f == {"agent_state": "running", "iteration": 3, "bandwidth_bps": 5 * MIB, "max_downtime_ms": 300,
+                 "data_remaining": 7, "agent_progress": 100}
+
+
+def test_attempt_and_result_carry_figures_flags_and_the_plans_explanation():
+    status = {"state": "succeeded", "totalTime": 2000, "downtime": 80, "bytesTransferred": 1000 * MIB,
+              "iteration": 4, "flags": ["VIR_MIGRATE_ZEROCOPY"], "typedParams": {"parallel.connections": 2},
+              "scheduleActions": [{"action": "setDowntime(300)"}], "unrecognizedParams": []}
+    attempt = o.attempt_summary(status, "h2")
+    assert attempt["throughput_mibps"] == 500.0 and attempt["destination"] == "h2"
+    plan = {"params": {"zerocopy": True, "parallel": 2},
+            "explanation": [{"field": "parallel", "from": "DISABLED", "to": "AUTO_PARALLEL", "reason": "r"}]}
+    result = o.migration_result(attempt, plan, 3.21, [attempt])
+    assert result["duration_ms"] == 2000 and result["downtime_ms"] == 80 and result["iterations"] == 4
+    assert result["flags"] == ["VIR_MIGRATE_ZEROCOPY"] and result["zerocopy_requested"] is True
+    assert result["explanation"] == plan["explanation"] and result["hosts_tried"] == ["h2"]
+    assert o.done_fields(result) == {"duration": "2.0 s", "total": "3.2 s", "downtime": "80 ms"}
+
+
+def test_throughput_needs_bytes_and_time():
+    assert o.throughput_mibps(None, 10) is None and o.throughput_mibps(MIB, 0) is None
+    assert o.throughput_mibps(10 * MIB, 500) == 20.0
+
+
+@pytest.mark.parametrize("status, on_source", [
+    ("Up", True), ("Paused", True), ("Migration Source", True), ("Down", False), (None, False)])
+def test_vm_on_source(status, on_source):
+    assert o.vm_on_source(status) is on_source
+
+
+def test_adjustments_say_why_zerocopy_was_not_sent_with_the_agents_reason():
+    explanation = [
+        {"field": "zerocopy", "from": "on (policy Very large VMs)", "to": "not sent",
+         "reason": "source host h1 reports zero-copy unsupported"},
+        {"field": "parallel", "from": "DISABLED", "to": "AUTO_PARALLEL, 2 connections", "reason": "required"},
+    ]
+    caps = {"zerocopy_checks": [{"check": "admin_disabled", "result": "fail", "reason": "turned off: old kernel"},
+                                {"check": "memlock", "result": "warn", "reason": "not this one"}]}
+    lines = o.adjustment_texts(explanation, caps)
+    assert lines == ["zerocopy not sent: source host h1 reports zero-copy unsupported "
+                     "(agent: turned off: old kernel)",
+                     "parallel DISABLED → AUTO_PARALLEL, 2 connections: required"]
+    assert o.adjustment_texts([{"field": "zerocopy", "to": "off", "reason": "encryption"}], caps) == \
+        ["zerocopy off: encryption"]
+
+
+@pytest.mark.parametrize("kw, rerun, why", [
+    ({"tried": 1}, True, None),
+    ({"tried": 2}, True, None),
+    ({"tried": 3}, False, "3 hosts were tried (at most 3)"),
+    ({"tried": 1, "cancelled": True}, False, "the migration was cancelled"),
+    ({"tried": 1, "vm_on_source": False}, False, "the VM no longer runs on the source host"),
+    ({"tried": 1, "destination_given": True}, False, "the destination was given by the user"),
+])
+def test_rerun_decision(kw, rerun, why):
+    args = {"vm_on_source": True, "cancelled": False, "destination_given": False, **kw}
+    d = o.rerun_decision(**args)
+    assert (d.rerun, d.why_not) == (rerun, why)

@@ -1,0 +1,293 @@
+"""The orchestrator over a real SQLite store and a recording fake of the agents' JSON-RPC verbs.
+
+Each fake agent answers VM.getMigrationStatus from a script (one status per poll); a migration's
+last status decides where the VM is afterwards. The lab e2e tests do the same against real agents.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ferry.common.errors import Conflict, InvalidInput
+from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError, agent_error
+from ferry.common.vmspec import VmSpec
+from ferry.engine.audit import (FERRY_MIGRATION_PLAN_ADJUSTED, VM_CANCEL_MIGRATION, VM_MIGRATION_ABORT,
+                                VM_MIGRATION_DONE, VM_MIGRATION_FAILED, VM_MIGRATION_NO_VDS_TO_MIGRATE_TO,
+                                VM_MIGRATION_START, VM_MIGRATION_TRYING_RERUN)
+from ferry.engine.db import Database, Store
+from ferry.engine.monitor import PlacementGuard
+from ferry.engine.orchestrator import Orchestrator
+
+RUNNING = {"state": "running", "dataTotal": 100, "dataRemaining": 50, "iteration": 1, "bandwidth": 10}
+
+
+def succeeded(**extra):
+    return {"state": "succeeded", "totalTime": 1500, "downtime": 40, "bytesTransferred": 2**30, "iteration": 3,
+            "flags": ["VIR_MIGRATE_LIVE", "VIR_MIGRATE_PARALLEL", "VIR_MIGRATE_ZEROCOPY"],
+            "typedParams": {"parallel.connections": 2}, **extra}
+
+
+class FakeAgent:
+    def __init__(self, name: str, world: "World"):
+        self.name, self.world = name, world
+        self.calls: list[tuple[str, dict]] = []
+        self.script: list[dict] = []
+        self.reachable = True
+        self.migrate_error: JsonRpcError | None = None
+        self.cancel_requested = threading.Event()
+
+    def call(self, method: str, params: dict):
+        self.calls.append((method, params))
+        if not self.reachable:
+            raise JsonRpcError(TRANSPORT_ERROR, f"{self.name}: connection refused")
+        vm_id = params.get("vmID")
+        if method == "VM.migrate":
+            if self.migrate_error:
+                raise self.migrate_error
+            self.world.migrating[vm_id] = (self, params["params"]["dst"])
+            return {"status": {"code": 0}}
+        if method == "VM.getMigrationStatus":
+            if self.cancel_requested.is_set():
+                return self._end(vm_id, {"state": "cancelled", "error": "operation aborted: by user"})
+            status = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+            return self._end(vm_id, status) if status["state"] in ("succeeded", "failed", "cancelled", "aborted") \
+                else status
+        if method == "VM.migrateCancel":
+            self.cancel_requested.set()
+            return {"status": {"code": 0}}
+        if method == "VM.getStats":
+            if self.world.where.get(vm_id) != self.name:
+                raise agent_error("noVM", "no such VM")
+            return {"status": "Up"}
+        raise AssertionError(method)
+
+    def _end(self, vm_id, status):
+        _, dst = self.world.migrating.pop(vm_id, (None, None))
+        if status["state"] == "succeeded" and dst:
+            self.world.where[vm_id] = self.world.by_address[dst]
+        return status
+
+
+class World:
+    def __init__(self):
+        self.agents: dict[str, FakeAgent] = {}
+        self.where: dict[str, str] = {}
+        self.migrating: dict[str, tuple] = {}
+        self.by_address: dict[str, str] = {}
+
+    def add(self, name: str, address: str) -> FakeAgent:
+        self.agents[f"http://{address}:54321/"] = FakeAgent(name, self)
+        self.by_address[address] = name
+        return self.agents[f"http://{address}:54321/"]
+
+    def factory(self, url: str) -> FakeAgent:
+        return self.agents[url]
+
+    def agent(self, name: str) -> FakeAgent:
+        return next(a for a in self.agents.values() if a.name == name)
+
+
+@pytest.fixture
+def env(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
+    db.upgrade()
+    world = World()
+    with db.session() as s:
+        store = Store(s)
+        store.create_cluster("c", policy="Very large VMs")
+        for i in (1, 2, 3):
+            store.add_host(f"h{i}", cluster="c", address=f"127.9.0.{i}", status="UP", link_speed_mbps=10000,
+                           capabilities={"zerocopy_migrations": True, "memFree": 8000})
+            world.add(f"h{i}", f"127.9.0.{i}")
+        vm = store.add_vm(VmSpec(name="vm1", memory_mib=1024, vcpus=2, kernel="/k"), cluster="c", host="h1")
+    world.where[vm.uuid] = "h1"
+    orch = Orchestrator(db, guard=PlacementGuard(), agent=world.factory, poll_interval=0.01)
+    yield db, world, orch, vm.uuid
+    orch.stop()
+    db.dispose()
+
+
+def wait_final(db, migration_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as s:
+            m = Store(s).get_migration(migration_id)
+        if not m.active:
+            return m
+        time.sleep(0.01)
+    raise AssertionError(f"still {m.state}")
+
+
+def events(db, migration_id):
+    with db.session() as s:
+        return Store(s).list_events(migration_id=migration_id)
+
+
+def vm_record(db):
+    with db.session() as s:
+        return Store(s).get_vm("vm1")
+
+
+def test_success_sends_the_plan_moves_the_vm_and_records_events(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING, RUNNING, succeeded()]
+    m = orch.migrate("vm1", to="h2", user="alice")
+    assert m.state == "PENDING" and m.destination == "h2"
+    final = wait_final(db, m.id)
+    assert final.state == "SUCCEEDED" and final.progress == 100
+    method, params = world.agent("h1").calls[0]
+    assert method == "VM.migrate" and params["vmID"] == uuid
+    assert params["params"]["zerocopy"] is True and params["params"]["dst"] == "127.9.0.2"
+    assert final.result["flags"][-1] == "VIR_MIGRATE_ZEROCOPY" and final.result["downtime_ms"] == 40
+    assert final.result["explanation"] == final.plan["explanation"] != []
+    vm = vm_record(db)
+    assert (vm.host, vm.status.value) == ("h2", "UP")
+    codes = [e.code for e in events(db, m.id)]
+    assert codes == [VM_MIGRATION_START.code, FERRY_MIGRATION_PLAN_ADJUSTED.code, VM_MIGRATION_DONE.code]
+    assert "User: alice" in events(db, m.id)[0].message
+    polls = [c for c in world.agent("h1").calls if c[0] == "VM.getMigrationStatus"]
+    assert len(polls) >= 3
+
+
+def test_failure_with_vm_on_source_reruns_elsewhere_excluding_tried_hosts(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING, {"state": "failed", "error": "qemu died"}, RUNNING, succeeded()]
+    m = orch.migrate("vm1")                        # no --to: reruns allowed
+    first = m.destination
+    final = wait_final(db, m.id)
+    assert final.state == "SUCCEEDED"
+    assert [a["destination"] for a in final.attempts][0] == first
+    assert final.destination != first and final.destination != "h1"
+    sent = [c[1]["params"]["dst"] for c in world.agent("h1").calls if c[0] == "VM.migrate"]
+    assert len(sent) == 2 and sent[0] != sent[1]
+    codes = [e.code for e in events(db, m.id)]
+    assert codes.count(VM_MIGRATION_TRYING_RERUN.code) == 1 and codes[-1] == VM_MIGRATION_DONE.code
+    assert "qemu died" in next(e.message for e in events(db, m.id) if e.code == VM_MIGRATION_TRYING_RERUN.code)
+
+
+def test_no_host_left_ends_failed_with_no_vds_event_and_vm_on_source(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [{"state": "failed", "error": "broken pipe"}]
+    m = orch.migrate("vm1")
+    final = wait_final(db, m.id)
+    assert final.state == "FAILED" and final.error == "broken pipe"
+    assert len(final.attempts) == 2              # h2 and h3: the source does not count as a destination
+    codes = [e.code for e in events(db, m.id)]
+    assert VM_MIGRATION_NO_VDS_TO_MIGRATE_TO.code in codes and codes[-1] == VM_MIGRATION_FAILED.code
+    vm = vm_record(db)
+    assert (vm.host, vm.status.value) == ("h1", "UP")
+
+
+def test_pinned_destination_is_not_rerun(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [{"state": "failed", "error": "nope"}]
+    final = wait_final(db, orch.migrate("vm1", to="h2").id)
+    assert final.state == "FAILED" and len(final.attempts) == 1
+    assert final.result["no_rerun_because"] == "the destination was given by the user"
+
+
+def test_vm_gone_from_source_is_not_rerun_and_is_down(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING]
+    m = orch.migrate("vm1")
+    time.sleep(0.05)
+    world.where.pop(uuid)                         # the VM died with its QEMU
+    world.agent("h1").script = [{"state": "failed", "error": "source qemu crashed"}]
+    final = wait_final(db, m.id)
+    assert final.state == "FAILED" and len(final.attempts) == 1
+    assert vm_record(db).status.value == "DOWN"
+
+
+def test_cancel_asks_the_source_agent_and_keeps_the_vm_there(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING]
+    m = orch.migrate("vm1", to="h2")
+    deadline = time.monotonic() + 5
+    while not any(c[0] == "VM.getMigrationStatus" for c in world.agent("h1").calls):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert orch.cancel(m.id, user="bob").state == "CANCELLING"
+    final = wait_final(db, m.id)
+    assert final.state == "CANCELLED"
+    assert ("VM.migrateCancel", {"vmID": uuid}) in world.agent("h1").calls
+    assert vm_record(db).host == "h1"
+    last = events(db, m.id)[-1]
+    assert last.code == VM_CANCEL_MIGRATION.code and "User: bob" in last.message
+    with pytest.raises(Conflict, match="already ended"):
+        orch.cancel(m.id)
+
+
+def test_schedule_abort_ends_aborted_without_rerun(env):
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING, {"state": "aborted", "error": "operation aborted: migration job"}]
+    final = wait_final(db, orch.migrate("vm1").id)
+    assert final.state == "ABORTED" and len(final.attempts) == 1
+    assert events(db, final.id)[-1].code == VM_MIGRATION_ABORT.code
+    assert vm_record(db).host == "h1"
+
+
+def test_agent_refusing_vm_migrate_counts_as_a_failed_attempt(env):
+    db, world, orch, uuid = env
+    world.agent("h1").migrate_error = agent_error("migrationInProgress", "VM is already migrating")
+    final = wait_final(db, orch.migrate("vm1", to="h3").id)
+    assert final.state == "FAILED" and "already migrating" in final.error
+
+
+def test_requests_are_checked_before_anything_is_sent(env):
+    db, world, orch, uuid = env
+    with pytest.raises(InvalidInput) as e:
+        orch.migrate("vm1", to="h1")
+    assert e.value.field == "to"
+    with pytest.raises(InvalidInput) as e:
+        orch.migrate("vm1", policy="no such policy")
+    assert e.value.field == "policy"
+    world.agent("h1").script = [RUNNING]
+    m = orch.migrate("vm1", to="h2")
+    with pytest.raises(Conflict, match="already migrating"):
+        orch.migrate("vm1", to="h3")
+    orch.cancel(m.id)
+    wait_final(db, m.id)
+    assert not any(c[0] == "VM.migrate" for c in world.agent("h2").calls)
+
+
+def test_two_vms_migrate_at_once(env):
+    db, world, orch, uuid = env
+    with db.session() as s:
+        vm2 = Store(s).add_vm(VmSpec(name="vm2", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h2")
+    world.where[vm2.uuid] = "h2"
+    world.agent("h1").script = [RUNNING] * 5 + [succeeded()]
+    world.agent("h2").script = [RUNNING] * 5 + [succeeded()]
+    a = orch.migrate("vm1", to="h3")
+    b = orch.migrate("vm2", to="h3")
+    assert len(orch.active_runs()) == 2 or wait_final(db, a.id)
+    assert wait_final(db, a.id).state == wait_final(db, b.id).state == "SUCCEEDED"
+
+
+def test_unreachable_source_agent_fails_after_the_grace_period(env, monkeypatch):
+    import ferry.engine.orchestrator as orchestrator
+
+    monkeypatch.setattr(orchestrator, "LOST_AGENT_TIMEOUT_S", 0.1)
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING]
+    m = orch.migrate("vm1", to="h2")
+    time.sleep(0.05)
+    world.agent("h1").reachable = False
+    final = wait_final(db, m.id)
+    assert final.state == "FAILED" and "lost contact" in final.error
+
+
+def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
+    db, world, orch, uuid = env
+    with db.session() as s:
+        store = Store(s)
+        plan = {"params": {"dst": "127.9.0.2"}, "explanation": []}
+        running = store.create_migration("vm1", source="h1", destination="h2", plan=plan, state="RUNNING")
+        store.add_vm(VmSpec(name="vm3", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h3")
+        pending = store.create_migration("vm3", source="h3", destination="h2", plan=plan, state="PENDING")
+    world.agent("h1").script = [RUNNING, succeeded()]
+    orch.start()
+    assert wait_final(db, running.id).state == "SUCCEEDED"
+    final = wait_final(db, pending.id)
+    assert final.state == "FAILED" and "before the migration was sent" in final.error
