@@ -17,6 +17,9 @@ from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.lab.plan import AGENT_PORT, HostPlan
 
 FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
+# A benchmark migration sent straight to the agents: no bandwidth cap and no convergence actions
+# (QEMU's default downtime limit, as with bare virsh); the mode adds parallel connections/zero-copy.
+BENCH_BASE_PARAMS = {"maxBandwidth": 0, "convergenceSchedule": {"init": [], "stalling": []}}
 
 
 @dataclass
@@ -49,6 +52,9 @@ class AgentDriver:
     def __init__(self, poll_s: float = 0.1, timeout_s: float = 900.0):
         self.poll_s = poll_s
         self.timeout_s = timeout_s
+
+    def params_for(self, vm: str, mode, src: HostPlan, dst: HostPlan) -> dict:
+        return {**BENCH_BASE_PARAMS, **mode.migrate_params()}
 
     def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
         client = JsonRpcClient(src.agent_url, timeout=30)

@@ -14,16 +14,13 @@ from typing import Callable
 
 from ferry.bench import raw_tcp
 from ferry.bench.collectors import MigrationWatch, completed_figures
-from ferry.bench.drivers import AgentDriver, VirshDriver, lab_flags
+from ferry.bench.drivers import BENCH_BASE_PARAMS, AgentDriver, VirshDriver, lab_flags
 from ferry.bench.machine import machine_facts
 from ferry.bench.matrix import FERRY, IPERF, Group, Matrix, Step
 from ferry.common.errors import OperationFailed
 from ferry.lab.plan import HostPlan
 
 Progress = Callable[[str], None]
-# Every benchmark migration: no bandwidth cap, no convergence actions (QEMU's default downtime
-# limit, as with bare virsh); the mode adds parallel connections and zero-copy.
-BENCH_BASE_PARAMS = {"maxBandwidth": 0, "convergenceSchedule": {"init": [], "stalling": []}}
 BOOT_TIMEOUT_PER_GIB_S = 90.0
 
 
@@ -31,8 +28,10 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def migrate_params(step: Step) -> dict:
-    return {**BENCH_BASE_PARAMS, **step.mode.migrate_params()}
+def guest_vcpus(matrix: Matrix) -> int:
+    """As many vCPUs as the most connections a mode uses: the engine's planner allows at most
+    max(2, vCPUs) parallel connections, and every path gets the same guest."""
+    return max([m.parallel or 1 for m in matrix.modes] + [1])
 
 
 class MigrateBench:
@@ -66,10 +65,13 @@ class MigrateBench:
             self.progress(f"[{group.key}] booting {vm}: {group.size_mib} MiB, filling {group.fill_mib} MiB, "
                           f"dirtying {group.dirty_mib_s} MiB/s")
             guest = self.lab.boot_guest(h1, vm, memory_mib=group.size_mib, fill_mib=group.fill_mib,
-                                        dirty_mib_s=group.dirty_mib_s,
+                                        dirty_mib_s=group.dirty_mib_s, vcpus=guest_vcpus(self.matrix),
                                         timeout=60 + BOOT_TIMEOUT_PER_GIB_S * group.size_mib / 1024)
             vm_id = guest.spec.effective_uuid
             here = h1
+            if hasattr(self.ferry, "adopt"):
+                self.ferry.adopt(guest, h1)
+            params: dict = {}
             try:
                 for step in group_steps:
                     done += 1
@@ -80,20 +82,26 @@ class MigrateBench:
                         rec = self._iperf(step, here, there)
                         self.progress(f"{prefix}: {rec['raw']['received_mib_s']:.0f} MiB/s")
                     else:
-                        rec = self._migrate(step, vm, vm_id, here, there)
+                        if step.driver == FERRY or step.mode.name not in params:
+                            # the pair shares the parameters Ferry plans for this mode
+                            params[step.mode.name] = self.ferry.params_for(vm, step.mode, here, there)
+                        rec = self._migrate(step, vm, vm_id, here, there, params[step.mode.name])
                         if rec["ok"]:
                             here = there
                         self.progress(f"{prefix}: {_migration_line(rec)}")
                     self._keep(rec)
             finally:
                 self.lab.destroy_guest(vm)
+                if hasattr(self.ferry, "release"):
+                    self.ferry.release(vm)
         return {"kind": "migrate", "started_at": started.isoformat(),
                 "ended_at": datetime.now(timezone.utc).isoformat(),
                 "ferry_path": getattr(self.ferry, "name", "ferry"),
                 "matrix": {"sizes": list(self.matrix.sizes), "modes": [m.name for m in self.matrix.modes],
                            "dirty": list(self.matrix.dirty), "repeat": self.matrix.repeat,
                            "baselines": self.matrix.baselines},
-                "params": BENCH_BASE_PARAMS, "iperf_seconds": self.iperf_seconds,
+                "params": BENCH_BASE_PARAMS if self.ferry.name == "ferry-agent" else "planned by the engine",
+                "guest_vcpus": guest_vcpus(self.matrix), "iperf_seconds": self.iperf_seconds,
                 "machine": machine_facts(self.lab), "records": self.records}
 
     def _keep(self, rec: dict) -> None:
@@ -113,9 +121,8 @@ class MigrateBench:
                               port=raw_tcp.port_for_lab(self.lab.lab_id))
         return {**self._base(step), "source": src.name, "destination": dst.name, "raw": raw.to_dict()}
 
-    def _migrate(self, step: Step, vm: str, vm_id: str, src: HostPlan, dst: HostPlan) -> dict:
+    def _migrate(self, step: Step, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> dict:
         driver = self.ferry if step.driver == FERRY else self.virsh
-        params = migrate_params(step)
         src_conn, dst_conn = self.lab.connect(src), self.lab.connect(dst)
         try:
             with MigrationWatch(src_conn, vm, src, dst) as watch:
@@ -136,6 +143,7 @@ class MigrateBench:
                 "zerocopy": watch.zerocopy.to_dict(), "watch_errors": watch.errors,
                 "flags": outcome.flags, "typed_params": _jsonable(outcome.typed_params),
                 "flags_as_expected": sorted(outcome.flags) == sorted(expected.names),
+                "params": {k: v for k, v in params.items() if k != "convergenceSchedule"},
                 "verified": bool(report.intact), "verify_reasons": list(report.reasons)}
 
 
