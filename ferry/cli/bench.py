@@ -35,7 +35,7 @@ def bench() -> None:
 @click.option("--repeat", default=3, show_default=True, type=int, help="Repeats of every configuration.")
 @click.option("--no-baselines", is_flag=True, help="Only Ferry's migrations (no bare virsh, no iperf3).")
 @click.option("--iperf-seconds", default=3.0, show_default=True, type=click.FloatRange(1, 60))
-@click.option("--via", type=click.Choice(["agent", "engine"]), default="agent", show_default=True,
+@click.option("--via", type=click.Choice(["agent", "engine"]), default="engine", show_default=True,
               help="Drive Ferry's migrations through the host agents' JSON-RPC or the engine's REST API.")
 @click.option("--engine-url", default=None, help="With --via engine: the engine's URL (default: start one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")

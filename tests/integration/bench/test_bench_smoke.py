@@ -23,7 +23,7 @@ def test_bench_migrate_smoke(lab, tmp_path):
                                       "--lab-id", str(lab.lab_id)])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["kind"] == "migrate" and out["ferry_path"] == "ferry-agent"
+    assert out["kind"] == "migrate" and out["ferry_path"] == "ferry-engine"   # the default path
     assert out["machine"]["cores"] >= 1 and out["machine"]["qemu"] and out["machine"]["accelerator"]
     kinds = [(r["kind"], r.get("driver")) for r in out["records"]]
     assert kinds == [("iperf", None), ("migrate", "ferry"), ("migrate", "virsh")]
