@@ -27,6 +27,15 @@ class CancelRequest(StrictBody):
     user: str | None = None
 
 
+def _vm_out(request: Request, name: str) -> dict:
+    from ferry.engine.db import Store
+
+    with request.app.state.db.session() as session:
+        store = Store(session)
+        vm = store.get_vm(name)
+        return vm.to_dict(policy_name=store.policy_name(vm.overrides.policy_id))
+
+
 @router.post("/vms/{vm}/migrate", status_code=202, tags=["migrations"])
 def migrate(vm: str, request: Request, body: MigrateRequest = Body(default_factory=MigrateRequest)) -> dict:
     """Plan and start a live migration; follow it at GET /api/migrations/{id}."""
@@ -43,14 +52,13 @@ def cancel(migration_id: str, request: Request, body: CancelRequest = Body(defau
 @router.post("/vms/{vm}/start", tags=["vms"])
 def start_vm(vm: str, request: Request, body: StartRequest = Body(default_factory=StartRequest)) -> dict:
     """Start a DOWN VM on a host (its agent's VM.create with the VM's spec)."""
-    record = request.app.state.vm_lifecycle.start(vm, host=body.host)
-    return record.to_dict(policy_name=None)
+    return _vm_out(request, request.app.state.vm_lifecycle.start(vm, host=body.host).name)
 
 
 @router.post("/vms/{vm}/stop", tags=["vms"])
 def stop_vm(vm: str, request: Request) -> dict:
     """Stop (destroy) a running VM on its host."""
-    return request.app.state.vm_lifecycle.stop(vm).to_dict(policy_name=None)
+    return _vm_out(request, request.app.state.vm_lifecycle.stop(vm).name)
 
 
 @router.post("/hosts/{name}/refresh", tags=["hosts"])
