@@ -12,7 +12,7 @@ from pathlib import Path
 from ferry.bench import plots
 from ferry.bench.analysis import EFFICIENCY_TARGET, OVERHEAD_TARGET, headline, mode_rows
 from ferry.bench.qemu_threads import KIND_TEXT, KINDS
-from ferry.bench.stats import Summary, verdict
+from ferry.bench.stats import Summary, summarize, verdict
 
 
 def _s(s: Summary | None, fmt: str = "{:.2f}") -> str:
@@ -74,7 +74,7 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
     for mode, s in head.efficiency_by_mode.items():
         out.append(f"| efficiency, {mode} (Ferry throughput / raw TCP, same streams) | ≥ {EFFICIENCY_TARGET}x | "
                    f"{_x(s)} | {verdict(s.median if s else None, EFFICIENCY_TARGET, higher_is_better=True)} |")
-    out += ["", "### Per configuration", "",
+    out += ["", "### Reading these numbers", ""] + reading_notes(res) + ["", "### Per configuration", "",
             "| size MiB | dirty MiB/s | mode | driver | wall s | QEMU time s | downtime ms | MiB/s | iterations "
             "| src CPU s | dst CPU s | zero-copy | verified |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -119,6 +119,55 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         if key in plot_names:
             out += [f"![{title}]({plot_names[key]})", ""]
     return out
+
+
+def reading_notes(res: dict) -> list[str]:
+    """Notes whose figures come from this run's own records."""
+    recs = [r for r in res["records"] if r["kind"] == "migrate" and r["ok"]]
+    m = res["machine"]
+    busy = summarize(_path(r, "cpu", "destination", "total") / (r["figures"]["total_ms"] / 1000)
+                     for r in recs if _path(r, "cpu", "destination", "total") and _path(r, "figures", "total_ms"))
+    copied = [r for r in recs if _path(r, "zerocopy", "state") == "kernel copied"]
+    zc_runs = [r for r in recs if _path(r, "zerocopy", "zero_copy_send")]
+    gap = summarize(r["wall_s"] - r["figures"]["total_ms"] / 1000 for r in recs
+                    if r["driver"] == "ferry" and _path(r, "figures", "total_ms"))
+    gap_v = summarize(r["wall_s"] - r["figures"]["total_ms"] / 1000 for r in recs
+                      if r["driver"] == "virsh" and _path(r, "figures", "total_ms"))
+    notes = [
+        "- Both lab hosts are processes on this one machine: the \"link\" is the kernel's loopback, so the raw "
+        "TCP figure is the speed of copying between two processes, and migration competes with the guests, "
+        f"both QEMUs, libvirtd and the agents for {m.get('cores')} cores.",
+    ]
+    if busy:
+        notes.append(f"- Destination QEMU CPU seconds per second of migration: {busy.text()} (median, range; "
+                     "1.0 is one core kept busy) over all successful runs"
+                     + (": receiving and placing guest pages takes about a core, so the destination is the "
+                        "likely limit here" + (" under TCG" if m.get("accelerator") == "tcg" else "")
+                        + ", far below the raw TCP figure." if busy.median >= 0.75 else "."))
+    if zc_runs:
+        notes.append(f"- Zero-copy was switched on (QEMU's zero-copy-send) in {len(zc_runs)} runs; in {len(copied)} "
+                     "of them QEMU counted dirty syncs where the kernel copied anyway "
+                     "(dirty-sync-missed-zero-copy > 0), as it always does over loopback, so no CPU saving "
+                     "can show on one machine.")
+    if gap and gap_v:
+        notes.append(f"- Wall time minus QEMU's own migration time (seconds): Ferry {gap.text()}, bare virsh "
+                     f"{gap_v.text()}. For Ferry it holds the control plane: "
+                     + ("the engine's plan and records, its VM.migrate to the source agent, the agents' "
+                        "VM.migrationCreate, and following the agent (the engine polls it at 2 Hz, the "
+                        "benchmark polls the engine at 10 Hz)"
+                        if res.get("ferry_path") == "ferry-engine" else
+                        "the agents' VM.migrate and VM.migrationCreate and polling the source agent at 10 Hz")
+                     + "; for virsh, connecting to libvirtd and the migration's prepare/finish steps, "
+                     "which Ferry's migration goes through as well.")
+    return notes
+
+
+def _path(rec, *keys):
+    for k in keys:
+        if not isinstance(rec, dict):
+            return None
+        rec = rec.get(k)
+    return rec
 
 
 def policies_section(res: dict, plot_names: dict[str, str]) -> list[str]:
