@@ -144,7 +144,8 @@ class MigrateBench:
                 "flags": outcome.flags, "typed_params": _jsonable(outcome.typed_params),
                 "flags_as_expected": sorted(outcome.flags) == sorted(expected.names),
                 "params": {k: v for k, v in params.items() if k != "convergenceSchedule"},
-                "verified": bool(report.intact), "verify_reasons": list(report.reasons)}
+                "verified": bool(report.intact), "verify_reasons": list(report.reasons),
+                "driver_detail": _jsonable(outcome.detail)}
 
 
 def _jsonable(d: dict) -> dict:
