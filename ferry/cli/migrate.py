@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import click
 
-from ferry.cli.progress import progress_line, summary_line
+from ferry.cli.progress import progress_line, route_text, summary_line
 
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
 POLL_S = 0.5
@@ -70,14 +70,19 @@ def follow_with_bar(client, migration: dict, *, extra: Callable[[dict], None] | 
 
         plain(migration)
         return wait_for(client, migration, on_update=plain)
-    with Progress(TextColumn("[bold]{task.fields[vm]}"), BarColumn(), TextColumn("{task.fields[line]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
-        task = bar.add_task("migrate", total=100, vm=migration["vm"], line=progress_line(migration))
+    console.print(f"migration {migration['id']}: VM {migration['vm']} {route_text(migration)}", highlight=False)
+    with Progress(BarColumn(bar_width=24), TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task("migrate", total=100, line=progress_line(migration, route=False))
+        shown_route = [route_text(migration)]
 
         def update(m: dict) -> None:
             if extra:
                 extra(m)
-            bar.update(task, completed=m.get("progress") or 0, line=progress_line(m))
+            if route_text(m) != shown_route[0]:   # a rerun goes elsewhere
+                shown_route[0] = route_text(m)
+                console.print(f"rerun: VM {m['vm']} {shown_route[0]}", highlight=False)
+            bar.update(task, completed=m.get("progress") or 0, line=progress_line(m, route=False))
 
         final = wait_for(client, migration, on_update=update)
         update(final)

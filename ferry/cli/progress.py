@@ -48,8 +48,9 @@ def format_ms(ms: Any) -> str:
     return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
-def progress_line(migration: Mapping[str, Any]) -> str:
-    """'42% · 512 MiB/s · 380 MiB left · iteration 2 · max downtime 300 ms · ferry-h1 → ferry-h2'."""
+def progress_line(migration: Mapping[str, Any], route: bool = True) -> str:
+    """'42% · 512 MiB/s · 380 MiB left · iteration 2 · max downtime 300 ms · ferry-h1 → ferry-h2'
+    (without the route when the caller shows it elsewhere, e.g. above a progress bar)."""
     f = migration.get("figures") or {}
     state = migration.get("state", "")
     parts = [f"{int(migration.get('progress') or 0)}%"]
@@ -68,8 +69,13 @@ def progress_line(migration: Mapping[str, Any]) -> str:
             parts.append(f"max downtime {format_ms(f['max_downtime_ms'])}")
     if state == "CANCELLING":
         parts.append("cancelling")
-    route = f"{migration.get('source') or '?'} → {migration.get('destination') or '?'}"
-    return " · ".join(parts + [route])
+    if not route:
+        return " · ".join(parts)
+    return " · ".join(parts + [route_text(migration)])
+
+
+def route_text(migration: Mapping[str, Any]) -> str:
+    return f"{migration.get('source') or '?'} → {migration.get('destination') or '?'}"
 
 
 def summary_line(migration: Mapping[str, Any]) -> str:

@@ -63,3 +63,8 @@ def test_summary_of_a_failure_says_why_and_where_the_vm_runs():
 def test_event_line():
     e = {"time": "2026-01-02T10:11:12.123+00:00", "code": 63, "severity": "normal", "message": "Migration completed"}
     assert event_line(e) == "2026-01-02 10:11:12    63 normal   Migration completed"
+
+
+def test_progress_line_without_route_for_the_bar():
+    line = progress_line(running(bandwidth_bps=MIB, data_total=10 * MIB, data_remaining=MIB), route=False)
+    assert line == "42% · 1.0 MiB/s · 1.0 MiB left"
