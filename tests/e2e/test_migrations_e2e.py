@@ -206,3 +206,29 @@ def test_minimal_downtime_steps_then_abort_when_dirtying_beats_the_bandwidth(e2e
     record = e2e.vm(vm["name"])
     assert record["host"] == e2e.hosts[0].name and record["status"] == "UP"
     assert_intact(e2e, vm["name"], e2e.hosts[0].name)
+
+
+def test_two_migrations_at_once_respect_the_plans_per_host_limit(e2e, e2e_guest):
+    """Both VMs leave host 1 at the same time; with zero-copy (parallel) the plan allows one
+    outgoing migration per host, so the agent holds the second until the first is done."""
+    a = e2e_guest(1, fill_mib=128)
+    b = e2e_guest(1, fill_mib=128)
+    states: dict[str, set] = {a["name"]: set(), b["name"]: set()}
+    with e2e.cluster_settings(bandwidth={"mode": "CUSTOM", "custom_mbps": MBPS_50_MIBS}):
+        ma = e2e.migrate(a["name"], to=e2e.hosts[1].name)
+        mb = e2e.migrate(b["name"], to=e2e.hosts[2].name)
+        assert ma["plan"]["params"]["outgoingLimit"] == 1 and mb["plan"]["params"]["incomingLimit"] == 1
+
+        def both_seen(m: dict) -> bool:
+            other = e2e.client.get(f"/api/migrations/{mb['id']}")
+            for rec in (m, other):
+                states[rec["vm"]].add((rec.get("figures") or {}).get("agent_state"))
+            return False
+
+        fa = e2e.wait(ma, until=both_seen, timeout=180)
+        fb = e2e.wait(mb, timeout=180)
+    assert fa["state"] == fb["state"] == "SUCCEEDED", (fa, fb)
+    assert "pending" in states[b["name"]] or "waiting" in states[b["name"]], states
+    assert e2e.vm(a["name"])["host"] == e2e.hosts[1].name and e2e.vm(b["name"])["host"] == e2e.hosts[2].name
+    assert_intact(e2e, a["name"], e2e.hosts[1].name)
+    assert_intact(e2e, b["name"], e2e.hosts[2].name)
