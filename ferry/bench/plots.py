@@ -44,7 +44,7 @@ def _stat(ds, attr):
 
 def plot_times(rows: list[ModeRow], path: Path) -> Path:
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(max(9, 1.6 * len(rows) * 1.6), 4.2))
+    fig, axes = plt.subplots(3, 1, figsize=(max(8, 0.9 * len(rows) + 2), 11))
     xs = list(range(len(rows)))
     for ax, attr, title, unit in ((axes[0], "wall_s", "Wall time (request → done)", "s"),
                                   (axes[1], "total_s", "QEMU migration time", "s"),
@@ -63,7 +63,7 @@ def plot_times(rows: list[ModeRow], path: Path) -> Path:
 
 def plot_throughput(rows: list[ModeRow], path: Path) -> Path:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(rows)), 4.2))
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows) + 2), 4.6))
     xs = list(range(len(rows)))
     _bar(ax, xs, [_stat(r.ferry, "throughput_mib_s") for r in rows], 0.27, -0.28, COLORS["ferry"], "Ferry migration")
     _bar(ax, xs, [_stat(r.virsh, "throughput_mib_s") for r in rows], 0.27, 0.0, COLORS["virsh"], "bare virsh migration")
@@ -81,7 +81,7 @@ def plot_throughput(rows: list[ModeRow], path: Path) -> Path:
 def plot_cpu(rows: list[ModeRow], path: Path) -> Path:
     """Stacked CPU seconds by thread kind, source and destination QEMU, Ferry's runs."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(rows)), 4.2), sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.9 * len(rows) + 2), 8), sharey=True)
     xs = list(range(len(rows)))
     for ax, side in zip(axes, ("source", "destination")):
         bottom = [0.0] * len(rows)
