@@ -347,6 +347,7 @@ class Orchestrator:
             source = Store(session).get_host(record.source)
         stats = vm_stats(self.agent, source.agent_url, run.vm_uuid)
         on_source = outcome.vm_on_source((stats or {}).get("status"))
+        source_unreachable = bool((stats or {}).get("unreachable"))
         decision = outcome.rerun_decision(tried=len(tried), vm_on_source=on_source,
                                           cancelled=run.cancel.is_set(), destination_given=run.to_given)
         if decision.rerun:
@@ -376,18 +377,19 @@ class Orchestrator:
             store = Store(session)
             store.update_migration(run.migration_id, state="FAILED", result=result, finished_at=_now(),
                                    error=reason)
-            self._place_after_failure(store, run, record, on_source=on_source)
+            self._place_after_failure(store, run, record, on_source=on_source or source_unreachable)
             store.record_audit(audit.VM_MIGRATION_FAILED, vm=run.vm, host=record.source,
                                migration_id=run.migration_id, source=record.source, reason=reason)
         return None
 
     def _place_after_failure(self, store: Store, run: _Run, record: MigrationRecord,
                              on_source: bool | None = None) -> None:
-        """The VM stays where it runs: on the source when its agent still has it, else wherever
-        the destination's agent has it, else it is down."""
+        """The VM stays where it runs: on the source when its agent still has it (or cannot be
+        asked: nothing says it left; the host monitor settles it), else wherever the
+        destination's agent has it, else it is down."""
         if on_source is None:
             stats = vm_stats(self.agent, store.get_host(record.source).agent_url, run.vm_uuid)
-            on_source = outcome.vm_on_source((stats or {}).get("status"))
+            on_source = outcome.vm_on_source((stats or {}).get("status")) or bool((stats or {}).get("unreachable"))
         if on_source:
             store.update_vm(run.vm, host=record.source, status=VmStatus.UP.value)
             return

@@ -80,9 +80,13 @@ class VmLifecycle:
         return record
 
 
+UNREACHABLE = {"status": None, "unreachable": True}
+
+
 def vm_stats(agent: AgentFactory, agent_url: str, vm_uuid: str) -> dict[str, Any] | None:
-    """VM.getStats from one agent, or None when it does not run the VM or cannot be reached."""
+    """VM.getStats from one agent; None when it does not run the VM; UNREACHABLE (status None,
+    `unreachable` true) when the agent cannot be asked."""
     try:
         return agent(agent_url).call("VM.getStats", {"vmID": vm_uuid})
-    except JsonRpcError:
-        return None
+    except JsonRpcError as exc:
+        return None if exc.name == "noVM" else dict(UNREACHABLE, error=exc.message)

@@ -291,3 +291,13 @@ def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
     assert wait_final(db, running.id).state == "SUCCEEDED"
     final = wait_final(db, pending.id)
     assert final.state == "FAILED" and "before the migration was sent" in final.error
+
+
+def test_source_agent_unreachable_at_send_keeps_the_vm_where_it_was(env):
+    db, world, orch, uuid = env
+    world.agent("h1").reachable = False
+    final = wait_final(db, orch.migrate("vm1").id)
+    assert final.state == "FAILED" and "connection refused" in final.error
+    assert len(final.attempts) == 1          # no rerun: nothing can be asked of the source
+    vm = vm_record(db)
+    assert (vm.host, vm.status.value) == ("h1", "UP")
