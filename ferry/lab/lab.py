@@ -27,6 +27,7 @@ from ferry.common.domain_xml import build_domain_xml
 from ferry.common.errors import InvalidInput, NotFound, OperationFailed
 from ferry.common.vmspec import VmSpec, default_console_log
 from ferry.lab import netcut, procs
+from ferry.lab import tls as lab_tls
 from ferry.lab.accel import AccelChoice, detect_accel
 from ferry.lab.config import libvirtd_conf, qemu_conf
 from ferry.lab.guest import Workload, workload_spec
@@ -212,6 +213,7 @@ class Lab:
             Path(target).mkdir(parents=True, exist_ok=True)  # the mount point, outside
         (host.dir / "etc" / "libvirtd.conf").write_text(libvirtd_conf(host))
         (host.dir / "etc" / "qemu.conf").write_text(qemu_conf(host))
+        lab_tls.prepare_host(host)  # certificates from the engine CA; libvirtd's TLS listener on
         (host.dir / "log" / "qemu").mkdir(exist_ok=True)
         caps = host.dir / "cache" / CAPS_SUBDIR
         shared = self.plan.root / "qemu-capabilities"
@@ -264,7 +266,7 @@ class Lab:
         return ["nsenter", f"--target={libvirtd_pid}", "--mount", "--uts", "--",
                 sys.executable, "-m", "ferry.agent", "run", "--address", host.address,
                 "--port", str(AGENT_PORT), "--libvirt-uri", host.uri,
-                "--log-file", str(host.dir / "agent.log"), "--dev", *extra_args]
+                "--log-file", str(host.dir / "agent.log"), *lab_tls.agent_mode_args(self.plan), *extra_args]
 
     def _start_agent(self, host: HostPlan, hs: dict, extra_args: list[str], progress: Progress) -> dict:
         env = dict(os.environ)
@@ -388,7 +390,7 @@ class Lab:
                            "libvirtd_pid": hs.get("pid"), "running": self._libvirtd_running(hs),
                            "cut_off": host.address in cut, "vms": []}
             agent = hs.get("agent") or {}
-            entry["agent"] = {"url": host.agent_url, "pid": agent.get("pid"),
+            entry["agent"] = {"url": lab_tls.agent_url(host, lab_tls.agents_tls(self.plan)), "pid": agent.get("pid"),
                               "running": procs.is_same_process(agent.get("pid"), agent.get("start")),
                               "extra_args": agent.get("extra_args", []),
                               "error": agent.get("error")} if agent else None

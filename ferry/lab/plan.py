@@ -28,6 +28,7 @@ HOST_MOUNTS = (
     ("log", "/var/log/libvirt"),
     ("lib", "/var/lib/libvirt"),
     ("cache", "/var/cache/libvirt"),
+    ("tls/etc/pki", "/etc/pki"),  # the host's enrollment: agent, libvirt and QEMU TLS (ferry.lab.tls)
 )
 
 
