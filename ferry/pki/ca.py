@@ -170,13 +170,20 @@ def init_ca(pki: EnginePki, *, force: bool = False, common_name: str = CA_COMMON
 
 
 def ensure_ca(pki: EnginePki) -> CertificateAuthority:
-    """The engine CA of `pki`, created if there is none yet (the lab uses this)."""
-    if pki.ca_cert.exists() and pki.ca_key.exists():
-        ca = CertificateAuthority.load(pki)
-        if not pki.engine_cert.exists() or not pki.engine_key.exists():
-            issue_engine_cert(pki, ca)
-        return ca
-    return init_ca(pki, force=True)
+    """The engine CA of `pki`, created if there is none yet (the lab uses this).
+
+    Locked, so two labs starting at once for the first time do not each make a CA."""
+    import fcntl
+
+    pki.root.mkdir(parents=True, exist_ok=True)
+    with open(pki.root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if pki.ca_cert.exists() and pki.ca_key.exists():
+            ca = CertificateAuthority.load(pki)
+            if not pki.engine_cert.exists() or not pki.engine_key.exists():
+                issue_engine_cert(pki, ca)
+            return ca
+        return init_ca(pki, force=True)
 
 
 def issue_engine_cert(pki: EnginePki, ca: CertificateAuthority) -> Issued:
