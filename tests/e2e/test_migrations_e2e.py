@@ -232,3 +232,17 @@ def test_two_migrations_at_once_respect_the_plans_per_host_limit(e2e, e2e_guest)
     assert e2e.vm(a["name"])["host"] == e2e.hosts[1].name and e2e.vm(b["name"])["host"] == e2e.hosts[2].name
     assert_intact(e2e, a["name"], e2e.hosts[1].name)
     assert_intact(e2e, b["name"], e2e.hosts[2].name)
+
+
+def test_host_whose_agent_cannot_be_reached_is_down_and_not_chosen(e2e, e2e_guest):
+    vm = e2e_guest(1, fill_mib=32)
+    h3 = e2e.hosts[2]
+    e2e.lab.cut_off(h3)
+    try:
+        assert e2e.refresh(h3)["status"] == "DOWN"
+        for _ in range(3):     # the engine's own choice never lands on it
+            plan = e2e.client.post(f"/api/vms/{vm['name']}/plan", {})
+            assert plan["destination"] == e2e.hosts[1].name
+    finally:
+        e2e.lab.restore(h3)
+    assert e2e.refresh(h3)["status"] == "UP"
