@@ -57,6 +57,18 @@ def client_files(tmp_path, ca: CertificateAuthority, trust: CertificateAuthority
     return files
 
 
+def logged(caplog, text: str, timeout: float = 3.0) -> bool:
+    """Whether the agent logged `text` (its handshake thread may log just after the client failed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(text in r.getMessage() for r in caplog.records):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def refused(url, tls) -> JsonRpcError:
     with pytest.raises(JsonRpcError) as err:
         JsonRpcClient(url, timeout=5, tls=tls).call("VM.getStats", {"vmID": VM})
@@ -80,7 +92,7 @@ def test_no_client_certificate_is_refused(pki, agent_url, caplog):
     with caplog.at_level(logging.WARNING, logger="ferry.agent.server"):
         err = refused(agent_url, ctx)
     assert "requires a client certificate" in err.message or "certificate required" in err.message.lower()
-    assert any("peer did not return a certificate" in r.getMessage() for r in caplog.records)
+    assert logged(caplog, "peer did not return a certificate")
 
 
 def test_certificate_from_another_ca_is_refused(pki, agent_url, tmp_path, caplog):
@@ -89,7 +101,7 @@ def test_certificate_from_another_ca_is_refused(pki, agent_url, tmp_path, caplog
     with caplog.at_level(logging.WARNING, logger="ferry.agent.server"):
         err = refused(agent_url, files)
     assert "unknown ca" in err.message.lower() and "another CA" in err.message
-    assert any("certificate verify failed" in r.getMessage() for r in caplog.records)
+    assert logged(caplog, "certificate verify failed")
 
 
 def test_expired_certificate_is_refused(pki, agent_url, tmp_path, caplog):
@@ -98,7 +110,7 @@ def test_expired_certificate_is_refused(pki, agent_url, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="ferry.agent.server"):
         err = refused(agent_url, files)
     assert "expired" in err.message
-    assert any("certificate has expired" in r.getMessage() for r in caplog.records)
+    assert logged(caplog, "certificate has expired")
 
 
 def test_client_refuses_an_agent_from_another_ca(agent_url, tmp_path):
@@ -155,3 +167,29 @@ def test_agent_calls_other_agents_over_tls_with_its_own_certificate(tmp_path):
     dev_agent, _ = make_agent(dev=True)
     assert dev_agent._default_destination("127.0.0.9").url == "http://127.0.0.9:54321/jsonrpc"
     assert AgentConfig().libvirt_transport == "tls" and AgentConfig(dev=True).libvirt_transport == "tcp"
+
+
+def test_garbage_and_stalled_handshakes_do_not_stop_the_agent(pki, agent_url):
+    import socket
+
+    port = int(agent_url.rsplit(":", 1)[1])
+    stalled = socket.create_connection(("127.0.0.1", port))  # connects, never says anything
+    for junk in (b"\x16\x03\x01\x00\x05hello", b"\x00" * 1000, b"GET / HTTP/1.0\r\n\r\n", b""):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(junk)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(4096):
+                pass
+    assert JsonRpcClient(agent_url, timeout=5, tls=engine_client_tls(pki.root)).call(
+        "Host.getVMList", {})["vms"][0]["vmID"] == VM
+    stalled.close()
+
+
+def test_ferry_agent_call_speaks_mutual_tls_with_the_engine_certificate(pki, agent_url, monkeypatch):
+    monkeypatch.setenv("FERRY_PKI_DIR", str(pki.root))
+    result = CliRunner().invoke(cli, ["agent", "call", agent_url.removeprefix("https://"), "VM.getStats",
+                                      f'{{"vmID": "{VM}"}}'])
+    assert result.exit_code == 0, result.output
+    assert '"status": "Up"' in result.output
+    result = CliRunner().invoke(cli, ["agent", "call", "--dev", agent_url.removeprefix("https://"), "Host.getStats"])
+    assert result.exit_code == 1 and "HTTPS only" in result.output
