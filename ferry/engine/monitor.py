@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from ferry.common.errors import OperationFailed
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
@@ -200,8 +199,7 @@ class HostMonitor:
                     m.vm for m in store.list_migrations(active=True, limit=1000)}
                 changes = reconcile_vms(name, vms, store.list_vms(cluster=host.cluster), skip, self._missing)
                 for change in changes:
-                    log.info("VM %s: %s -> %s on %s (%s)", change.vm, change.status.value, change.status.value,
-                             change.host, change.why)
+                    log.info("VM %s: now %s on %s (%s)", change.vm, change.status.value, change.host, change.why)
                     store.update_vm(change.vm, host=change.host, status=change.status.value)
             return updated
 
@@ -213,12 +211,3 @@ class HostMonitor:
             store = Store(session)
             return store.update_host(host.name, status=host_status_after(host.status, False).value)
 
-    def last_error(self, name: str) -> str | None:
-        return self._errors.get(name)
-
-
-def require_reachable(host: HostRecord, monitor_error: str | None) -> None:
-    """For actions that need the agent now: a DOWN host is an error naming why."""
-    if host.status is HostStatus.DOWN:
-        why = f": {monitor_error}" if monitor_error else ""
-        raise OperationFailed(f"host {host.name} is DOWN (its agent does not answer{why})")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ferry.common.errors import Conflict, OperationFailed
+from ferry.common.errors import Conflict
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
 from ferry.engine import audit
 from ferry.engine import migration_outcome as outcome
@@ -404,9 +404,3 @@ class Orchestrator:
 class _Stopping(Exception):
     """The engine is shutting down: stop following, leave the record RUNNING for the next one."""
 
-
-def require_orchestrator(app_state: Any) -> Orchestrator:
-    orch = getattr(app_state, "orchestrator", None)
-    if orch is None:
-        raise OperationFailed("this engine runs without an orchestrator")
-    return orch
