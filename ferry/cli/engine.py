@@ -34,7 +34,9 @@ def engine_group() -> None:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option("--monitor-interval", default=5.0, show_default=True, type=float,
               help="Seconds between refreshes of every host from its agent.")
-def run_command(host: str, port: int, database_url: str | None, log_level: str, monitor_interval: float) -> None:
+@click.option("--tls", is_flag=True, help="Serve HTTPS with the certificate from `ferry pki engine-cert`.")
+def run_command(host: str, port: int, database_url: str | None, log_level: str, monitor_interval: float,
+                tls: bool = False) -> None:
     """Run the engine: REST API, migrations, host monitoring; the database schema is upgraded at start."""
     import logging
     import uvicorn
@@ -48,12 +50,18 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str, 
         raise InvalidInput("--monitor-interval", f"must be above 0, got {monitor_interval}")
     logging.basicConfig(level=getattr(logging, log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ferry.pki.tls import engine_server_tls
+
+    ssl_options = engine_server_tls() if tls else {}
+    if not tls and host not in ("127.0.0.1", "::1", "localhost"):
+        click.echo(f"warning: serving plain HTTP on {host}: API tokens cross the network in clear; "
+                   "use --tls (see docs/security.md)", err=True)
     url = resolve_url(database_url)
     _upgrade(url)
-    click.echo(f"ferry engine: http://{host}:{port}/ (OpenAPI at /openapi.json), database "
-               f"{url.split('://', 1)[0]}", err=True)
+    click.echo(f"ferry engine: {'https' if tls else 'http'}://{host}:{port}/ (OpenAPI at /openapi.json), "
+               f"database {url.split('://', 1)[0]}", err=True)
     uvicorn.run(create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval),
-                host=host, port=port, log_level=log_level)
+                host=host, port=port, log_level=log_level, **ssl_options)
 
 
 @engine_group.command("db-upgrade")

@@ -33,7 +33,15 @@ class EngineClient:
         if not self.url.startswith(("http://", "https://")):
             raise InvalidInput("engine URL", f"{self.url!r} is not an http:// or https:// URL "
                                              "(check FERRY_ENGINE_URL)")
-        verify = settings.ca or True  # an https:// engine: its CA from the config file, else the system's
+        verify: Any = True  # an https:// engine: checked against the system's CAs, or the configured one
+        if settings.ca:
+            import ssl
+
+            try:
+                verify = ssl.create_default_context(cafile=settings.ca)
+            except (OSError, ssl.SSLError) as exc:
+                raise InvalidInput("engine CA", f"{settings.ca}: cannot be loaded ({exc}); check FERRY_ENGINE_CA "
+                                                "or [engine] ca in the config file") from None
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
                                   verify=verify)
 

@@ -78,6 +78,20 @@ def pki_show(pki_dir, as_json):
     click.echo(f"host bundles: {', '.join(out['bundles']) or '(none)'}")
 
 
+@pki_group.command("engine-cert")
+@click.option("--address", required=True, help="The engine's address or DNS name, as in FERRY_ENGINE_URL.")
+@pki_dir_option
+def pki_engine_cert(address, pki_dir):
+    """Issue the engine's HTTPS certificate (for `ferry engine run --tls`)."""
+    from ferry.pki.ca import CertificateAuthority, issue_engine_server_cert
+
+    pki = _pki(pki_dir)
+    issue_engine_server_cert(pki, CertificateAuthority.load(pki), address)
+    click.echo(f"engine HTTPS certificate for {address}: {pki.engine_server_cert} (key {pki.engine_server_key})")
+    click.echo(f"clients: FERRY_ENGINE_URL=https://{address}:8090 and FERRY_ENGINE_CA={pki.ca_cert} "
+               "(or [engine] ca in the config file)")
+
+
 # ---- ferry host enroll ---------------------------------------------------------------------------
 
 @click.command("enroll")

@@ -194,6 +194,18 @@ def issue_engine_cert(pki: EnginePki, ca: CertificateAuthority) -> Issued:
     return issued
 
 
+def issue_engine_server_cert(pki: EnginePki, ca: CertificateAuthority, address: str) -> Issued:
+    """The engine's HTTPS certificate, for `address` (what CLI users put in the engine URL)."""
+    from ferry.pki.layout import check_address, is_ip
+
+    check_address(address)
+    sans = [("ip" if is_ip(address) else "dns", address)]
+    issued = ca.issue({"CN": address, "O": ORGANIZATION, "OU": "engine API"}, purposes=(SERVER,), sans=sans)
+    write_file(pki.engine_server_key, issued.key_pem, 0o600)
+    write_file(pki.engine_server_cert, issued.cert_pem, 0o644)
+    return issued
+
+
 def describe(cert: x509.Certificate) -> dict:
     """The facts of a certificate an admin checks (JSON-able)."""
     try:

@@ -77,6 +77,15 @@ class EnginePki:
     def engine_key(self) -> Path:
         return self.root / "private" / "engine.key"
 
+    @property
+    def engine_server_cert(self) -> Path:
+        """The engine's own HTTPS certificate (`ferry pki engine-cert`, `ferry engine run --tls`)."""
+        return self.root / "engine-server.pem"
+
+    @property
+    def engine_server_key(self) -> Path:
+        return self.root / "private" / "engine-server.key"
+
     def host_bundle(self, name: str) -> Path:
         return self.root / "hosts" / check_host_name(name)
 

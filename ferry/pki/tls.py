@@ -118,3 +118,13 @@ def _mtime(path: Path) -> float | None:
         return Path(path).stat().st_mtime
     except OSError:
         return None
+
+
+def engine_server_tls(root: Path | None = None) -> dict:
+    """uvicorn's TLS options for `ferry engine run --tls` (the engine's HTTPS certificate)."""
+    pki = EnginePki(Path(root) if root else pki_dir())
+    for label, path in (("certificate", pki.engine_server_cert), ("private key", pki.engine_server_key)):
+        if not path.is_file():
+            raise OperationFailed(f"engine TLS: {label} {path} does not exist (run `ferry pki engine-cert "
+                                  "--address ADDRESS` first)")
+    return {"ssl_certfile": str(pki.engine_server_cert), "ssl_keyfile": str(pki.engine_server_key)}

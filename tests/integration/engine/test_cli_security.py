@@ -107,3 +107,44 @@ def test_pki_init_and_enroll_a_host_known_to_the_engine(engine_url, tmp_path, mo
     assert shown["bundles"] == ["h1"] and shown["ca"]["subject"] == "O=Ferry,CN=Ferry engine CA"
     assert "host 'ghost' not found" in run("host", "enroll", "ghost", code=2).output
     assert "address: 'no such' is not an IP" in run("host", "enroll", "h9", "--address", "no such", code=2).output
+
+
+def test_engine_over_https_with_a_certificate_from_the_engine_ca(tmp_path, monkeypatch):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from ferry.engine.api import create_app
+    from ferry.engine.db import upgrade_database
+    from ferry.engine.db.tokens import issue_token
+    from ferry.pki.tls import engine_server_tls
+
+    monkeypatch.setenv("FERRY_PKI_DIR", str(tmp_path / "pki"))
+    assert "run `ferry pki engine-cert" in run("engine", "run", "--tls", "--port", "1", code=1).output
+    run("pki", "init")
+    assert "engine HTTPS certificate for 127.0.0.1" in run("pki", "engine-cert", "--address", "127.0.0.1").stdout
+    db = f"sqlite:///{tmp_path / 'engine.db'}"
+    upgrade_database(db)
+    token = issue_token(db, "readonly")[0]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(db, upgrade=False), log_level="warning",
+                                           timeout_graceful_shutdown=1, **engine_server_tls()))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monkeypatch.setenv("FERRY_ENGINE_URL", f"https://127.0.0.1:{sock.getsockname()[1]}")
+        monkeypatch.setenv("FERRY_ENGINE_TOKEN", token)
+        monkeypatch.setenv("FERRY_CONFIG", str(tmp_path / "none.toml"))
+        assert "certificate verify failed" in run("cluster", "list", code=1).output.lower()  # not the system's CA
+        monkeypatch.setenv("FERRY_ENGINE_CA", str(tmp_path / "pki" / "ca.pem"))
+        assert run("cluster", "list", "--json").stdout.strip() == "[]"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
