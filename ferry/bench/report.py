@@ -58,7 +58,10 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         "actions (QEMU's default 300 ms downtime limit on both sides).",
         "- Each guest fills all but max(160 MiB, 10%) of its memory and rewrites `dirty` MiB/s of it; "
         f"raw TCP is iperf3 ({res.get('iperf_seconds', 3):g} s, same stream count, between the same two lab "
-        "addresses) measured right before each Ferry/virsh pair; the pair's order alternates per repeat.",
+        "addresses) measured right before each Ferry/virsh pair; the pair's order alternates per repeat "
+        "(Ferry first on odd repeats); the first migration of a freshly booted guest counts like any other.",
+        f"- Guests have {res.get('guest_vcpus', 1)} vCPU(s) (the engine's planner allows at most max(2, vCPUs) "
+        "parallel connections), the same guest for both drivers.",
         "- Values are medians with (min–max) over the repeats.",
         "",
         "### Headline against the targets",
@@ -113,6 +116,12 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
     errors = [e for r in rows for ds in (r.ferry, r.virsh) if ds for e in ds.errors]
     if errors:
         out += ["", "Failures: " + "; ".join(sorted(set(errors)))]
+    unverified = [r for r in recs if r["kind"] == "migrate" and not r.get("verified")]
+    if unverified:
+        out += ["", "Memory verification that did not pass (ferry.lab verify's own words):"]
+        out += [f"- {r['size_mib']} MiB, dirty {r['dirty_mib_s']}, {r['mode']}, repeat {r['repeat'] + 1}, "
+                f"{r['driver']} ({r['source']} → {r['destination']}): " + "; ".join(r.get("verify_reasons") or ["?"])
+                for r in unverified]
     out += [""]
     for key, title in (("times", "Times and downtime"), ("throughput", "Throughput vs raw TCP"),
                        ("cpu", "CPU by thread kind")):

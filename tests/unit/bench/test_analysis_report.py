@@ -23,7 +23,8 @@ def mig(driver, repeat, wall, total_ms, tput, *, mode="parallel4", ok=True, veri
             "cpu": {"source": {"total": 0.5, "by_kind": {"send": 0.3, "vcpu": 0.2}},
                     "destination": {"total": 1.5, "by_kind": {"recv": 1.4, "main": 0.1}}},
             "zerocopy": {"state": zc_state, "dirty_sync_missed_zero_copy": 0},
-            "flags": ["VIR_MIGRATE_LIVE"], "verified": verified, "verify_reasons": []}
+            "flags": ["VIR_MIGRATE_LIVE"], "verified": verified,
+            "verify_reasons": [] if verified else ["lost 3 pages"], "source": "h1", "destination": "h2"}
 
 
 def iperf(repeat, mib_s, mode="parallel4", size=1024, dirty=0):
@@ -34,7 +35,7 @@ def iperf(repeat, mib_s, mode="parallel4", size=1024, dirty=0):
 RECORDS = [
     iperf(0, 1000), mig("ferry", 0, 2.4, 1000, 500), mig("virsh", 0, 2.0, 1000, 500),
     iperf(1, 800), mig("virsh", 1, 3.0, 1100, 400), mig("ferry", 1, 3.0, 1100, 400),
-    iperf(2, 900), mig("ferry", 2, 2.0, 900, 450), mig("virsh", 2, 1.0, 900, 450, ok=False, verified=True),
+    iperf(2, 900), mig("ferry", 2, 2.0, 900, 450), mig("virsh", 2, 1.0, 900, 450, ok=False, verified=False),
 ]
 
 
@@ -53,7 +54,7 @@ def test_rows_pair_by_repeat_and_skip_failed_partners():
 
 def test_headline_collects_all_pairs():
     h = headline(RECORDS)
-    assert h.migrations == 6 and h.failed == 1 and h.verified == 6
+    assert h.migrations == 6 and h.failed == 1 and h.verified == 5
     assert h.overhead.n == 2 and h.overhead.median == pytest.approx(1.1)
     assert h.efficiency_by_mode["parallel4"].median == pytest.approx(0.5)
 
@@ -85,6 +86,7 @@ def test_report_states_machine_targets_and_verdicts():
     assert "| Minimal downtime | aborted 1/1 | 30.0 | – | 9 | setDowntime(100), abort@8 | LIVE AUTO_CONVERGE | 1/1 |" in text
     assert "![Times and downtime](benchmarks/times.png)" in text
     assert "Failures: boom" in text
+    assert "- 1024 MiB, dirty 0, parallel4, repeat 3, virsh (h1 → h2): lost 3 pages" in text
 
 
 def test_write_report_keeps_the_other_benchmarks_section(tmp_path):
@@ -104,6 +106,6 @@ def test_terminal_summary():
     lines = summary_lines(result(RECORDS))
     assert any(line.startswith("1024MiB d0 parallel4") and "ferry" in line for line in lines)
     assert "control-plane overhead (Ferry/virsh wall time): 1.10x (1.00x–1.20x) (target <= 1.05x: misses)" in lines
-    assert lines[-1] == "6 migrations, 1 failed, 6 memory verified"
+    assert lines[-1] == "6 migrations, 1 failed, 5 memory verified"
     pol = summary_lines(POLICIES)
     assert pol[1].split()[:2] == ["Minimal", "downtime"] and "1/1 aborted" in pol[1]
