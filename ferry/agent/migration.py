@@ -340,8 +340,10 @@ class MigrationJob:
             if final and self.figures.iteration and not figures.iteration:
                 figures = JobFigures(**{**figures.__dict__, "iteration": self.figures.iteration})
             self.figures = figures
+            # While the job runs, libvirt's `downtime` is QEMU's *expected* downtime, not the
+            # switch-over; only the completed job's figure means the guest has moved.
             self.progress = progress_percent(figures.total, figures.remaining, self.progress,
-                                             downtime_known=figures.downtime_ms is not None)
+                                             downtime_known=final and figures.downtime_ms is not None)
 
     def _on_iteration(self, iteration: int, source: str) -> None:
         action = self.runner.on_iteration(iteration)

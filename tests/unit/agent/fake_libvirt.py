@@ -183,8 +183,11 @@ def domain_xml(name="vm1", uuid="11111111-2222-3333-4444-555555555555", memory_m
 
 
 def iterating_script(iterations, *, total=GiB, step_remaining=None, downtime_ms=42, pause=0.03,
-                     fail_message=None):
+                     fail_message=None, expected_downtime_ms=None):
     """A migration that goes through `iterations`, firing an event and updating stats for each.
+
+    `expected_downtime_ms`: put a `downtime` in the running job's stats too, as real libvirt does
+    (QEMU's expected downtime while the job runs).
 
     Ends with success (JOB_COMPLETED event with the downtime), or raises libvirt's
     "operation aborted" if abortJob was called, or `fail_message` if given.
@@ -201,6 +204,8 @@ def iterating_script(iterations, *, total=GiB, step_remaining=None, downtime_ms=
                              "memory_total": total, "memory_remaining": remaining, "memory_bps": 100 << 20,
                              "memory_dirty_rate": 1000, "memory_page_size": 4096, "memory_iteration": it,
                              "time_elapsed": it * 100}
+            if expected_downtime_ms is not None:
+                dom.job_stats["downtime"] = expected_downtime_ms
             conn.fire_iteration(dom, it)
             time.sleep(pause)
         if dom.aborted.is_set():

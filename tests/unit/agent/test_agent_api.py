@@ -245,6 +245,26 @@ def test_progress_is_monotonic_while_polled(pair):
     assert 70 in seen or 90 in seen   # intermediate values were reported, not only 0 and 100
 
 
+def test_expected_downtime_of_a_running_job_does_not_mean_done(pair):
+    """libvirt reports QEMU's expected downtime while the job runs; only the completed job's
+    downtime means the guest switched over, so progress must not reach 100 before that."""
+    src, sconn = pair[:2]
+    remaining = {1: 900, 2: 700, 3: 500}
+    sconn.domains[VM].migration_script = iterating_script(list(remaining), total=1000, step_remaining=remaining.get,
+                                                          pause=0.15, expected_downtime_ms=300)
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "h2"}})
+    running = []
+    while True:
+        status = rpc(src, "VM.getMigrationStatus", {"vmID": VM})
+        if status["state"] not in ("running", "pending"):
+            break
+        running.append((status["progress"], status["downtime"]))
+        time.sleep(0.03)
+    assert running and max(p for p, _ in running) <= 50
+    assert all(d is None for _, d in running)
+    assert status["state"] == "succeeded" and status["progress"] == 100 and status["downtime"] == 42
+
+
 def test_destination_full_answers_migrate_limit_and_source_retries_until_cancelled(pair):
     src, sconn, dst, dconn, client = pair
     assert rpc(dst, "VM.migrationCreate", {"vmID": "a" * 8, "incomingLimit": 1})
