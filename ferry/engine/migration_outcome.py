@@ -51,17 +51,12 @@ def engine_state(status: Mapping[str, Any]) -> str | None:
 
 
 def progress_percent(status: Mapping[str, Any], previous: int = 0) -> int:
-    """The percent to show, from the agent's byte counts (facts §3): 0 while the total is
-    unknown, 100 - 100*remaining//total capped at 99 while anything remains or the agent has
-    not said it succeeded, 100 once it has; never backwards. (The agent's own `progress` is not
-    used: it jumps to 100 as soon as libvirt reports a downtime estimate mid-migration.)"""
+    """The agent's percent (the agent applies facts §3 to libvirt's job stats), 100 once it says
+    the migration succeeded, and never backwards in the engine's record either."""
     if status.get("state") == "succeeded":
         return 100
-    total = _num(status.get("dataTotal")) or _num(status.get("memoryTotal")) or 0
-    remaining = (_num(status.get("dataRemaining")) if _num(status.get("dataTotal"))
-                 else _num(status.get("memoryRemaining"))) or 0
-    current = 0 if total <= 0 else min(99, 100 - 100 * remaining // total)
-    return max(previous, max(0, current))
+    agent = _num(status.get("progress")) or 0
+    return max(previous, min(100, max(0, agent)))
 
 
 def throughput_mibps(bytes_: int | None, millis: int | None) -> float | None:
