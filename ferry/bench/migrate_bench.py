@@ -145,6 +145,7 @@ class MigrateBench:
                 "flags_as_expected": sorted(outcome.flags) == sorted(expected.names),
                 "params": {k: v for k, v in params.items() if k != "convergenceSchedule"},
                 "verified": bool(report.intact), "verify_reasons": list(report.reasons),
+                "verify_passed": [c.name for c in report.checks if c.ok],
                 "driver_detail": _jsonable(outcome.detail)}
 
 

@@ -121,6 +121,7 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         out += ["", "Memory verification that did not pass (ferry.lab verify's own words):"]
         out += [f"- {r['size_mib']} MiB, dirty {r['dirty_mib_s']}, {r['mode']}, repeat {r['repeat'] + 1}, "
                 f"{r['driver']} ({r['source']} → {r['destination']}): " + "; ".join(r.get("verify_reasons") or ["?"])
+                + (f" (checks passed: {', '.join(r['verify_passed'])})" if r.get("verify_passed") else "")
                 for r in unverified]
     out += [""]
     for key, title in (("times", "Times and downtime"), ("throughput", "Throughput vs raw TCP"),
