@@ -66,27 +66,38 @@ def read_process_ticks(pid: int) -> int | None:
 
 
 class _ProcessTrack:
-    """One QEMU process: its threads' first and last samples."""
+    """One QEMU process: its threads' first and last samples, and the process total with them.
+
+    The process total includes threads that have exited, so what an exited thread used after its
+    last sample shows up as the total's growth beyond the per-thread sum; it is read at the end
+    while the process lives (the destination) or else at the last sample that saw it (the source,
+    which exits when the migration ends)."""
 
     def __init__(self, pid: int, with_baseline: bool):
         self.pid = pid
         self.baseline = read_threads(pid) if with_baseline else {}
         self.start_ticks = read_process_ticks(pid) if with_baseline else 0
         self.last: dict[int, ThreadSample] = dict(self.baseline)
+        self.last_ticks: int | None = self.start_ticks
+        self.last_alive: set[int] = set(self.baseline)
+        self.gone = False
 
     def sample(self) -> bool:
         now = read_threads(self.pid)
+        ticks = read_process_ticks(self.pid)
+        if not now or ticks is None:
+            self.gone = True
+            return False
         self.last.update(now)
-        return bool(now)
+        self.last_ticks, self.last_alive = ticks, set(now)
+        return True
 
     def result(self) -> CpuSplit:
-        end = read_process_ticks(self.pid)
-        alive = set(read_threads(self.pid)) if end is not None else None
-        if end is not None:
-            self.sample()
-        delta = None if end is None or self.start_ticks is None else end - self.start_ticks
-        return split_cpu(self.pid, self.baseline, self.last, TICKS_PER_S, alive_at_end=alive,
-                         process_delta_ticks=delta)
+        alive_now = not self.gone and self.sample()
+        delta = None if self.last_ticks is None or self.start_ticks is None else self.last_ticks - self.start_ticks
+        split = split_cpu(self.pid, self.baseline, self.last, TICKS_PER_S, alive_at_end=self.last_alive,
+                          process_delta_ticks=delta)
+        return CpuSplit(split.by_kind, split.estimated_s, split.threads, complete=alive_now)
 
 
 class MigrationWatch:

@@ -33,15 +33,26 @@ class DriverOutcome:
     detail: dict = field(default_factory=dict)   # the driver's own final status (agent/engine)
 
 
+def lab_agents(lab) -> tuple[dict[str, str], str]:
+    """The lab's agent URLs by host name, and how their libvirt daemons reach each other.
+
+    Lab agents serve mutual TLS (https://) and migrate over qemu+tls://, or in --dev mode plain
+    HTTP and qemu+tcp:// (ferry.lab.tls); the bare-virsh baseline must use the same transport."""
+    urls = {h["name"]: h["agent"]["url"] for h in lab.status()["hosts"] if h.get("agent")}
+    tls = any(u.startswith("https://") for u in urls.values())
+    return urls, "tls" if tls else "tcp"
+
+
 def agent_migrate_params(dst: HostPlan, params: dict) -> dict:
     """VM.migrate parameters for a lab destination (its agent and its QEMU on its address)."""
     return {"dst": f"{dst.address}:{AGENT_PORT}", "dstqemu": dst.address, **params}
 
 
-def lab_flags(dst: HostPlan, params: dict, *, zerocopy_available: bool = True) -> MigrationFlags:
-    """The flags a lab agent (dev mode: libvirt over plain TCP) passes for these parameters."""
+def lab_flags(dst: HostPlan, params: dict, *, transport: str = "tcp",
+              zerocopy_available: bool = True) -> MigrationFlags:
+    """The flags a lab agent passes for these parameters (`transport`: see `lab_agents`)."""
     return build_migration_flags(agent_migrate_params(dst, params), zerocopy_available=zerocopy_available,
-                                 libvirt_transport="tcp")
+                                 libvirt_transport=transport)
 
 
 class AgentDriver:
@@ -49,7 +60,8 @@ class AgentDriver:
 
     name = "ferry-agent"
 
-    def __init__(self, poll_s: float = 0.1, timeout_s: float = 900.0):
+    def __init__(self, agent_urls: dict[str, str] | None = None, poll_s: float = 0.1, timeout_s: float = 900.0):
+        self.agent_urls = agent_urls or {}
         self.poll_s = poll_s
         self.timeout_s = timeout_s
 
@@ -57,7 +69,7 @@ class AgentDriver:
         return {**BENCH_BASE_PARAMS, **mode.migrate_params()}
 
     def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
-        client = JsonRpcClient(src.agent_url, timeout=30)
+        client = JsonRpcClient(self.agent_urls.get(src.name) or src.agent_url, timeout=30)
         t0 = time.monotonic()
         try:
             client.call("VM.migrate", {"vmID": vm_id, "params": agent_migrate_params(dst, params)})
@@ -83,11 +95,12 @@ class VirshDriver:
 
     name = "virsh"
 
-    def __init__(self, timeout_s: float = 900.0):
+    def __init__(self, transport: str = "tcp", timeout_s: float = 900.0):
+        self.transport = transport
         self.timeout_s = timeout_s
 
     def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
-        flags = lab_flags(dst, params)
+        flags = lab_flags(dst, params, transport=self.transport)
         argv = virsh_migrate_command(vm, src.uri, flags)
         t0 = time.monotonic()
         try:

@@ -69,7 +69,7 @@ class EngineDriver:
         self._mode: Mode | None = None
 
     # ---- inventory -----------------------------------------------------------------------------
-    def setup(self, hosts: list[HostPlan]) -> None:
+    def setup(self, hosts: list[HostPlan], agent_urls: dict[str, str]) -> None:
         existing = {p["name"] for p in self.client.get("/api/policies")}
         for name, zc in ((PLAIN_POLICY, False), (ZEROCOPY_POLICY, True)):
             if name in existing:
@@ -84,8 +84,11 @@ class EngineDriver:
             self.client.post("/api/clusters", {"name": CLUSTER, **settings})
         known = {h["name"] for h in self.client.get("/api/hosts")}
         for h in hosts:
-            if h.name not in known:
-                self.client.post("/api/hosts", {"name": h.name, "cluster": CLUSTER, "address": h.address})
+            fields = {"address": h.address, "agent_url": agent_urls.get(h.name) or h.agent_url}
+            if h.name in known:
+                self.client.patch(f"/api/hosts/{h.name}", fields)
+            else:
+                self.client.post("/api/hosts", {"name": h.name, "cluster": CLUSTER, **fields})
             host = self.client.post(f"/api/hosts/{h.name}/refresh", {})
             if host.get("status") != "UP":
                 raise OperationFailed(f"the engine cannot reach {h.name}'s agent: {host}")
@@ -187,8 +190,10 @@ def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) 
                     raise OperationFailed(f"the engine did not answer at {url} within 60 s") from None
                 time.sleep(0.2)
     try:
+        from ferry.bench.drivers import lab_agents
+
         driver = EngineDriver(client)
-        driver.setup(lab.hosts()[:2])
+        driver.setup(lab.hosts()[:2], lab_agents(lab)[0])
         yield driver
     finally:
         client.close()

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ferry.bench import raw_tcp
 from ferry.bench.collectors import MigrationWatch, completed_figures
-from ferry.bench.drivers import BENCH_BASE_PARAMS, AgentDriver, VirshDriver, lab_flags
+from ferry.bench.drivers import BENCH_BASE_PARAMS, AgentDriver, VirshDriver, lab_agents, lab_flags
 from ferry.bench.machine import machine_facts
 from ferry.bench.matrix import FERRY, IPERF, Group, Matrix, Step
 from ferry.common.errors import OperationFailed
@@ -39,8 +39,9 @@ class MigrateBench:
                  iperf_seconds: float = 3.0, on_record: Callable[[dict], None] | None = None):
         self.lab = lab
         self.matrix = matrix
-        self.ferry = ferry_driver or AgentDriver()
-        self.virsh = VirshDriver()
+        urls, self.transport = lab_agents(lab)
+        self.ferry = ferry_driver or AgentDriver(urls)
+        self.virsh = VirshDriver(self.transport)
         self.progress = progress
         self.iperf_seconds = iperf_seconds
         self.on_record = on_record
@@ -101,7 +102,8 @@ class MigrateBench:
                            "dirty": list(self.matrix.dirty), "repeat": self.matrix.repeat,
                            "baselines": self.matrix.baselines},
                 "params": BENCH_BASE_PARAMS if self.ferry.name == "ferry-agent" else "planned by the engine",
-                "guest_vcpus": guest_vcpus(self.matrix), "iperf_seconds": self.iperf_seconds,
+                "guest_vcpus": guest_vcpus(self.matrix), "libvirt_transport": self.transport,
+                "iperf_seconds": self.iperf_seconds,
                 "machine": machine_facts(self.lab), "records": self.records}
 
     def _keep(self, rec: dict) -> None:
@@ -133,7 +135,7 @@ class MigrateBench:
             src_conn.close()
             dst_conn.close()
         report = self.lab.verify(vm, dst if outcome.ok else src)
-        expected = lab_flags(dst, params)
+        expected = lab_flags(dst, params, transport=self.transport)
         return {**self._base(step), "driver": step.driver, "path": driver.name,
                 "source": src.name, "destination": dst.name,
                 "ok": outcome.ok, "state": outcome.state, "error": outcome.error,
@@ -143,6 +145,7 @@ class MigrateBench:
                 "zerocopy": watch.zerocopy.to_dict(), "watch_errors": watch.errors,
                 "flags": outcome.flags, "typed_params": _jsonable(outcome.typed_params),
                 "flags_as_expected": sorted(outcome.flags) == sorted(expected.names),
+                "destination_uri": expected.destination_uri,
                 "params": {k: v for k, v in params.items() if k != "convergenceSchedule"},
                 "verified": bool(report.intact), "verify_reasons": list(report.reasons),
                 "verify_passed": [c.name for c in report.checks if c.ok],

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ferry.bench.collectors import MigrationWatch, completed_figures
-from ferry.bench.drivers import AgentDriver
+from ferry.bench.drivers import AgentDriver, lab_agents
 from ferry.bench.machine import machine_facts
 from ferry.bench.stats import summarize
 from ferry.common.errors import InvalidInput, OperationFailed
@@ -102,7 +102,7 @@ class PolicyBench:
         self.memory_mib, self.fill_mib, self.dirty_mib_s, self.cap_mib_s = memory_mib, fill_mib, dirty_mib_s, cap_mib_s
         self.repeat = repeat
         self.progress = progress
-        self.driver = AgentDriver(poll_s=0.2, timeout_s=timeout_s)
+        self.driver = AgentDriver(lab_agents(lab)[0], poll_s=0.2, timeout_s=timeout_s)
 
     def run(self) -> dict:
         hosts = self.lab.hosts()

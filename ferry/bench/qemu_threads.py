@@ -65,7 +65,7 @@ class CpuSplit:
     by_kind: dict            # kind -> seconds
     estimated_s: float = 0.0  # part of by_kind estimated for threads that exited after their last sample
     threads: int = 0          # threads seen
-    complete: bool = True     # False: the process ended before a final total could be read
+    complete: bool = True     # False: the process ended before a final sample (its last moments are missing)
 
     @property
     def total(self) -> float:
@@ -105,4 +105,4 @@ def split_cpu(pid: int, baseline: dict[int, ThreadSample], last: dict[int, Threa
                 share = (remainder * per_tid[tid] / weight) if weight else remainder / len(exited)
                 by_kind[thread_kind(last[tid].comm, tid, pid)] += share / ticks_per_s
             estimated = remainder / ticks_per_s
-    return CpuSplit(by_kind, estimated, len(last), complete=process_delta_ticks is not None)
+    return CpuSplit(by_kind, estimated, len(last))

@@ -55,7 +55,8 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         f"- Ferry path: {_path_text(res.get('ferry_path', ''))}. Bare virsh: "
         "`virsh -c qemu+tcp://<src>/system migrate` with the same libvirt flags and parameters "
         "(built from the agent's own flag builder). Every migration: no bandwidth cap, no convergence "
-        "actions (QEMU's default 300 ms downtime limit on both sides).",
+        "actions (QEMU's default 300 ms downtime limit on both sides). libvirt daemons reach each other over "
+        f"qemu+{res.get('libvirt_transport', 'tcp')}:// (the lab agents' mode), QEMU's own stream over plain TCP.",
         "- Each guest fills all but max(160 MiB, 10%) of its memory and rewrites `dirty` MiB/s of it; "
         f"raw TCP is iperf3 ({res.get('iperf_seconds', 3):g} s, same stream count, between the same two lab "
         "addresses) measured right before each Ferry/virsh pair; the pair's order alternates per repeat "
@@ -99,9 +100,9 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
                    f"{_x(r.overhead)} | {_x(r.qemu_time_ratio)} | {_x(r.efficiency_ferry)} | {_x(r.efficiency_virsh)} |")
     out += ["", "### QEMU CPU seconds by thread kind (Ferry runs, medians)", "",
             "Kinds: " + "; ".join(f"`{k}` {KIND_TEXT[k]}" for k in KINDS) + ". Sampled every 0.1 s from "
-            "/proc/<pid>/task/*/stat; the source QEMU exits when the migration ends, so up to one sampling "
-            "interval of its last work is missing; on the destination, time used by threads that exited after "
-            "their last sample is taken from the process total.", "",
+            "/proc/<pid>/task/*/stat together with the process total (which keeps what exited threads used): "
+            "time a thread used after its last sample is shared out from the total's growth. The source QEMU "
+            "exits when the migration ends, so up to one sampling interval of its last work is missing.", "",
             "| size MiB | dirty | mode | side | " + " | ".join(KINDS) + " |",
             "|---|---|---|---|" + "---|" * len(KINDS)]
     for r in rows:

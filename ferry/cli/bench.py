@@ -90,10 +90,10 @@ class _NoEngine:
 
 
 def _ferry_driver(via: str, lab, engine_url: str | None):
-    from ferry.bench.drivers import AgentDriver
+    from ferry.bench.drivers import AgentDriver, lab_agents
 
     if via == "agent":
-        return _NoEngine(AgentDriver())
+        return _NoEngine(AgentDriver(lab_agents(lab)[0]))
     from ferry.bench.engine_driver import engine_driver
 
     return engine_driver(lab, engine_url, progress=_progress)

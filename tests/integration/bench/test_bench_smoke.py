@@ -1,4 +1,4 @@
-"""A tiny `ferry bench migrate` on the real lab: one small guest, one mode, one repeat, baselines
+"""A tiny `ferry bench migrate` on the real lab: one small guest (512 MiB), one mode, one repeat, baselines
 included. It checks the result's structure, that every measurement is there and positive and
 that memory was verified -- not how fast anything was (timings are the full benchmark's job)."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_bench_migrate_smoke(lab, tmp_path):
     if len(lab.hosts()) < 2:
         pytest.skip("the lab has fewer than 2 hosts up")
     report = tmp_path / "benchmarks.md"
-    result = CliRunner().invoke(cli, ["bench", "migrate", "--sizes", "256", "--modes", "zerocopy2", "--dirty", "8",
+    result = CliRunner().invoke(cli, ["bench", "migrate", "--sizes", "512", "--modes", "zerocopy2", "--dirty", "8",
                                       "--repeat", "1", "--iperf-seconds", "1", "--json", "--report", str(report),
                                       "--lab-id", str(lab.lab_id)])
     assert result.exit_code == 0, result.output

@@ -77,3 +77,21 @@ def test_iperf_report_parsing():
         parse_client_json("iperf3: error", 1, 3)
     with pytest.raises(OperationFailed, match="sum_received"):
         parse_client_json(json.dumps({"end": {}}), 1, 3)
+
+
+class _Lab:
+    def __init__(self, urls):
+        self.urls = urls
+
+    def status(self):
+        return {"hosts": [{"name": n, "agent": {"url": u}} for n, u in self.urls.items()] + [{"name": "x", "agent": None}]}
+
+
+def test_lab_agents_in_tls_and_dev_mode_and_virsh_follows_the_transport():
+    from ferry.bench.drivers import lab_agents
+
+    urls, transport = lab_agents(_Lab({"ferry4-h1": "https://127.0.4.2:54321/", "ferry4-h2": "https://127.0.4.3:54321/"}))
+    assert transport == "tls" and urls["ferry4-h2"] == "https://127.0.4.3:54321/"
+    assert lab_agents(_Lab({"ferry4-h1": "http://127.0.4.2:54321/"}))[1] == "tcp"
+    argv = virsh_migrate_command("vm1", H1.uri, lab_flags(H2, {"parallel": 2}, transport="tls"))
+    assert argv[-1] == "qemu+tls://127.0.4.3/system" and argv[3] == "qemu+tcp://127.0.4.2/system"
