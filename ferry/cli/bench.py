@@ -48,7 +48,7 @@ def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, e
     from ferry.bench.migrate_bench import MigrateBench
 
     matrix = build_matrix(sizes, modes, dirty, repeat, baselines=not no_baselines)
-    lab = _lab(lab_id)
+    lab = _needs_two_hosts(_lab(lab_id))
     _progress(f"bench migrate on lab {lab.lab_id}: {len(matrix.groups)} guest(s), {matrix.migrations()} migrations")
     with _ferry_driver(via, lab, engine_url) as driver:
         result = MigrateBench(lab, matrix, ferry_driver=driver, progress=_progress,
@@ -73,9 +73,19 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
     from ferry.bench.policy_bench import PolicyBench, parse_policies
 
     policies = parse_policies(names)
-    result = PolicyBench(_lab(lab_id), policies, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
+    result = PolicyBench(_needs_two_hosts(_lab(lab_id)), policies, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
                          cap_mib_s=cap, repeat=repeat, progress=_progress).run()
     _finish(result, as_json, report)
+
+
+def _needs_two_hosts(lab):
+    from ferry.common.errors import OperationFailed
+
+    up = len(lab.hosts())
+    if up < 2:
+        raise OperationFailed(f"lab {lab.lab_id} has {up} host(s) up; the benchmarks need 2: "
+                              f"run `FERRY_LAB_ID={lab.lab_id} ferry lab up` first")
+    return lab
 
 
 class _NoEngine:
