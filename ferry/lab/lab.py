@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ferry.common.domain_xml import build_domain_xml
-from ferry.common.errors import InvalidInput, NotFound, OperationFailed
+from ferry.common.errors import NotFound, OperationFailed
 from ferry.common.vmspec import VmSpec, default_console_log
 from ferry.lab import netcut, procs
 from ferry.lab import tls as lab_tls
@@ -390,7 +390,7 @@ class Lab:
                            "libvirtd_pid": hs.get("pid"), "running": self._libvirtd_running(hs),
                            "cut_off": host.address in cut, "vms": []}
             agent = hs.get("agent") or {}
-            entry["agent"] = {"url": lab_tls.agent_url(host, lab_tls.agents_tls(self.plan)), "pid": agent.get("pid"),
+            entry["agent"] = {"url": host.agent_url, "pid": agent.get("pid"),
                               "running": procs.is_same_process(agent.get("pid"), agent.get("start")),
                               "extra_args": agent.get("extra_args", []),
                               "error": agent.get("error")} if agent else None

@@ -18,6 +18,8 @@ MAX_LAB_ID = 9
 MAX_HOSTS = 4
 DEFAULT_HOSTS = 2
 AGENT_PORT = 54321
+# In a lab's directory: its agents run in --dev mode (plain HTTP) instead of mutual TLS.
+AGENTS_DEV_MARKER = "agents-dev"
 DEFAULT_ROOT = Path("/var/lib/ferry/lab")
 _HOST_UUID_NS = uuid.UUID("0f3a6c1e-8d52-4b7a-9e21-3c5d7f90a1b4")
 
@@ -76,8 +78,13 @@ class HostPlan:
         return f"qemu+tcp://{self.address}/system"
 
     @property
+    def agents_tls(self) -> bool:
+        """Whether this lab's agents serve mutual TLS (the default) or plain HTTP (--dev)."""
+        return not (self.dir.parent / AGENTS_DEV_MARKER).exists()
+
+    @property
     def agent_url(self) -> str:
-        return f"http://{self.address}:{AGENT_PORT}/"
+        return f"{'https' if self.agents_tls else 'http'}://{self.address}:{AGENT_PORT}/"
 
     @property
     def host_uuid(self) -> str:

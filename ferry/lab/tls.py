@@ -1,5 +1,5 @@
-"""TLS for lab hosts: each host enrolled with the engine CA, libvirtd listening for TLS, agents in
-TLS mode on demand.
+"""TLS for lab hosts: each host enrolled with the engine CA, libvirtd listening for TLS, agents
+serving mutual TLS.
 
 At every `Lab.up` each host gets its own /etc/pki (a bind mount of <host dir>/tls/etc/pki,
 see ferry.lab.plan.HOST_MOUNTS) holding the files `ferry host enroll` writes (agent, libvirt
@@ -7,23 +7,23 @@ and QEMU certificates from the engine CA in FERRY_PKI_DIR, created if missing), 
 libvirtd listens for qemu+tls:// on port 16514 beside qemu+tcp://. So a migration with
 VIR_MIGRATE_TLS works between lab hosts, whatever mode the agents run in.
 
-Agents run in --dev mode (plain HTTP) unless the lab's agents are switched to TLS
-(`set_agents_tls(plan, True)` and restart them): then they serve https:// with mutual TLS and
-use qemu+tls:// between libvirt daemons. The switch is a marker file in the lab's directory,
-so every process acting on the lab sees the same mode.
+Agents serve https:// with mutual TLS (only the engine CA's certificates get in) and use
+qemu+tls:// between libvirt daemons, as on a real host. For debugging, the lab's agents can be
+switched to --dev mode (plain HTTP on the lab's loopback addresses) with
+`set_agents_tls(plan, False)` and a restart. The switch is a marker file in the lab's
+directory, so every process acting on the lab sees the same mode.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ferry.lab.plan import AGENT_PORT, HostPlan, LabPlan
+from ferry.lab.plan import AGENT_PORT, AGENTS_DEV_MARKER, HostPlan, LabPlan
 from ferry.pki.ca import ensure_ca
 from ferry.pki.enroll import enroll_host
 from ferry.pki.layout import QEMU_TLS_DIR, EnginePki, pki_dir
 
 TLS_SUBDIR = "tls"        # <host dir>/tls is the host's enrollment root: tls/etc/pki -> /etc/pki
 LIBVIRT_TLS_PORT = 16514
-_MARKER = "agents-tls"
 
 
 def libvirtd_tls_conf(conf: str) -> str:
@@ -60,17 +60,17 @@ def prepare_host(host: HostPlan) -> None:
 
 
 def agents_tls(plan: LabPlan) -> bool:
-    return (plan.dir / _MARKER).exists()
+    return not (plan.dir / AGENTS_DEV_MARKER).exists()
 
 
 def set_agents_tls(plan: LabPlan, on: bool) -> None:
     """Choose the mode agents start in from now on (restart them to apply it)."""
-    marker = plan.dir / _MARKER
+    marker = plan.dir / AGENTS_DEV_MARKER
     if on:
-        plan.dir.mkdir(parents=True, exist_ok=True)
-        marker.write_text("agents serve https:// with mutual TLS (ferry.lab.tls)\n")
-    else:
         marker.unlink(missing_ok=True)
+    else:
+        plan.dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text("agents serve plain http:// in --dev mode (ferry.lab.tls)\n")
 
 
 def agent_mode_args(plan: LabPlan) -> list[str]:

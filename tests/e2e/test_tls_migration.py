@@ -53,16 +53,19 @@ def tls_lab(lab):
         if not (lab_tls.host_tls_dir(h) / "libvirt" / "servercert.pem").exists():
             pytest.skip(f"{h.name} was brought up without TLS material (a lab kept from before "
                         "ferry.lab.tls; run `ferry lab down` first)")
+    was_tls = lab_tls.agents_tls(lab.plan)
     lab_tls.set_agents_tls(lab.plan, True)
     try:
-        for h in hosts:
-            agent = lab.restart_agent(h)
-            assert not agent.get("error"), agent
+        if not was_tls:
+            for h in hosts:
+                agent = lab.restart_agent(h)
+                assert not agent.get("error"), agent
         yield lab, hosts
     finally:
-        lab_tls.set_agents_tls(lab.plan, False)
-        for h in hosts:
-            lab.restart_agent(h)
+        if not was_tls:
+            lab_tls.set_agents_tls(lab.plan, False)
+            for h in hosts:
+                lab.restart_agent(h)
 
 
 def client(host) -> JsonRpcClient:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ferry.common.errors import Conflict, InvalidInput, NotFound
@@ -432,7 +432,7 @@ class Store:
             name=name,
             cluster_id=self._cluster_row(cluster, "cluster").id,
             address=address,
-            agent_url=check_url("agent_url", agent_url or f"http://{host}:{AGENT_PORT}/"),
+            agent_url=check_url("agent_url", agent_url or f"https://{host}:{AGENT_PORT}/"),
             migration_address=None if migration_address is None else check_address("migration_address", migration_address),
             link_speed_mbps=check_optional_int("link_speed_mbps", link_speed_mbps, 1, 10_000_000),
             status=_enum(HostStatus, "status", status).value,

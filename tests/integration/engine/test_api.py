@@ -123,7 +123,7 @@ def test_malformed_bodies_are_4xx(api):
 def test_hosts_capabilities_and_removal(api):
     lab(api)
     h = ok(api.get("/api/hosts/h2"))
-    assert (h["agent_url"], h["zerocopy"], h["status"]) == ("http://127.0.0.3:54321/", "UNKNOWN", "UP")
+    assert (h["agent_url"], h["zerocopy"], h["status"]) == ("https://127.0.0.3:54321/", "UNKNOWN", "UP")
     h = ok(api.patch("/api/hosts/h2", json={"capabilities": {"zerocopy_migrations": False}}))
     assert h["zerocopy"] == "NO" and h["capabilities_at"]
     assert [x["name"] for x in ok(api.get("/api/hosts", params={"cluster": "c1"}))] == ["h1", "h2"]

@@ -70,7 +70,7 @@ def test_host_and_vm_commands(engine_url):
                  "10.0.0.2")
     assert (h["zerocopy"], h["migration_address"], h["migration_network_up"]) == ("YES", "10.0.0.2", True)
     assert "127.0.0.3" in run("host", "list", "--cluster", "c1").stdout
-    assert run_json("host", "show", "h2")["agent_url"] == "http://127.0.0.3:54321/"
+    assert run_json("host", "show", "h2")["agent_url"] == "https://127.0.0.3:54321/"
 
     vm = run_json("vm", "set", "vm1", "--encrypted", "on", "--parallel", "4", "--downtime", "500")
     o = vm["overrides"]

@@ -31,7 +31,7 @@ def test_each_host_has_a_running_agent_on_its_address(with_agents):
     assert len(hosts) >= 3
     for h in hosts:
         assert h["agent"]["running"], h["agent"]
-        assert h["agent"]["url"] == f"http://{h['address']}:54321/"
+        assert h["agent"]["url"] == f"https://{h['address']}:54321/"
         assert listening(h["address"], 54321)
 
 

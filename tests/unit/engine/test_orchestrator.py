@@ -78,9 +78,9 @@ class World:
         self.by_address: dict[str, str] = {}
 
     def add(self, name: str, address: str) -> FakeAgent:
-        self.agents[f"http://{address}:54321/"] = FakeAgent(name, self)
+        self.agents[f"https://{address}:54321/"] = FakeAgent(name, self)
         self.by_address[address] = name
-        return self.agents[f"http://{address}:54321/"]
+        return self.agents[f"https://{address}:54321/"]
 
     def factory(self, url: str) -> FakeAgent:
         return self.agents[url]

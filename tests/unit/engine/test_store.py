@@ -166,7 +166,7 @@ def test_cluster_names_are_unique_and_in_use_clusters_stay(store):
 def test_host_defaults_and_migration_info(store):
     populate(store)
     h1, h2 = store.get_host("h1"), store.get_host("h2")
-    assert h1.agent_url == "http://127.0.0.2:54321/"
+    assert h1.agent_url == "https://127.0.0.2:54321/"
     assert h1.status is HostStatus.UNKNOWN
     assert (h1.migration_address, h1.migration_network_up) == (None, False)
     assert (h2.migration_address, h2.migration_network_up) == ("10.1.0.3", True)

@@ -45,13 +45,14 @@ def test_prepare_host_enrolls_into_the_hosts_own_etc_pki(tmp_path, monkeypatch):
     assert (tmp_path / "pki" / "ca.pem").exists()  # the engine CA was created for the lab
 
 
-def test_agents_switch_between_dev_and_tls(tmp_path):
+def test_agents_serve_tls_by_default_and_switch_to_dev(tmp_path):
     lab = Lab(3, root=tmp_path)
     h = lab.host(1)
-    assert "--dev" in lab.agent_command(h, 1, [])
-    assert lab_tls.agent_url(h, False) == "http://127.0.3.2:54321/"
-    lab_tls.set_agents_tls(lab.plan, True)
     assert "--dev" not in lab.agent_command(h, 1, ["--old-agent"])
-    assert lab_tls.agent_url(h, True) == "https://127.0.3.2:54321/"
+    assert h.agent_url == lab_tls.agent_url(h, True) == "https://127.0.3.2:54321/"
     lab_tls.set_agents_tls(lab.plan, False)
     assert lab.agent_command(h, 1, [])[-1] == "--dev"
+    assert h.agent_url == lab_tls.agent_url(h, False) == "http://127.0.3.2:54321/"
+    lab_tls.set_agents_tls(lab.plan, True)
+    assert "--dev" not in lab.agent_command(h, 1, [])
+    assert h.agent_url == "https://127.0.3.2:54321/"

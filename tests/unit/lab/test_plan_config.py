@@ -17,7 +17,7 @@ def test_lab0_addresses_names_and_uris():
     assert [h.address for h in hosts] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
     assert [h.name for h in hosts] == ["ferry-h1", "ferry-h2", "ferry-h3"]
     assert hosts[0].uri == "qemu+tcp://127.0.0.2/system"
-    assert hosts[0].agent_url == "http://127.0.0.2:54321/"
+    assert hosts[0].agent_url == "https://127.0.0.2:54321/"
     assert hosts[1].dir == Path("/r/lab0/h2")
 
 
@@ -129,4 +129,4 @@ def test_agent_command_runs_in_host_namespaces_bound_to_host_address(tmp_path):
     joined = " ".join(cmd)
     assert "-m ferry.agent run --address 127.0.3.3 --port 54321" in joined
     assert "--libvirt-uri qemu+tcp://127.0.3.3/system" in joined
-    assert f"--log-file {tmp_path}/lab3/h2/agent.log --dev --old-agent" in joined
+    assert f"--log-file {tmp_path}/lab3/h2/agent.log --old-agent" in joined  # mutual TLS: no --dev
