@@ -1,7 +1,9 @@
 """From a benchmark's raw records to the rows and headline ratios the report shows (pure).
 
-- control-plane overhead: Ferry's wall time / bare virsh's, paired per repeat (the two ran one
-  right after the other), target <= 1.05x;
+- control-plane overhead: Ferry's wall time / bare virsh's, target <= 1.05x. A Ferry run is paired
+  with the virsh run of the same configuration in the same direction (source -> destination host)
+  nearest in order: the lab's two directions need not be equally fast, and the guest goes back and
+  forth, so pairing by repeat would compare one direction with the other;
 - migration efficiency: migration throughput / raw TCP throughput with the same stream count
   measured just before the pair, paired per repeat, target >= 0.9x.
 """
@@ -45,8 +47,8 @@ class ModeRow:
     ferry: DriverStats | None
     virsh: DriverStats | None
     raw_mib_s: Summary | None
-    overhead: Summary | None          # paired Ferry/virsh wall-time ratios
-    qemu_time_ratio: Summary | None   # paired Ferry/virsh QEMU migration-time ratios
+    overhead: Summary | None          # Ferry/virsh wall-time ratios, paired in the same direction
+    qemu_time_ratio: Summary | None   # the same pairs' QEMU migration-time ratios
     efficiency_ferry: Summary | None  # paired throughput / raw TCP
     efficiency_virsh: Summary | None
 
@@ -94,6 +96,24 @@ def _by_repeat(recs: list[dict]) -> dict[int, dict]:
     return {r["repeat"]: r for r in recs}
 
 
+def _direction(rec: dict) -> tuple:
+    return rec.get("source"), rec.get("destination")
+
+
+def same_direction_pairs(ferry: list[dict], virsh: list[dict]) -> list[tuple[dict, dict]]:
+    """(Ferry run, virsh run) pairs: per direction, the k-th successful run of each, in run order."""
+    pairs = []
+    for d in dict.fromkeys(_direction(r) for r in ferry + virsh):
+        fs = [r for r in ferry if _direction(r) == d and r["ok"]]
+        vs = [r for r in virsh if _direction(r) == d and r["ok"]]
+        pairs += list(zip(fs, vs))
+    return pairs
+
+
+def direction_ratios(ferry: list[dict], virsh: list[dict], value) -> list[float]:
+    return paired_ratios((value(f), value(v)) for f, v in same_direction_pairs(ferry, virsh))
+
+
 def mode_rows(records: list[dict]) -> list[ModeRow]:
     keys = []
     for r in records:
@@ -128,9 +148,8 @@ def mode_rows(records: list[dict]) -> list[ModeRow]:
             size_mib=size, dirty_mib_s=dirty, mode=mode, streams=streams,
             ferry=driver_stats(ferry), virsh=driver_stats(virsh),
             raw_mib_s=summarize(raw(r) for r in iperf),
-            overhead=summarize(paired(f_by, v_by, lambda r: r["wall_s"], lambda r: r["wall_s"])),
-            qemu_time_ratio=summarize(paired(f_by, v_by, lambda r: _path(r, "figures", "total_ms"),
-                                             lambda r: _path(r, "figures", "total_ms"))),
+            overhead=summarize(direction_ratios(ferry, virsh, lambda r: r["wall_s"])),
+            qemu_time_ratio=summarize(direction_ratios(ferry, virsh, lambda r: _path(r, "figures", "total_ms"))),
             efficiency_ferry=summarize(paired(f_by, i_by, tput, raw)),
             efficiency_virsh=summarize(paired(v_by, i_by, tput, raw)),
         ))
@@ -139,7 +158,7 @@ def mode_rows(records: list[dict]) -> list[ModeRow]:
 
 @dataclass
 class Headline:
-    overhead: Summary | None          # every paired Ferry/virsh wall-time ratio of the run
+    overhead: Summary | None          # every same-direction Ferry/virsh wall-time ratio of the run
     overhead_by_mode: dict            # mode -> Summary
     efficiency_by_mode: dict          # mode -> Summary of Ferry's paired efficiencies
     migrations: int
@@ -158,16 +177,13 @@ def headline(records: list[dict]) -> Headline:
         o_vals, e_vals = [], []
         for size, dirty in dict.fromkeys((r.size_mib, r.dirty_mib_s) for r in rows):
             recs = [r for r in records if (r["size_mib"], r["dirty_mib_s"], r["mode"]) == (size, dirty, mode)]
-            f = _by_repeat([r for r in recs if r["kind"] == MIGRATE and r["driver"] == FERRY])
-            v = _by_repeat([r for r in recs if r["kind"] == MIGRATE and r["driver"] == VIRSH])
+            ferry = [r for r in recs if r["kind"] == MIGRATE and r["driver"] == FERRY]
+            virsh = [r for r in recs if r["kind"] == MIGRATE and r["driver"] == VIRSH]
             i = _by_repeat([r for r in recs if r["kind"] == IPERF])
-            for rep, fr in f.items():
-                if not fr["ok"]:
-                    continue
-                vr, ir = v.get(rep), i.get(rep)
-                if vr is not None and vr["ok"]:
-                    o_vals += paired_ratios([(fr["wall_s"], vr["wall_s"])])
-                if ir is not None:
+            o_vals += direction_ratios(ferry, virsh, lambda r: r["wall_s"])
+            for fr in ferry:
+                ir = i.get(fr["repeat"])
+                if fr["ok"] and ir is not None:
                     e_vals += paired_ratios([(_path(fr, "figures", "throughput_mib_s"),
                                               _path(ir, "raw", "received_mib_s"))])
         all_overheads += o_vals
@@ -175,3 +191,17 @@ def headline(records: list[dict]) -> Headline:
         by_mode_e[mode] = summarize(e_vals)
     return Headline(summarize(all_overheads), by_mode_o, by_mode_e, len(migrations),
                     sum(1 for r in migrations if not r["ok"]), sum(1 for r in migrations if r.get("verified")))
+
+
+def direction_throughput(records: list[dict]) -> dict[str, dict]:
+    """Per direction (source -> destination): throughput over every successful migration, and how
+    many runs each driver made that way (a direction-balanced run has equal counts)."""
+    out: dict[str, dict] = {}
+    migrations = [r for r in records if r["kind"] == MIGRATE and r["ok"]]
+    for d in dict.fromkeys(_direction(r) for r in migrations):
+        mine = [r for r in migrations if _direction(r) == d]
+        out[f"{d[0]} → {d[1]}"] = {
+            "throughput_mib_s": summarize(_path(r, "figures", "throughput_mib_s") for r in mine),
+            "runs": {drv: sum(1 for r in mine if r["driver"] == drv) for drv in (FERRY, VIRSH)},
+        }
+    return out

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from ferry.bench import plots
-from ferry.bench.analysis import EFFICIENCY_TARGET, OVERHEAD_TARGET, headline, mode_rows
+from ferry.bench.analysis import EFFICIENCY_TARGET, OVERHEAD_TARGET, direction_throughput, headline, mode_rows
 from ferry.bench.qemu_threads import KIND_TEXT, KINDS
 from ferry.bench.stats import Summary, summarize, verdict
 
@@ -60,7 +60,8 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         "- Each guest fills all but max(160 MiB, 10%) of its memory and rewrites `dirty` MiB/s of it; "
         f"raw TCP is iperf3 ({res.get('iperf_seconds', 3):g} s, same stream count, between the same two lab "
         "addresses) measured right before each Ferry/virsh pair; the pair's order alternates per repeat "
-        "(Ferry first on odd repeats); the first migration of a freshly booted guest counts like any other.",
+        "(Ferry first on odd repeats), so with an even repeat count each driver migrates as often in each "
+        "direction; the first migration of a freshly booted guest counts like any other.",
         f"- Guests have {res.get('guest_vcpus', 1)} vCPU(s) (the engine's planner allows at most max(2, vCPUs) "
         "parallel connections), the same guest for both drivers.",
         "- Values are medians with (min–max) over the repeats.",
@@ -69,7 +70,7 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
         "",
         "| measure | target | measured | verdict |",
         "|---|---|---|---|",
-        f"| control-plane overhead (Ferry wall time / bare virsh, paired), all runs | ≤ {OVERHEAD_TARGET}x | "
+        f"| control-plane overhead (Ferry wall time / bare virsh, paired in the same direction), all runs | ≤ {OVERHEAD_TARGET}x | "
         f"{_x(head.overhead)} | {verdict(head.overhead.median if head.overhead else None, OVERHEAD_TARGET, higher_is_better=False)} |",
     ]
     for mode, s in head.overhead_by_mode.items():
@@ -155,6 +156,13 @@ def reading_notes(res: dict) -> list[str]:
                      + (": receiving and placing guest pages takes about a core, so the destination is the "
                         "likely limit here" + (" under TCG" if m.get("accelerator") == "tcg" else "")
                         + ", far below the raw TCP figure." if busy.median >= 0.75 else "."))
+    dirs = direction_throughput(res["records"])
+    if len(dirs) > 1:
+        notes.append("- Throughput of every successful migration by direction: " + "; ".join(
+                         f"{d} {v['throughput_mib_s'].text('{:.0f}') if v['throughput_mib_s'] else '–'} MiB/s "
+                         f"(Ferry {v['runs']['ferry']} runs, virsh {v['runs']['virsh']})" for d, v in dirs.items())
+                     + ". The lab's two directions need not be equally fast, so each Ferry run is compared with a "
+                     "virsh run in the same direction.")
     if zc_runs:
         notes.append(f"- Zero-copy was switched on (QEMU's zero-copy-send) in {len(zc_runs)} runs; in {len(copied)} "
                      "of them QEMU counted dirty syncs where the kernel copied anyway "
