@@ -153,8 +153,9 @@ def reading_notes(res: dict) -> list[str]:
     if busy:
         notes.append(f"- Destination QEMU CPU seconds per second of migration: {busy.text()} (median, range; "
                      "1.0 is one core kept busy) over all successful runs"
-                     + (": receiving and placing guest pages takes about a core, so the destination is the "
-                        "likely limit here" + (" under TCG" if m.get("accelerator") == "tcg" else "")
+                     + (f": the destination QEMU alone keeps {busy.median:.1f} of the machine's {m.get('cores')} "
+                        "cores busy while it receives and places guest pages, the likely limit here"
+                        + (" under TCG" if m.get("accelerator") == "tcg" else "")
                         + ", far below the raw TCP figure." if busy.median >= 0.75 else "."))
     dirs = direction_throughput(res["records"])
     if len(dirs) > 1:
