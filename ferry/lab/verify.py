@@ -25,6 +25,9 @@ KERNEL_ERROR_PATTERNS = (
     "WARNING: CPU:", "Unable to handle", "segfault at", "invalid opcode:",
 )
 MAX_SEQ_GAP = 2  # a line or two may be lost on the serial line across a switchover
+# Heartbeats must span this much guest time before "still dirtying" can be judged: right after
+# a long full scan, two queued heartbeats can arrive milliseconds apart with the same count.
+DIRTY_SPAN_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,16 @@ def analyze(vm: str, logs: list[HostLog], current_host: str, since_offset: int =
 
     dirty = starts[0].num("dirty_mib_s", 0) if starts else 0
     if dirty > 0:
-        w = [e.num("writes") for e in hbs_here]
-        grew = len(w) >= 2 and w[-1] > w[0]
-        checks.append(Check("still_dirtying", grew,
-                            f"writes {w[0]} -> {w[-1]} on {current_host}" if len(w) >= 2
-                            else "too few heartbeats here to see writes"))
+        first, last = (hbs_here[0], hbs_here[-1]) if hbs_here else (None, None)
+        span = last.num("ms") - first.num("ms") if first else 0
+        if span < DIRTY_SPAN_MS:
+            checks.append(Check("still_dirtying", False,
+                                f"heartbeats here span {max(span, 0)} ms of guest time, too little to see "
+                                f"writes (need {DIRTY_SPAN_MS} ms)"))
+        else:
+            w0, w1 = first.num("writes"), last.num("writes")
+            checks.append(Check("still_dirtying", w1 > w0,
+                                f"writes {w0} -> {w1} over {span} ms on {current_host}"))
 
     reasons = [c.detail for c in checks if not c.ok]
     return VerifyReport(
@@ -181,6 +189,9 @@ def analyze(vm: str, logs: list[HostLog], current_host: str, since_offset: int =
 
 
 def scan_seen(text: str, since_offset: int, min_heartbeats: int = 2) -> bool:
-    """Whether a log has, after `since_offset`, a full scan result and enough heartbeats."""
+    """Whether a log has, after `since_offset`, a full scan result and enough heartbeats, spanning
+    DIRTY_SPAN_MS of guest time (so analyze can tell whether a dirtying guest still writes)."""
     ev = [e for e in parse_events("", text) if e.offset >= since_offset]
-    return any(e.kind == "SCAN" for e in ev) and sum(e.kind == "HB" for e in ev) >= min_heartbeats
+    hbs = [e for e in ev if e.kind == "HB"]
+    return (any(e.kind == "SCAN" for e in ev) and len(hbs) >= min_heartbeats
+            and hbs[-1].num("ms") - hbs[0].num("ms") >= DIRTY_SPAN_MS)

@@ -115,6 +115,23 @@ def test_a_dirtying_guest_must_keep_writing():
     assert r.intact and "still_dirtying" not in checks(r)
 
 
+def test_heartbeats_queued_behind_a_scan_do_not_count_as_stopped_writes():
+    """After a long full scan two heartbeats can arrive 46 ms apart with equal counts; that says
+    nothing about writes. The verdict needs a second of guest time."""
+    def beat(seq, ms, writes):
+        return (f"FERRY HB run={RUN} seq={seq} ms={ms} writes={writes} spot_pages=0 bad=0 lost=0 scans=1\n")
+    queued = [HostLog("h1", start() + hb(1)), HostLog("h2", scan() + beat(2, 2000, 700) + beat(3, 2046, 700))]
+    r = analyze("vm", queued, "h2", 0)
+    assert not checks(r)["still_dirtying"] and "span 46 ms" in " ".join(r.reasons)
+    assert not scan_seen(queued[1].text, 0)          # verify keeps waiting instead
+    later = HostLog("h2", queued[1].text + beat(4, 3046, 9000))
+    assert scan_seen(later.text, 0)
+    r = analyze("vm", [queued[0], later], "h2", 0)
+    assert r.intact, r.reasons
+    stopped = HostLog("h2", queued[1].text + beat(4, 3046, 700))
+    assert not checks(analyze("vm", [queued[0], stopped], "h2", 0))["still_dirtying"]
+
+
 def test_no_start_line_fails():
     r = analyze("vm", [HostLog("h2", scan() + hb(1) + hb(2))], "h2", 0)
     assert not checks(r)["workload_started"]
