@@ -2,7 +2,8 @@
 
 Each verb takes the request's params dict and returns a JSON-able result, or raises
 `JsonRpcError` with a Vdsm-style code and a message naming the field and reason. Migrations run
-in `MigrationJob` threads; the engine follows one by polling VM.getMigrationStatus (>= 1 Hz).
+in `MigrationJob` threads; the engine follows one with VM.getMigrationStatus, long-polled
+through Ferry's `waitForChange` (ferry.agent.long_poll) so it hears of changes at once, >= 1 Hz.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
 from ferry.agent.config import AgentConfig
 from ferry.agent.limits import MigrationSlots
+from ferry.agent.long_poll import PARAM as WAIT_PARAM
+from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
 from ferry.common import memlock
 from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
@@ -324,9 +327,18 @@ class Agent:
         return {"status": {"code": 0, "message": f"maxBandwidth set to {mibs} MiB/s"}}
 
     def vm_get_migration_status(self, params: dict) -> dict:
+        """The migration's status; with Ferry's `waitForChange` {version, timeout} (see
+        ferry.agent.long_poll) it answers once the outgoing migration's status version differs
+        from the one given, or at the timeout. Each call holds only its own request thread."""
         vm_id = self._vm_id(params)
+        try:
+            wait = parse_wait_for_change(params.get(WAIT_PARAM))
+        except InvalidInput as exc:
+            raise invalid(exc) from None
         job = self.jobs.get(vm_id)
         if job is not None:
+            if wait is not None and wait.timeout > 0:
+                return job.wait_for_change(wait.version, wait.timeout)
             return job.status()
         inc = self.incoming.get(vm_id)
         if inc is not None:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ferry.agent import libvirt_edge
 from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
+from ferry.agent.long_poll import StatusVersion
 from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
 from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
@@ -32,6 +33,7 @@ PENDING, WAITING, RUNNING = "pending", "waiting", "running"
 SUCCEEDED, FAILED, CANCELLED, ABORTED = "succeeded", "failed", "cancelled", "aborted"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, ABORTED)
 ACTIVE_STATES = (PENDING, WAITING, RUNNING)
+COMPLETED_EVENT_WAIT_S = 2.0   # how long a finished migrateToURI3 waits for libvirt's JOB_COMPLETED
 
 
 class MigrationJob:
@@ -62,6 +64,8 @@ class MigrationJob:
         self._done = threading.Event()
         self._iterations: queue.Queue = queue.Queue()
         self._completed_stats: dict | None = None
+        self._completed = threading.Event()
+        self.version = StatusVersion()     # bumped after every change status() shows
         self._aborted_by_schedule = False
         self._postcopy = False
         self._slot_taken = False
@@ -75,6 +79,7 @@ class MigrationJob:
         self.actions_run: list[dict] = []
         self.started_at = time.time()
         self.migration_started_at: float | None = None
+        self.migration_returned_at: float | None = None
         self.ended_at: float | None = None
         self.thread = threading.Thread(target=self._run, name=f"migration-{vm_name}", daemon=True)
 
@@ -89,6 +94,11 @@ class MigrationJob:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
+
+    def wait_for_change(self, seen_version: int, timeout: float) -> dict:
+        """The status once its version differs from `seen_version`, or after `timeout` s."""
+        self.version.wait_past(seen_version, timeout)
+        return self.status()
 
     def cancel(self) -> None:
         """Stops a waiting migration or aborts the running libvirt job."""
@@ -116,6 +126,7 @@ class MigrationJob:
                 total_ms = f.time_elapsed_ms
             return {
                 "vmID": self.vm_id,
+                "version": self.version.value,
                 "state": self.state,
                 "direction": "outgoing",
                 "message": self.message,
@@ -155,6 +166,7 @@ class MigrationJob:
             self.state = state
             if message is not None:
                 self.message = message
+        self.version.bump()
 
     def _run(self) -> None:
         try:
@@ -205,6 +217,9 @@ class MigrationJob:
         except self.lv.libvirtError as exc:
             outcome_error = exc
         finally:
+            self.migration_returned_at = time.time()
+            log.info("VM %s: migrateToURI3 returned after %.3f s", self.vm_name,
+                     self.migration_returned_at - self.migration_started_at)
             self._iterations.put(None)
             stop_at = time.monotonic() + 5
             monitor.join(max(0.0, stop_at - time.monotonic()))
@@ -256,13 +271,15 @@ class MigrationJob:
                 log.warning("VM %s: destination clean-up: %s", self.vm_name, exc.message)
 
     def _succeeded(self) -> None:
+        # The event can trail migrateToURI3's return by a moment; woken the moment it comes.
+        waited = time.monotonic()
+        if self._completed.wait(COMPLETED_EVENT_WAIT_S):
+            log.info("VM %s: job-completed event %.3f s after migrateToURI3 returned", self.vm_name,
+                     time.monotonic() - waited)
+        else:
+            log.info("VM %s: no job-completed event within %g s of the migration's end; final figures "
+                     "are the last polled ones", self.vm_name, COMPLETED_EVENT_WAIT_S)
         stats = self._completed_stats
-        if stats is None:
-            # The event can trail migrateToURI3's return by a moment.
-            deadline = time.monotonic() + 2
-            while self._completed_stats is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            stats = self._completed_stats
         if stats:
             self._update_figures(figures_from_job_stats(stats), final=True)
         with self._lock:
@@ -275,6 +292,7 @@ class MigrationJob:
             self.message = message
             self.error = error
             self.ended_at = time.time()
+        self.version.bump()
         level = logging.INFO if state == SUCCEEDED else logging.WARNING
         log.log(level, "VM %s: %s", self.vm_name, message)
 
@@ -282,12 +300,14 @@ class MigrationJob:
 
     def _on_job_completed(self, params: dict) -> None:
         self._completed_stats = params
+        self._completed.set()
 
     def _on_lifecycle(self, event: int, detail: int) -> None:
         lv = self.lv
         if event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY:
             self._postcopy = True
             self.runner.postcopy_started()
+            self.version.bump()
 
     def _monitor(self) -> None:
         init_done = False
@@ -339,11 +359,15 @@ class MigrationJob:
         with self._lock:
             if final and self.figures.iteration and not figures.iteration:
                 figures = JobFigures(**{**figures.__dict__, "iteration": self.figures.iteration})
+            before = (self.figures, self.progress)
             self.figures = figures
             # While the job runs, libvirt's `downtime` is QEMU's *expected* downtime, not the
             # switch-over; only the completed job's figure means the guest has moved.
             self.progress = progress_percent(figures.total, figures.remaining, self.progress,
                                              downtime_known=final and figures.downtime_ms is not None)
+            changed = (self.figures, self.progress) != before
+        if changed:
+            self.version.bump()
 
     def _on_iteration(self, iteration: int, source: str) -> None:
         action = self.runner.on_iteration(iteration)
@@ -358,7 +382,7 @@ class MigrationJob:
             if action.name == SET_DOWNTIME:
                 self.dom.migrateSetMaxDowntime(action.downtime_ms, 0)
                 with self._lock:
-                    self.max_downtime_ms = action.downtime_ms
+                    self.max_downtime_ms = action.downtime_ms  # shown with the action's record below
             elif action.name == POSTCOPY:
                 self.dom.migrateStartPostCopy(0)
                 self._postcopy = True
@@ -372,6 +396,7 @@ class MigrationJob:
             log.warning("VM %s: schedule action %s failed: %s", self.vm_name, action, _msg(exc))
         with self._lock:
             self.actions_run.append(record)
+        self.version.bump()
 
 
 def _msg(exc: Exception) -> str:
