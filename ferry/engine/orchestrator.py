@@ -5,7 +5,9 @@ PENDING, and handed to a thread that:
 1. records VM_MIGRATION_START and, when the planner changed what the admin set,
    FERRY_MIGRATION_PLAN_ADJUSTED (e.g. "zerocopy not sent: source host h1 reports ...");
 2. sends VM.migrate with the plan's parameters to the source agent (RUNNING);
-3. follows VM.getMigrationStatus every `poll_interval` (>= 1 Hz), saving progress and figures;
+3. follows VM.getMigrationStatus, saving progress and figures: long-polled (the agent answers
+   when the status changes, at least every second; ferry.engine.status_follow), or every
+   `poll_interval` (>= 1 Hz) with an agent that does not know the long poll;
 4. on success moves the VM to the destination (SUCCEEDED, VM_MIGRATION_DONE with duration,
    total and actual downtime); on failure with the VM still on the source, tries another host
    (VM_MIGRATION_TRYING_RERUN; hosts already tried are excluded; at most 3 hosts), and when
@@ -20,9 +22,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Iterator
+
+from sqlalchemy.orm import Session
 
 from ferry.common.errors import Conflict
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
@@ -31,7 +36,9 @@ from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.plan_inputs import pick_destination, plan_for_vm
 from ferry.engine.db.records import HostStatus, MigrationRecord, VmStatus
+from ferry.engine.migration_changes import MigrationChanges
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
+from ferry.engine.status_follow import pause_before_next, status_request, status_version
 from ferry.engine.vm_lifecycle import vm_stats
 
 log = logging.getLogger("ferry.engine.orchestrator")
@@ -75,6 +82,7 @@ class Orchestrator:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.changes = MigrationChanges()   # REST long polls wait on it (GET /api/migrations/{id}/wait)
 
     # ---- life of the orchestrator --------------------------------------------------------------
     def start(self) -> None:
@@ -103,6 +111,16 @@ class Orchestrator:
     def active_runs(self) -> list[str]:
         with self._lock:
             return list(self._runs)
+
+    @contextmanager
+    def _writing(self, migration_id: str) -> Iterator[Session]:
+        """A database session for writing a migration's record; once it is committed (or not),
+        whoever long-polls the record is woken."""
+        try:
+            with self.db.session() as session:
+                yield session
+        finally:
+            self.changes.bump(migration_id)
 
     # ---- requests ------------------------------------------------------------------------------
     def migrate(self, vm_ref: str, *, to: str | None = None, policy: str | None = None,
@@ -142,7 +160,7 @@ class Orchestrator:
             if run is None:
                 raise Conflict(f"migration {migration_id} is not followed by this engine")
             with run.state_lock:
-                with self.db.session() as session:
+                with self._writing(migration_id) as session:
                     store = Store(session)
                     record = store.get_migration(migration_id)
                     if not record.active:
@@ -178,7 +196,7 @@ class Orchestrator:
         except Exception as exc:  # noqa: BLE001 - a migration must never be left RUNNING silently
             log.exception("migration %s of VM %s failed in the engine", run.migration_id, run.vm)
             try:
-                with run.state_lock, self.db.session() as session:
+                with run.state_lock, self._writing(run.migration_id) as session:
                     Store(session).update_migration(run.migration_id, state="FAILED", finished_at=_now(),
                                                     error=f"engine error: {exc}")
             except Exception:  # noqa: BLE001
@@ -240,7 +258,7 @@ class Orchestrator:
 
     def _send(self, run: _Run, record: MigrationRecord, plan: dict, first: bool) -> str | None:
         """Events, RUNNING, then VM.migrate on the source agent; returns an error text or None."""
-        with run.state_lock, self.db.session() as session:
+        with run.state_lock, self._writing(run.migration_id) as session:
             store = Store(session)
             source = store.get_host(record.source)
             run.source_url = source.agent_url
@@ -271,11 +289,15 @@ class Orchestrator:
         progress = 0
         last_ok = time.monotonic()
         last_figures: dict | None = None
+        seen_version: int | None = None
         while True:
             if self._stopping.is_set():
                 raise _Stopping()
+            request = status_request(run.vm_uuid, seen_version)
+            asked = request["waitForChange"]["version"]
+            called = time.monotonic()
             try:
-                status = client.call("VM.getMigrationStatus", {"vmID": run.vm_uuid})
+                status = client.call("VM.getMigrationStatus", request)
                 last_ok = time.monotonic()
             except JsonRpcError as exc:
                 if exc.code != TRANSPORT_ERROR and exc.name == "noVM":
@@ -289,23 +311,26 @@ class Orchestrator:
             figures = outcome.figures_from_status(status)
             if figures != last_figures:
                 last_figures = figures
-                with self.db.session() as session:
+                with self._writing(run.migration_id) as session:
                     Store(session).update_migration(run.migration_id, progress=progress, figures=figures)
             if final:
                 return status
-            time.sleep(self.poll_interval)
+            seen_version = status_version(status)
+            pause = pause_before_next(status, asked, last_ok - called, self.poll_interval)
+            if pause:
+                time.sleep(pause)
 
     def _attempt_done(self, run: _Run, attempts: list[dict], status: dict, destination: str) -> dict:
         final = outcome.attempt_summary(status, destination)
         attempts.append(final)
-        with self.db.session() as session:
+        with self._writing(run.migration_id) as session:
             Store(session).update_migration(run.migration_id, attempts=list(attempts))
         return final
 
     # ---- endings ---------------------------------------------------------------------------------
     def _end_succeeded(self, run, record, plan, attempts, final, t0) -> None:
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
-        with run.state_lock, self.db.session() as session:
+        with run.state_lock, self._writing(run.migration_id) as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="SUCCEEDED", progress=100, result=result,
                                    finished_at=_now())
@@ -318,7 +343,7 @@ class Orchestrator:
     def _end_cancelled(self, run, record, attempts, t0, final) -> None:
         result = outcome.migration_result(final or {"destination": record.destination}, record.plan,
                                           time.monotonic() - t0, attempts)
-        with run.state_lock, self.db.session() as session:
+        with run.state_lock, self._writing(run.migration_id) as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="CANCELLED", result=result, finished_at=_now(),
                                    error=(final or {}).get("error") or "cancelled before it was sent")
@@ -331,7 +356,7 @@ class Orchestrator:
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
         reason = "the convergence schedule gave up (the VM did not converge)"
         detail = outcome.failure_reason(status)
-        with run.state_lock, self.db.session() as session:
+        with run.state_lock, self._writing(run.migration_id) as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="ABORTED", result=result, finished_at=_now(),
                                    error=f"{reason}: {detail}")
@@ -351,7 +376,7 @@ class Orchestrator:
         decision = outcome.rerun_decision(tried=len(tried), vm_on_source=on_source,
                                           cancelled=run.cancel.is_set(), destination_given=run.to_given)
         if decision.rerun:
-            with self.db.session() as session:
+            with self._writing(run.migration_id) as session:
                 store = Store(session)
                 store.record_audit(audit.VM_MIGRATION_TRYING_RERUN, vm=run.vm, host=record.destination,
                                    migration_id=run.migration_id, destination=record.destination, reason=reason)
@@ -373,7 +398,7 @@ class Orchestrator:
             log.info("migration %s: no rerun: %s", run.migration_id, decision.why_not)
         result = outcome.migration_result(final, plan, time.monotonic() - t0, attempts)
         result["no_rerun_because"] = decision.why_not
-        with run.state_lock, self.db.session() as session:
+        with run.state_lock, self._writing(run.migration_id) as session:
             store = Store(session)
             store.update_migration(run.migration_id, state="FAILED", result=result, finished_at=_now(),
                                    error=reason)

@@ -2,11 +2,15 @@
 
 They hand the work to the engine's orchestrator, VM lifecycle and host monitor (created with the
 app, see ferry.engine.api.app); a migration answers at once (202) with its record, whose state,
-progress and figures GET /api/migrations/{id} serves while it runs.
+progress and figures GET /api/migrations/{id} serves while it runs, and
+GET /api/migrations/{id}/wait?since=<updated_at> serves as soon as they change (a long poll, so a
+follower learns of the end without polling fast).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Request
+import time
+
+from fastapi import APIRouter, Body, Query, Request
 
 from ferry.engine.api.schemas import Body as StrictBody
 from ferry.engine.api.schemas import PlanRequest
@@ -41,6 +45,32 @@ def migrate(vm: str, request: Request, body: MigrateRequest = Body(default_facto
     """Plan and start a live migration; follow it at GET /api/migrations/{id}."""
     record = request.app.state.orchestrator.migrate(vm, to=body.to, policy=body.policy, user=body.user)
     return record.to_dict()
+
+
+MAX_WAIT_S = 10.0
+FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
+
+
+@router.get("/migrations/{migration_id}/wait", tags=["migrations"])
+def wait_for_change(migration_id: str, request: Request,
+                    since: str | None = Query(None, description="the record's updated_at as last seen; "
+                                              "omitted = answer at once"),
+                    timeout: float = Query(MAX_WAIT_S, ge=0, le=MAX_WAIT_S,
+                                           description="seconds to wait at most for a change")) -> dict:
+    """The migration's record once its updated_at differs from `since` or it has ended, or
+    after `timeout` s unchanged."""
+    from ferry.engine.db import Store
+
+    changes = request.app.state.orchestrator.changes
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = changes.count(migration_id)          # before the read: no write slips past
+        with request.app.state.db.session() as session:
+            record = Store(session).get_migration(migration_id).to_dict()
+        left = deadline - time.monotonic()
+        if since is None or record["updated_at"] != since or record["state"] in FINAL or left <= 0:
+            return record
+        changes.wait_past(migration_id, seen, left)
 
 
 @router.post("/migrations/{migration_id}/cancel", tags=["migrations"])
