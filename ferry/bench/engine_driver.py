@@ -1,4 +1,4 @@
-"""Ferry through its engine: REST POST /api/vms/{vm}/migrate, then GET /api/migrations/{id}.
+"""Ferry through its engine: REST POST /api/vms/{vm}/migrate, then GET /api/migrations/{id}/wait.
 
 The benchmark's mode becomes engine settings, so the engine's own planner builds VM.migrate:
 two custom policies without convergence actions (`bench-plain`, `bench-zerocopy`: one migration
@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 
 from ferry.bench.drivers import DriverOutcome
 from ferry.bench.matrix import Mode
+from ferry.cli.migrate import wait_for
 from ferry.common.errors import OperationFailed
 from ferry.lab.plan import HostPlan
 
@@ -32,7 +33,6 @@ CLUSTER = "bench"
 PLAIN_POLICY = "bench-plain"
 ZEROCOPY_POLICY = "bench-zerocopy"
 UNCAPPED_MBPS = 80_000          # 10000 MiB/s: far above what the lab's loopback migrations reach
-FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
 
 
 def bench_policy(name: str, zerocopy: bool) -> dict:
@@ -130,9 +130,10 @@ class EngineDriver:
             record = self.client.post(f"/api/vms/{vm}/migrate", {"to": dst.name})
         except Exception as exc:  # noqa: BLE001 - a refusal is this run's outcome
             return DriverOutcome(False, time.monotonic() - t0, "refused", str(exc))
-        while time.monotonic() - t0 < self.timeout_s and record["state"] not in FINAL:
-            time.sleep(self.poll_s)
-            record = self.client.get(f"/api/migrations/{record['id']}")
+        # the way `ferry migrate --wait` follows it: long-polled, so the end is seen when the
+        # engine records it (plain GETs every poll_s with an engine that has no long poll)
+        record = wait_for(self.client, record, timeout=self.timeout_s - (time.monotonic() - t0),
+                          poll_s=self.poll_s)
         wall = time.monotonic() - t0
         plan = record.get("plan") or {}
         ok = record["state"] == "SUCCEEDED"
