@@ -135,6 +135,9 @@ class MigrationJob:
                 "dst": self.params.dst,
                 "startedAt": self.started_at,
                 "endedAt": self.ended_at,
+                # Ferry extension: when virDomainMigrateToURI3 was called and returned (epoch s)
+                "migrationStartedAt": self.migration_started_at,
+                "migrationReturnedAt": self.migration_returned_at,
                 "iteration": f.iteration,
                 "dataTotal": f.data_total,
                 "dataProcessed": f.data_processed,
