@@ -84,7 +84,19 @@ def attempt_summary(status: Mapping[str, Any], destination: str) -> dict[str, An
         "schedule_actions": list(status.get("scheduleActions") or []),
         "unrecognized_params": list(status.get("unrecognizedParams") or []),
         "notes": list(status.get("notes") or []),
+        "agent_timeline": agent_timeline(status),
     }
+
+
+_TIMELINE_KEYS = {"startedAt": "job_started_at", "migrationStartedAt": "libvirt_started_at",
+                  "migrationReturnedAt": "libvirt_returned_at", "endedAt": "job_ended_at"}
+
+
+def agent_timeline(status: Mapping[str, Any]) -> dict[str, float]:
+    """When the source agent took the job, called and saw virDomainMigrateToURI3 return, and
+    ended the job (epoch seconds; only what the agent reported): where a migration's time went."""
+    return {ours: float(status[theirs]) for theirs, ours in _TIMELINE_KEYS.items()
+            if isinstance(status.get(theirs), (int, float)) and not isinstance(status.get(theirs), bool)}
 
 
 def migration_result(final: Mapping[str, Any], plan: Mapping[str, Any] | None, wall_s: float,

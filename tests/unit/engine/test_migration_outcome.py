@@ -46,6 +46,15 @@ def test_attempt_and_result_carry_figures_flags_and_the_plans_explanation():
     assert o.done_fields(result) == {"duration": "2.0 s", "total": "3.2 s", "downtime": "80 ms"}
 
 
+def test_attempt_keeps_the_agents_timeline_when_reported():
+    status = {"state": "succeeded", "startedAt": 100.0, "migrationStartedAt": 100.02,
+              "migrationReturnedAt": 103.5, "endedAt": 103.51, "totalTime": 2000}
+    assert o.attempt_summary(status, "h2")["agent_timeline"] == {
+        "job_started_at": 100.0, "libvirt_started_at": 100.02, "libvirt_returned_at": 103.5, "job_ended_at": 103.51}
+    older_agent = {"state": "failed", "startedAt": 100, "endedAt": None, "migrationStartedAt": True}
+    assert o.attempt_summary(older_agent, "h2")["agent_timeline"] == {"job_started_at": 100.0}
+
+
 def test_throughput_needs_bytes_and_time():
     assert o.throughput_mibps(None, 10) is None and o.throughput_mibps(MIB, 0) is None
     assert o.throughput_mibps(10 * MIB, 500) == 20.0
