@@ -2,7 +2,9 @@
 
 Each driver starts one migration of a lab guest from `src` to `dst` and returns when it has
 ended, with the wall time its caller waited: for Ferry from the request until the final status
-is seen (polled every `poll_s`), for virsh from the process's start until it exits. That wall
+is seen (long-polled, as `ferry migrate --wait` and the engine follow a migration; plain polls
+every `poll_s` against parts without the long poll), for virsh from the process's start until
+it exits. That wall
 time is what the control-plane overhead compares; QEMU's own figures come from the collectors.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from ferry.agent.flags import MigrationFlags, build_migration_flags
 from ferry.bench.virsh_baseline import virsh_migrate_command
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
+from ferry.engine.status_follow import pause_before_next, status_request, status_version
 from ferry.lab.plan import AGENT_PORT, HostPlan
 
 FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
@@ -76,14 +79,21 @@ class AgentDriver:
         except JsonRpcError as exc:
             return DriverOutcome(False, time.monotonic() - t0, "refused", exc.message)
         status: dict = {}
+        seen: int | None = None
         while time.monotonic() - t0 < self.timeout_s:
+            request = status_request(vm_id, seen)      # long poll, as the engine follows an agent
+            called = time.monotonic()
             try:
-                status = client.call("VM.getMigrationStatus", {"vmID": vm_id})
+                status = client.call("VM.getMigrationStatus", request)
             except JsonRpcError as exc:
                 status = {"state": "unknown", "error": exc.message}
             if status.get("state") in FINAL_AGENT_STATES:
                 break
-            time.sleep(self.poll_s)
+            pause = pause_before_next(status, request["waitForChange"]["version"], time.monotonic() - called,
+                                      self.poll_s)
+            seen = status_version(status)
+            if pause:
+                time.sleep(pause)
         wall = time.monotonic() - t0
         state = status.get("state", "unknown")
         return DriverOutcome(state == "succeeded", wall, state, status.get("error"),

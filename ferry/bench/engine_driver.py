@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -125,7 +126,7 @@ class EngineDriver:
 
     # ---- one migration -------------------------------------------------------------------------
     def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
-        t0 = time.monotonic()
+        t0, sent_at = time.monotonic(), time.time()
         try:
             record = self.client.post(f"/api/vms/{vm}/migrate", {"to": dst.name})
         except Exception as exc:  # noqa: BLE001 - a refusal is this run's outcome
@@ -134,13 +135,24 @@ class EngineDriver:
         # engine records it (plain GETs every poll_s with an engine that has no long poll)
         record = wait_for(self.client, record, timeout=self.timeout_s - (time.monotonic() - t0),
                           poll_s=self.poll_s)
-        wall = time.monotonic() - t0
+        wall, saw_end_at = time.monotonic() - t0, time.time()
         plan = record.get("plan") or {}
         ok = record["state"] == "SUCCEEDED"
         return DriverOutcome(ok, wall, record["state"].lower(), record.get("error"),
                              list(plan.get("libvirt_flags") or []), dict(plan.get("libvirt_typed_params") or {}),
                              {"migration_id": record["id"], "result": record.get("result"),
-                              "attempts": record.get("attempts")})
+                              "attempts": record.get("attempts"),
+                              "timeline": engine_timeline(record, sent_at, saw_end_at)})
+
+
+def engine_timeline(record: dict, sent_at: float, saw_end_at: float) -> dict:
+    """When the benchmark sent the request and saw the end, and when the engine created,
+    started and finished the migration's record (epoch seconds): see ferry.bench.timeline."""
+    times = {"bench_sent_at": sent_at, "bench_saw_end_at": saw_end_at}
+    for key in ("created_at", "started_at", "finished_at"):
+        if record.get(key):
+            times[f"engine_{key}"] = datetime.fromisoformat(record[key]).timestamp()
+    return times
 
 
 def _free_port() -> int:

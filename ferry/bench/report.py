@@ -13,6 +13,7 @@ from ferry.bench import plots
 from ferry.bench.analysis import EFFICIENCY_TARGET, OVERHEAD_TARGET, direction_throughput, headline, mode_rows
 from ferry.bench.qemu_threads import KIND_TEXT, KINDS
 from ferry.bench.stats import Summary, summarize, verdict
+from ferry.bench.timeline import PHASES, breakdown
 
 
 def _s(s: Summary | None, fmt: str = "{:.2f}") -> str:
@@ -79,7 +80,8 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
     for mode, s in head.efficiency_by_mode.items():
         out.append(f"| efficiency, {mode} (Ferry throughput / raw TCP, same streams) | ≥ {EFFICIENCY_TARGET}x | "
                    f"{_x(s)} | {verdict(s.median if s else None, EFFICIENCY_TARGET, higher_is_better=True)} |")
-    out += ["", "### Reading these numbers", ""] + reading_notes(res) + ["", "### Per configuration", "",
+    out += ["", "### Reading these numbers", ""] + reading_notes(res) + [""] + breakdown_section(recs)
+    out += ["### Per configuration", "",
             "| size MiB | dirty MiB/s | mode | driver | wall s | QEMU time s | downtime ms | MiB/s | iterations "
             "| src CPU s | dst CPU s | zero-copy | verified |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -172,14 +174,42 @@ def reading_notes(res: dict) -> list[str]:
     if gap and gap_v:
         notes.append(f"- Wall time minus QEMU's own migration time (seconds): Ferry {gap.text()}, bare virsh "
                      f"{gap_v.text()}. For Ferry it holds the control plane: "
-                     + ("the engine's plan and records, its VM.migrate to the source agent, the agents' "
-                        "VM.migrationCreate, and following the agent (the engine polls it at 2 Hz, the "
-                        "benchmark polls the engine at 10 Hz)"
+                     + (("the engine's plan and records, its VM.migrate to the source agent, the agents' "
+                         "VM.migrationCreate, and following the agent (long polls: the engine hears of the end "
+                         "when the agent records it, the benchmark when the engine does; see the breakdown below)")
+                        if res.get("ferry_path") == "ferry-engine" and breakdown(recs) else
+                        ("the engine's plan and records, its VM.migrate to the source agent, the agents' "
+                         "VM.migrationCreate, and following the agent (the engine polls it at 2 Hz, the "
+                         "benchmark polls the engine at 10 Hz)")
                         if res.get("ferry_path") == "ferry-engine" else
                         "the agents' VM.migrate and VM.migrationCreate and polling the source agent at 10 Hz")
                      + "; for virsh, connecting to libvirtd and the migration's prepare/finish steps, "
                      "which Ferry's migration goes through as well.")
     return notes
+
+
+def breakdown_section(recs: list[dict]) -> list[str]:
+    """Where a Ferry migration's wall time goes, phase by phase (ferry.bench.timeline)."""
+    b = breakdown(recs)
+    if "control_plane" not in b:
+        return []
+    n = b["control_plane"].n
+    out = ["### Where Ferry's wall time goes", "",
+           f"From the timestamps the benchmark, the engine's record and the source agent keep for each run "
+           f"({n} successful Ferry runs; seconds, median (min–max)). Everything outside virDomainMigrateToURI3 "
+           "is Ferry's control plane; inside it are QEMU's own migration time and libvirt's steps around it "
+           "(the destination's prepare, and the source's confirm, which stops the source QEMU), which bare "
+           "virsh waits for as well.", "",
+           "| phase | seconds | control plane |", "|---|---|---|"]
+    for p in PHASES:
+        if p.key in b:
+            out.append(f"| {p.label} | {b[p.key].text('{:.3f}')} | {'yes' if p.control_plane else 'no'} |")
+    for key, label in (("qemu", "  of which QEMU's own migration time"),
+                       ("libvirt_around_qemu", "  of which libvirt around it (prepare, confirm/stop source QEMU)")):
+        if key in b:
+            out.append(f"| {label} | {b[key].text('{:.3f}')} | no |")
+    out += [f"| **control plane in all** | **{b['control_plane'].text('{:.3f}')}** | yes |", ""]
+    return out
 
 
 def _path(rec, *keys):

@@ -128,3 +128,19 @@ def test_pairs_are_made_in_the_same_direction():
     assert same_direction_pairs([run("ferry", 0, "h1", "h2", 9.0, ok=False)], virsh) == []
     text = render(result([*ferry, *virsh]), None, {})
     assert "Throughput of every successful migration by direction" in text and "h1 → h2 500 MiB/s (Ferry 1 runs, virsh 1)" in text
+
+
+def test_report_breaks_down_where_ferrys_time_goes_when_runs_carry_timestamps():
+    from tests.unit.bench.test_timeline import detail
+
+    records = [dict(r) for r in RECORDS]
+    for r in records:
+        if r.get("driver") == "ferry":
+            r["driver_detail"] = detail()
+    res = {**result(records), "ferry_path": "ferry-engine"}
+    text = render(res, None, {})
+    assert "### Where Ferry's wall time goes" in text and "(3 successful Ferry runs;" in text
+    assert "| VM.migrate to the source agent | 0.010 | yes |" in text
+    assert "| **control plane in all** | **0.060** | yes |" in text
+    assert "long polls" in text
+    assert "Where Ferry's wall time goes" not in render(result(RECORDS), None, {})
