@@ -272,8 +272,12 @@ def test_unreachable_source_agent_fails_after_the_grace_period(env, monkeypatch)
     db, world, orch, uuid = env
     world.agent("h1").script = [RUNNING]
     m = orch.migrate("vm1", to="h2")
-    time.sleep(0.05)
-    world.agent("h1").reachable = False
+    source = world.agent("h1")
+    deadline = time.monotonic() + 10
+    while not any(method == "VM.migrate" for method, _ in list(source.calls)):  # sent, then lost
+        assert time.monotonic() < deadline, "the orchestrator never sent VM.migrate"
+        time.sleep(0.01)
+    source.reachable = False
     final = wait_final(db, m.id)
     assert final.state == "FAILED" and "lost contact" in final.error
 
