@@ -41,8 +41,7 @@ def require_token(request: Request,
     finally:
         session.close()
     if record is None:
-        raise _refuse(401, "invalid token: not a token of this engine (check FERRY_ENGINE_TOKEN or the "
-                           "config file)", "unknown token")
+        raise _refuse(401, "invalid token: not a token of this engine", "unknown token")
     if record.revoked_at is not None:
         raise _refuse(401, f"token {record.name!r} was revoked at {record.revoked_at.isoformat()}; "
                            "ask an admin for a new one", "revoked")
