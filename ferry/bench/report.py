@@ -204,8 +204,8 @@ def breakdown_section(recs: list[dict]) -> list[str]:
     for p in PHASES:
         if p.key in b:
             out.append(f"| {p.label} | {b[p.key].text('{:.3f}')} | {'yes' if p.control_plane else 'no'} |")
-    for key, label in (("qemu", "  of which QEMU's own migration time"),
-                       ("libvirt_around_qemu", "  of which libvirt around it (prepare, confirm/stop source QEMU)")):
+    for key, label in (("qemu", "inside it: QEMU's own migration time"),
+                       ("libvirt_around_qemu", "inside it: libvirt around QEMU (prepare; confirm, which stops the source QEMU)")):
         if key in b:
             out.append(f"| {label} | {b[key].text('{:.3f}')} | no |")
     out += [f"| **control plane in all** | **{b['control_plane'].text('{:.3f}')}** | yes |", ""]

@@ -129,3 +129,27 @@ def test_old_agent_logs_unrecognized_zerocopy_and_migrates_without_it(agent_lab,
         assert_intact(agent_lab, dst)
     finally:
         lab.restart_agent(src, [])
+
+
+def test_long_poll_follows_a_real_migration_and_hears_the_end_while_waiting(agent_lab, guest):
+    """VM.getMigrationStatus with waitForChange against real libvirt: every answer is news (a new
+    version) or the end, and the end comes back on a call already held, not at its timeout."""
+    src = agent_lab.where(guest)
+    dst = agent_lab.other(src)
+    agent_lab.migrate(src, guest, parallel=2, maxBandwidth=64)
+    seen, answers = 0, []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        asked = time.monotonic()
+        status = agent_lab.agent(src).call("VM.getMigrationStatus",
+                                           {"vmID": guest, "waitForChange": {"version": seen, "timeout": 5}})
+        answers.append((status["version"] != seen, time.monotonic() - asked))
+        seen = status["version"]
+        if status["state"] in ("succeeded", "failed", "cancelled", "aborted"):
+            break
+    assert status["state"] == "succeeded", status
+    assert all(changed for changed, _ in answers)           # no answer came back without news
+    assert answers[-1][1] < 4.9                             # the end woke the held call
+    assert status["migrationStartedAt"] < status["migrationReturnedAt"] <= status["endedAt"]
+    assert agent_lab.where(guest) == dst
+    assert_intact(agent_lab, dst)
