@@ -199,7 +199,8 @@ def breakdown_section(recs: list[dict]) -> list[str]:
            f"({n} successful Ferry runs; seconds, median (min–max)). Everything outside virDomainMigrateToURI3 "
            "is Ferry's control plane; inside it are QEMU's own migration time and libvirt's steps around it "
            "(the destination's prepare, and the source's confirm, which stops the source QEMU), which bare "
-           "virsh waits for as well.", "",
+           "virsh waits for as well. How the control plane was brought down from about 0.5 s: "
+           "[benchmarks-control-plane.md](benchmarks-control-plane.md).", "",
            "| phase | seconds | control plane |", "|---|---|---|"]
     for p in PHASES:
         if p.key in b:
