@@ -15,9 +15,7 @@ FERRY_ENGINE_TOKEN or the config file), and stops what it started, by pid.
 """
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -155,12 +153,6 @@ def engine_timeline(record: dict, sent_at: float, saw_end_at: float) -> dict:
     return times
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) -> Iterator[EngineDriver]:
     from ferry.cli.engine_client import EngineClient
@@ -171,6 +163,7 @@ def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) 
     else:
         from ferry.engine.db import upgrade_database
         from ferry.engine.db.tokens import issue_token
+        from ferry.engine.process import free_port, start_engine
 
         work = Path(lab.plan.dir) / "bench-engine"
         work.mkdir(parents=True, exist_ok=True)
@@ -180,28 +173,13 @@ def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) 
         db_url = f"sqlite:///{db}"
         upgrade_database(db_url)
         token = issue_token(db_url, "admin", "bench")[0]
-        port = _free_port()
+        port = free_port()
         log = work / "engine.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "ferry", "engine", "run", "--host", "127.0.0.1",
-                                     "--port", str(port), "--database-url", db_url, "--monitor-interval", "2"],
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+        log.unlink(missing_ok=True)  # this run's log only
+        proc = start_engine(db_url, log, port=port, monitor_interval=2)
         url = f"http://127.0.0.1:{port}"
         progress(f"engine: started on {url} (pid {proc.pid}, log {log})")
         client = EngineClient(url, token, timeout=60)
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise OperationFailed(f"the engine exited (status {proc.returncode}): {log.read_text()[-1000:]}")
-            try:
-                client.get("/api/health")
-                break
-            except OperationFailed:
-                if time.monotonic() > deadline:
-                    _stop(proc)
-                    raise OperationFailed(f"the engine did not answer at {url} within 60 s") from None
-                time.sleep(0.2)
     try:
         from ferry.bench.drivers import lab_agents
 

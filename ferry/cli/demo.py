@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -92,43 +91,23 @@ def _pid_alive(paths: DemoPaths) -> int | None:
     return saved["pid"] if procs.is_same_process(saved.get("pid"), saved.get("start")) else None
 
 
-def _healthy(url: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def ensure_engine(paths: DemoPaths, port: int, say: Callable[[str], None]) -> str:
     """The demo's engine at http://127.0.0.1:PORT, started in the background if not running."""
+    from ferry.engine.process import healthy, start_engine
     from ferry.lab import procs
 
     url = f"http://127.0.0.1:{port}"
     pid = _pid_alive(paths)
-    if pid is not None and _healthy(url):
+    if pid is not None and healthy(url):
         say(f"engine: already running (pid {pid}) at {url}")
         return url
     if pid is not None:
         stop_engine(paths, say)
     paths.dir.mkdir(parents=True, exist_ok=True)
-    log = open(paths.log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "ferry", "engine", "run", "--host", "127.0.0.1",
-                             "--port", str(port), "--database-url", paths.url, "--monitor-interval", "3"],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    log.close()
+    proc = start_engine(paths.url, paths.log, port=port, monitor_interval=3, timeout=ENGINE_START_TIMEOUT_S)
     paths.pid.write_text(json.dumps({"pid": proc.pid, "start": procs.start_time(proc.pid)}))
-    deadline = time.monotonic() + ENGINE_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise OperationFailed(f"the engine exited at start (status {proc.returncode}); see {paths.log}")
-        if _healthy(url):
-            say(f"engine: started (pid {proc.pid}) at {url}, SQLite {paths.db}, log {paths.log}")
-            return url
-        time.sleep(0.2)
-    raise OperationFailed(f"the engine did not answer at {url} within {ENGINE_START_TIMEOUT_S:.0f} s; see {paths.log}")
+    say(f"engine: started (pid {proc.pid}) at {url}, SQLite {paths.db}, log {paths.log}")
+    return url
 
 
 def stop_engine(paths: DemoPaths, say: Callable[[str], None]) -> None:

@@ -1,0 +1,69 @@
+"""An engine process in the background on loopback, started and waited for.
+
+The demo, the benchmark and the end-to-end tests each run their own engine (own database, own
+log, own port) and must not go on until it answers; this is the one place that knows how.
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ferry.common.errors import OperationFailed
+
+START_TIMEOUT_S = 60.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    """Whether the engine at `url` answers GET /api/health (the one route without a token)."""
+    try:
+        return httpx.get(f"{url}/api/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-1500:]
+    except OSError:
+        return f"(no log at {log})"
+
+
+def start_engine(database_url: str, log: Path, *, port: int, host: str = "127.0.0.1",
+                 monitor_interval: float = 2.0, timeout: float = START_TIMEOUT_S) -> subprocess.Popen:
+    """Start `ferry engine run` in its own session (it may outlive the caller) with output
+    appended to `log`; return it once it answers. If it exits or stays silent for `timeout`
+    seconds, it is stopped and OperationFailed says why, with the end of its log."""
+    url = f"http://{host}:{port}"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ferry", "engine", "run", "--host", host, "--port", str(port),
+             "--database-url", database_url, "--monitor-interval", str(monitor_interval)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise OperationFailed(f"the engine exited at start (status {proc.returncode}); "
+                                  f"end of {log}:\n{_tail(log)}")
+        if healthy(url, timeout=1):
+            return proc
+        if time.monotonic() > deadline:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise OperationFailed(f"the engine did not answer at {url} within {timeout:.0f} s; "
+                                  f"end of {log}:\n{_tail(log)}")
+        time.sleep(0.2)
