@@ -422,8 +422,9 @@ class Lab:
         except libvirt.libvirtError as exc:
             raise OperationFailed(f"cannot connect to {h.name} at {h.uri}: {exc}") from None
 
-    def find_vm(self, name: str) -> HostPlan:
-        """The host where VM `name` is running."""
+    def _domains_named(self, name: str) -> Iterator[tuple[HostPlan, object]]:
+        """(host, domain) for every reachable host that knows a domain called `name`; the
+        connection stays open while the caller handles the domain."""
         libvirt = _libvirt()
         for h in self.hosts():
             try:
@@ -431,13 +432,23 @@ class Lab:
             except libvirt.libvirtError:
                 continue
             try:
-                dom = conn.lookupByName(name)
+                try:
+                    dom = conn.lookupByName(name)
+                except libvirt.libvirtError:
+                    continue
+                yield h, dom
+            finally:
+                conn.close()
+
+    def find_vm(self, name: str) -> HostPlan:
+        """The host where VM `name` is running."""
+        libvirt = _libvirt()
+        for h, dom in self._domains_named(name):
+            try:
                 if dom.isActive():
                     return h
             except libvirt.libvirtError:
                 pass
-            finally:
-                conn.close()
         raise NotFound("VM", name)
 
     # ---- guests ----------------------------------------------------------------------------
@@ -496,13 +507,8 @@ class Lab:
         """Destroy (and undefine) VM `name` on every running host; returns where it was."""
         libvirt = _libvirt()
         found = []
-        for h in self.hosts():
+        for h, dom in self._domains_named(name):
             try:
-                conn = libvirt.open(h.uri)
-            except libvirt.libvirtError:
-                continue
-            try:
-                dom = conn.lookupByName(name)
                 if dom.isActive():
                     dom.destroy()
                 if dom.isPersistent():
@@ -510,8 +516,6 @@ class Lab:
                 found.append(h.name)
             except libvirt.libvirtError:
                 pass
-            finally:
-                conn.close()
         return found
 
     def request_full_scan(self, host: object, vm: str, *, until: Callable[[], bool] | None = None,
