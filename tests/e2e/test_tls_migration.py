@@ -50,9 +50,8 @@ def tls_lab(lab):
 
     hosts = lab.plan.hosts(2)
     for h in hosts:
-        if not (lab_tls.host_tls_dir(h) / "libvirt" / "servercert.pem").exists():
-            pytest.skip(f"{h.name} was brought up without TLS material (a lab kept from before "
-                        "ferry.lab.tls; run `ferry lab down` first)")
+        assert (lab_tls.host_tls_dir(h) / "libvirt" / "servercert.pem").exists(), \
+            f"{h.name} has no TLS material: lab up enrolls every host (ferry.lab.tls)"
     was_tls = lab_tls.agents_tls(lab.plan)
     lab_tls.set_agents_tls(lab.plan, True)
     try:

@@ -73,7 +73,7 @@ def agent_lab(request):
     status = lab.status()
     agents = [h.get("agent") or {} for h in status["hosts"][:2]]
     if len(agents) < 2 or not all(a.get("running") for a in agents):
-        pytest.skip(f"lab agents are not running: {agents}")
+        pytest.fail(f"lab up did not leave an agent running on hosts 1 and 2: {agents}")
     yield AgentLab(lab)
     if started_here:
         lab.down()

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_bench_migrate_smoke(lab, tmp_path):
-    if len(lab.hosts()) < 2:
-        pytest.skip("the lab has fewer than 2 hosts up")
+    assert len(lab.hosts()) >= 2, "the session lab should have brought up 3 hosts"
     report = tmp_path / "benchmarks.md"
     result = CliRunner().invoke(cli, ["bench", "migrate", "--sizes", "512", "--modes", "zerocopy2", "--dirty", "8",
                                       "--repeat", "1", "--iperf-seconds", "1", "--json", "--report", str(report),

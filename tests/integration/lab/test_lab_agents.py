@@ -20,8 +20,7 @@ def listening(address: str, port: int) -> bool:
 
 @pytest.fixture
 def with_agents(lab):
-    if not agent_available():
-        pytest.skip("ferry.agent has no runnable module in this checkout")
+    assert agent_available(), "ferry.agent has no runnable module: lab up cannot start agents"
     return lab
 
 
