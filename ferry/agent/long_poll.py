@@ -13,7 +13,6 @@ migration within milliseconds instead of at its next poll.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 from ferry.common.errors import InvalidInput
@@ -46,27 +45,3 @@ def parse_wait_for_change(raw) -> WaitForChange | None:
     if not 0 <= timeout <= MAX_WAIT_S:
         raise InvalidInput(f"{PARAM}.timeout", f"must be between 0 and {MAX_WAIT_S:g} s")
     return WaitForChange(version, float(timeout))
-
-
-class StatusVersion:
-    """A change counter that waiters can block on (one per migration job)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._version = 0
-
-    @property
-    def value(self) -> int:
-        with self._cond:
-            return self._version
-
-    def bump(self) -> None:
-        with self._cond:
-            self._version += 1
-            self._cond.notify_all()
-
-    def wait_past(self, seen: int, timeout: float) -> int:
-        """Block until the version differs from `seen` or `timeout` s pass; the version then."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._version != seen, timeout)
-            return self._version

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 from ferry.agent import libvirt_edge
 from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
-from ferry.agent.long_poll import StatusVersion
 from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
 from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
+from ferry.common.change_counter import ChangeCounter
 from ferry.common.jsonrpc import JsonRpcError
 
 log = logging.getLogger("ferry.agent.migration")
@@ -65,7 +65,7 @@ class MigrationJob:
         self._iterations: queue.Queue = queue.Queue()
         self._completed_stats: dict | None = None
         self._completed = threading.Event()
-        self.version = StatusVersion()     # bumped after every change status() shows
+        self.version = ChangeCounter()     # bumped after every change status() shows
         self._aborted_by_schedule = False
         self._postcopy = False
         self._slot_taken = False

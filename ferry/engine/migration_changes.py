@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import threading
 
+from ferry.common.change_counter import ChangeCounter
+
 
 class MigrationChanges:
+    """One ChangeCounter per migration, so a write wakes only that migration's waiters."""
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._counters: dict[str, ChangeCounter] = {}
+
+    def _counter(self, migration_id: str) -> ChangeCounter:
+        with self._lock:
+            return self._counters.setdefault(migration_id, ChangeCounter())
 
     def count(self, migration_id: str) -> int:
-        with self._cond:
-            return self._counts.get(migration_id, 0)
+        with self._lock:
+            counter = self._counters.get(migration_id)
+        return counter.value if counter else 0
 
     def bump(self, migration_id: str) -> None:
-        with self._cond:
-            self._counts[migration_id] = self._counts.get(migration_id, 0) + 1
-            self._cond.notify_all()
+        self._counter(migration_id).bump()
 
     def wait_past(self, migration_id: str, seen: int, timeout: float) -> bool:
         """True once the counter moved past `seen`, False after `timeout` s without a write."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._counts.get(migration_id, 0) != seen, timeout)
+        return self._counter(migration_id).wait_past(seen, timeout) != seen

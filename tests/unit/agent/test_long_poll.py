@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from ferry.agent.long_poll import MAX_WAIT_S, StatusVersion, WaitForChange, parse_wait_for_change
+from ferry.agent.long_poll import MAX_WAIT_S, WaitForChange, parse_wait_for_change
+from ferry.common.change_counter import ChangeCounter
 from ferry.agent.server import make_server
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
@@ -49,7 +50,7 @@ def test_bad_parameter_names_the_field(raw, field):
 # ---- the counter -------------------------------------------------------------------------------
 
 def test_counter_answers_at_once_when_the_caller_is_behind():
-    v = StatusVersion()
+    v = ChangeCounter()
     v.bump()
     t0 = time.monotonic()
     assert v.wait_past(0, 5) == 1
@@ -57,7 +58,7 @@ def test_counter_answers_at_once_when_the_caller_is_behind():
 
 
 def test_counter_wakes_a_waiter_on_bump_and_times_out_without_one():
-    v = StatusVersion()
+    v = ChangeCounter()
     threading.Timer(0.1, v.bump).start()
     t0 = time.monotonic()
     assert v.wait_past(0, 5) == 1
