@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ferry-installed
 
-.PHONY: setup system-deps demo demo-down test unit test-lab lint clean
+.PHONY: setup system-deps demo demo-down test unit lint clean
 
 setup: system-deps $(STAMP)
 
@@ -26,8 +26,12 @@ demo: setup
 demo-down: setup
 	$(BIN)/ferry demo --down
 
-test: setup
+test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml; part of `make test`.
+lint: setup
+	$(BIN)/ruff check ferry tests
 
 # Fast feedback while developing: only the pure unit tests.
 unit: setup

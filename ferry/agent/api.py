@@ -11,8 +11,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
@@ -21,10 +22,16 @@ from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
-from ferry.common import memlock
 from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
-from ferry.agent.vms import (MIGRATION_DESTINATION, MIGRATION_SOURCE, domain_stats, domain_summary,
-                             domain_xml_from_create_params, status_name)
+from ferry.agent.vms import (
+    MIGRATION_DESTINATION,
+    MIGRATION_SOURCE,
+    domain_stats,
+    domain_summary,
+    domain_xml_from_create_params,
+    status_name,
+)
+from ferry.common import memlock
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
 

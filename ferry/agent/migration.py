@@ -17,7 +17,8 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ferry.agent import libvirt_edge
 from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
@@ -40,7 +41,7 @@ class MigrationJob:
     def __init__(self, *, vm_id: str, vm_name: str, dom, lv, events, params: MigrateParams,
                  unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
                  zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
-                 retry_interval: float = 10.0, on_finished: Callable[["MigrationJob"], None] | None = None):
+                 retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None):
         self.vm_id = vm_id
         self.vm_name = vm_name
         self.dom = dom

@@ -13,8 +13,9 @@ import json
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import handle_request

@@ -13,8 +13,14 @@ import threading
 import time
 from pathlib import Path
 
-from ferry.bench.figures import (JobFigures, ZeroCopyObservation, capability_from, figures_from_completed,
-                                 merge_capability, merge_query_migrate)
+from ferry.bench.figures import (
+    JobFigures,
+    ZeroCopyObservation,
+    capability_from,
+    figures_from_completed,
+    merge_capability,
+    merge_query_migrate,
+)
 from ferry.bench.qemu_threads import CpuSplit, ThreadSample, parse_stat, split_cpu
 from ferry.lab.plan import HostPlan
 
@@ -115,7 +121,7 @@ class MigrationWatch:
         self.zerocopy = ZeroCopyObservation(None, None, None)
         self.errors: list[str] = []
 
-    def __enter__(self) -> "MigrationWatch":
+    def __enter__(self) -> MigrationWatch:
         pid = qemu_pid(self.src, self.vm)
         if pid is None:
             raise RuntimeError(f"{self.vm} has no running QEMU on {self.src.name}")

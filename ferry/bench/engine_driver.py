@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ferry.bench.drivers import DriverOutcome
 from ferry.bench.matrix import Mode

@@ -9,8 +9,8 @@ both QEMUs, zero-copy counters) and followed by a full memory verification of th
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from ferry.bench import raw_tcp
 from ferry.bench.collectors import MigrationWatch, completed_figures
@@ -56,7 +56,7 @@ class MigrateBench:
 
     def run(self) -> dict:
         h1, h2 = self._hosts()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         steps = self.matrix.steps()
         done = 0
         for group in self.matrix.groups:
@@ -96,7 +96,7 @@ class MigrateBench:
                 if hasattr(self.ferry, "release"):
                     self.ferry.release(vm)
         return {"kind": "migrate", "started_at": started.isoformat(),
-                "ended_at": datetime.now(timezone.utc).isoformat(),
+                "ended_at": datetime.now(UTC).isoformat(),
                 "ferry_path": getattr(self.ferry, "name", "ferry"),
                 "matrix": {"sizes": list(self.matrix.sizes), "modes": [m.name for m in self.matrix.modes],
                            "dirty": list(self.matrix.dirty), "repeat": self.matrix.repeat,

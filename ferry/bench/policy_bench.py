@@ -11,8 +11,8 @@ so the policies would not face the same link). Each run is followed by memory ve
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from ferry.bench.collectors import MigrationWatch, completed_figures
 from ferry.bench.drivers import AgentDriver, lab_agents
@@ -109,7 +109,7 @@ class PolicyBench:
         if len(hosts) < 2:
             raise OperationFailed(f"lab {self.lab.lab_id} needs 2 hosts up (run `ferry lab up`)")
         h1, h2 = hosts[0], hosts[1]
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         vm = "bench-policies"
         self.lab.destroy_guest(vm)
         self.progress(f"booting {vm}: {self.memory_mib} MiB, filling {self.fill_mib} MiB, dirtying "
@@ -136,7 +136,7 @@ class PolicyBench:
         finally:
             self.lab.destroy_guest(vm)
         return {"kind": "policies", "started_at": started.isoformat(),
-                "ended_at": datetime.now(timezone.utc).isoformat(), "ferry_path": self.driver.name,
+                "ended_at": datetime.now(UTC).isoformat(), "ferry_path": self.driver.name,
                 "workload": {"memory_mib": self.memory_mib, "fill_mib": self.fill_mib,
                              "dirty_mib_s": self.dirty_mib_s, "cap_mib_s": self.cap_mib_s, "repeat": self.repeat},
                 "machine": machine_facts(self.lab), "runs": runs,

@@ -6,8 +6,8 @@ machine) together with the range, so a reader sees the spread and not only a cen
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass(frozen=True)

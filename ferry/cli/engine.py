@@ -39,6 +39,7 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str, 
                 tls: bool = False) -> None:
     """Run the engine: REST API, migrations, host monitoring; the database schema is upgraded at start."""
     import logging
+
     import uvicorn
 
     from ferry.engine.api import create_app

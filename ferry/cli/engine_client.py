@@ -46,13 +46,13 @@ class EngineClient:
                                   verify=verify)
 
     @classmethod
-    def from_env(cls) -> "EngineClient":
+    def from_env(cls) -> EngineClient:
         return cls()
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "EngineClient":
+    def __enter__(self) -> EngineClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

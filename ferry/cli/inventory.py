@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -264,7 +265,7 @@ def host_group() -> None:
 @click.argument("name")
 @click.option("--cluster", required=True)
 @click.option("--address", required=True, help="The agent's address (management network).")
-@click.option("--agent-url", default=None, help="Default https://ADDRESS:54321/ (mutual TLS; http:// only for agents in --dev mode).")
+@click.option("--agent-url", default=None, help="Default https://ADDRESS:54321/ (mutual TLS; http:// only for agents in --dev mode).")  # noqa: E501
 @click.option("--migration-address", default=None, help="Address on the migration network.")
 @click.option("--link-speed", "link_speed_mbps", type=int, default=None, help="Migration link speed, Mbps.")
 @click.option("--status", default=None, help="UNKNOWN (default), UP, DOWN, MAINTENANCE.")

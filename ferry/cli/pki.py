@@ -21,7 +21,8 @@ database_option = click.option("--database-url", default=None, metavar="URL",
 
 
 def _pki(pki_dir: str | None):
-    from ferry.pki.layout import EnginePki, pki_dir as default_dir
+    from ferry.pki.layout import EnginePki
+    from ferry.pki.layout import pki_dir as default_dir
 
     return EnginePki(Path(pki_dir) if pki_dir else default_dir())
 

@@ -6,7 +6,8 @@ max downtime); `summary_line` is the one line printed when it ends; `event_line`
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 MIB = 1024 * 1024
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import socket
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -105,7 +105,7 @@ class JsonRpcClient:
             raw = exc.read()
             if not raw:
                 raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError, http.client.HTTPException) as exc:
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException) as exc:
             reason = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "reason", exc)
             from ferry.pki.tls import tls_hint
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid as uuidlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ferry.common.errors import InvalidInput
 
@@ -106,7 +107,7 @@ class VmSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "VmSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> VmSpec:
         """Build a spec from plain JSON; unknown or missing fields are named in the error."""
         if not isinstance(data, Mapping):
             raise InvalidInput("vm", "must be an object")

@@ -6,8 +6,9 @@ kept, and the texts of the audit events. Nothing here talks to an agent or the d
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ferry.engine.audit import format_duration
 from ferry.engine.destination import MAX_HOSTS, may_rerun

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.db import Database, Store
@@ -43,7 +44,7 @@ class PlacementGuard:
         self._busy: dict[str, int] = {}
         self._changed: dict[str, float] = {}
 
-    def busy(self, vm: str) -> "_Busy":
+    def busy(self, vm: str) -> _Busy:
         return _Busy(self, vm)
 
     def _enter(self, vm: str) -> None:

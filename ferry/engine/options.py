@@ -44,7 +44,7 @@ class ParallelSetting:
             raise InvalidInput("parallel.connections", f"only allowed with CUSTOM, not {self.mode.value}")
 
     @classmethod
-    def parse(cls, text: str, field: str = "parallel") -> "ParallelSetting":
+    def parse(cls, text: str, field: str = "parallel") -> ParallelSetting:
         """'AUTO', 'AUTO_PARALLEL', 'DISABLED', 'CUSTOM:8' or a bare '8' (= CUSTOM 8)."""
         raw = str(text).strip()
         upper = raw.upper().replace("-", "_")

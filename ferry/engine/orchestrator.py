@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterator
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,7 @@ LOST_AGENT_TIMEOUT_S = 60.0   # the source agent unreachable this long during a 
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

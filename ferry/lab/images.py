@@ -23,9 +23,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ferry.common.errors import OperationFailed
 from ferry.lab import cpio

@@ -18,13 +18,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ferry.common.domain_xml import build_domain_xml
 from ferry.common.errors import NotFound, OperationFailed
+from ferry.common.memlock import detect_memtune_workaround_kib
 from ferry.common.vmspec import VmSpec, default_console_log
 from ferry.lab import netcut, procs
 from ferry.lab import tls as lab_tls
@@ -32,10 +33,17 @@ from ferry.lab.accel import AccelChoice, detect_accel
 from ferry.lab.config import libvirtd_conf, qemu_conf
 from ferry.lab.guest import Workload, workload_spec
 from ferry.lab.images import GuestImages, build_images
-from ferry.common.memlock import detect_memtune_workaround_kib
-from ferry.lab.plan import (AGENT_PORT, DEFAULT_HOSTS, DEFAULT_ROOT, HOST_MOUNTS, HostPlan, LabPlan,
-                            check_host_count, lab_id_from_env)
-from ferry.lab.verify import HostLog, VerifyReport, analyze, scan_seen, Check
+from ferry.lab.plan import (
+    AGENT_PORT,
+    DEFAULT_HOSTS,
+    DEFAULT_ROOT,
+    HOST_MOUNTS,
+    HostPlan,
+    LabPlan,
+    check_host_count,
+    lab_id_from_env,
+)
+from ferry.lab.verify import Check, HostLog, VerifyReport, analyze, scan_seen
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_S = 90.0  # first start probes QEMU capabilities for 8-16 s, slower with 2 cores busy

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -18,8 +18,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ferry.common.errors import Conflict, InvalidInput, OperationFailed
-from ferry.pki.layout import (CA_COMMON_NAME, CA_DAYS, CLIENT, ENGINE_COMMON_NAME, LEAF_DAYS, ORGANIZATION,
-                              PURPOSES, SERVER, EnginePki, validity)
+from ferry.pki.layout import (
+    CA_COMMON_NAME,
+    CA_DAYS,
+    CLIENT,
+    ENGINE_COMMON_NAME,
+    LEAF_DAYS,
+    ORGANIZATION,
+    PURPOSES,
+    SERVER,
+    EnginePki,
+    validity,
+)
 
 _NAME_OIDS = {"CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME}
 _EKU = {SERVER: ExtendedKeyUsageOID.SERVER_AUTH, CLIENT: ExtendedKeyUsageOID.CLIENT_AUTH}
@@ -47,7 +57,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class CertificateAuthority:
@@ -63,7 +73,7 @@ class CertificateAuthority:
 
     @classmethod
     def create(cls, common_name: str = CA_COMMON_NAME, *, now: datetime | None = None,
-               days: int = CA_DAYS) -> "CertificateAuthority":
+               days: int = CA_DAYS) -> CertificateAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name({"CN": common_name, "O": ORGANIZATION})
         not_before, not_after = validity(now or _now(), days)
@@ -83,7 +93,7 @@ class CertificateAuthority:
         return cls(cert, key)
 
     @classmethod
-    def load(cls, pki: EnginePki) -> "CertificateAuthority":
+    def load(cls, pki: EnginePki) -> CertificateAuthority:
         if not pki.ca_cert.exists() or not pki.ca_key.exists():
             raise OperationFailed(f"no engine CA in {pki.root}: run `ferry pki init` first")
         try:

@@ -10,8 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.pki.ca import CertificateAuthority, Issued, write_file
-from ferry.pki.layout import (HOST_FILES, PURPOSES, EnginePki, bundle_path, check_address, check_host_name,
-                              host_subject, subject_alt_names)
+from ferry.pki.layout import (
+    HOST_FILES,
+    PURPOSES,
+    EnginePki,
+    bundle_path,
+    check_address,
+    check_host_name,
+    host_subject,
+    subject_alt_names,
+)
 
 INSTALL_NOTE = """\
 Ferry enrollment bundle for host {name} ({address}), issued by the engine CA in {pki}.

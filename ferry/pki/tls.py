@@ -22,7 +22,7 @@ class TlsFiles:
     cert: Path
     key: Path
 
-    def check(self, who: str) -> "TlsFiles":
+    def check(self, who: str) -> TlsFiles:
         """Clear error naming the missing file (instead of ssl's bare 'No such file')."""
         for label, path in (("CA certificate", self.ca), ("certificate", self.cert), ("private key", self.key)):
             if not Path(path).is_file():

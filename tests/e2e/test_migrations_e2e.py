@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.engine.audit import (FERRY_MIGRATION_PLAN_ADJUSTED, VM_CANCEL_MIGRATION, VM_MIGRATION_ABORT,
-                                VM_MIGRATION_DONE, VM_MIGRATION_FAILED, VM_MIGRATION_START,
-                                VM_MIGRATION_TRYING_RERUN)
+from ferry.engine.audit import (
+    FERRY_MIGRATION_PLAN_ADJUSTED,
+    VM_CANCEL_MIGRATION,
+    VM_MIGRATION_ABORT,
+    VM_MIGRATION_DONE,
+    VM_MIGRATION_FAILED,
+    VM_MIGRATION_START,
+    VM_MIGRATION_TRYING_RERUN,
+)
 
 pytestmark = [pytest.mark.lab]
 

@@ -1,7 +1,7 @@
 """Per-request database session: one Store per request; handlers that write commit it."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from fastapi import Request
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Body, Query, Request
+from pydantic import Field
 
 from ferry.engine.api.schemas import Body as StrictBody
 from ferry.engine.api.schemas import PlanRequest
-from pydantic import Field
 
 router = APIRouter(prefix="/api")
 

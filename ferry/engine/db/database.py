@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url

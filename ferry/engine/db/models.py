@@ -7,7 +7,7 @@ cluster or VM is therefore a plain id string, not a foreign key.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, MetaData, String, Text
@@ -24,7 +24,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -51,8 +51,8 @@ class Cluster(Base):
     parallel_supported: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    hosts: Mapped[list["Host"]] = relationship(back_populates="cluster")
-    vms: Mapped[list["Vm"]] = relationship(back_populates="cluster")
+    hosts: Mapped[list[Host]] = relationship(back_populates="cluster")
+    vms: Mapped[list[Vm]] = relationship(back_populates="cluster")
 
 
 class Host(Base):

@@ -6,7 +6,7 @@ orchestrator can pass them around freely. `to_dict()` is the JSON form the REST 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -60,7 +60,7 @@ def _iso(t: datetime | None) -> str | None:
     if t is None:
         return None
     if t.tzinfo is None:  # SQLite keeps no zone; everything we store is UTC
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t.isoformat()
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid as uuidlib
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select
@@ -59,7 +60,8 @@ DEFAULT_POLICY_ID = MINIMAL_DOWNTIME_ID  # oVirt's default for new clusters
 AGENT_PORT = 54321
 MAX_DOWNTIME_MS = 600_000
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 CLUSTER_FIELDS = ("description", "policy", "parallel", "encrypted", "bandwidth", "auto_converge",
                   "compressed", "resilience", "parallel_supported")
@@ -72,7 +74,7 @@ SPEC_FIELDS = ("memory_mib", "vcpus", "kernel", "initrd", "cmdline", "accel",
 
 def _utc(t: datetime | None) -> datetime | None:
     if t is not None and t.tzinfo is None:
-        return t.replace(tzinfo=timezone.utc)
+        return t.replace(tzinfo=UTC)
     return t
 
 
@@ -99,7 +101,7 @@ def check_url(field: str, value: Any) -> str:
         parts = urlsplit(value)
         if parts.scheme in ("http", "https") and parts.hostname:
             try:
-                parts.port
+                _ = parts.port  # raises ValueError for a bad port
             except ValueError:
                 raise InvalidInput(field, f"{value!r} has an invalid port") from None
             return value
@@ -193,7 +195,7 @@ class Store:
         customs = self._custom_policies()
         self._check_policy_name_free(data.get("name"), customs)
         policy = policy_from_dict(data, customs)
-        row = m.Policy(id=policy.id, created_at=datetime.now(timezone.utc))
+        row = m.Policy(id=policy.id, created_at=datetime.now(UTC))
         self._fill_policy(row, policy)
         self.session.add(row)
         self.session.flush()
@@ -312,7 +314,7 @@ class Store:
             raise Conflict(f"cluster {name!r} already exists")
         options = ClusterMigrationOptions(policy_id=DEFAULT_POLICY_ID)
         options, description = self._apply_cluster_changes(name, options, "", changes)
-        row = m.Cluster(name=name, created_at=datetime.now(timezone.utc))
+        row = m.Cluster(name=name, created_at=datetime.now(UTC))
         self._fill_cluster(row, options, description)
         self.session.add(row)
         self.session.flush()
@@ -436,7 +438,7 @@ class Store:
             migration_address=None if migration_address is None else check_address("migration_address", migration_address),
             link_speed_mbps=check_optional_int("link_speed_mbps", link_speed_mbps, 1, 10_000_000),
             status=_enum(HostStatus, "status", status).value,
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
         )
         # A configured migration network is taken as up until the agent says otherwise.
         row.migration_network_up = (row.migration_address is not None) if migration_network_up is None \
@@ -495,7 +497,7 @@ class Store:
         if capabilities is not None and not isinstance(capabilities, dict):
             raise InvalidInput("capabilities", "must be an object")
         row.capabilities = capabilities
-        row.capabilities_at = None if capabilities is None else datetime.now(timezone.utc)
+        row.capabilities_at = None if capabilities is None else datetime.now(UTC)
 
     def _vms_on(self, host: m.Host) -> list[m.Vm]:
         return list(self.session.scalars(select(m.Vm).where(m.Vm.host_id == host.id).order_by(m.Vm.name)))
@@ -541,7 +543,7 @@ class Store:
             what = f"name {spec.name!r}" if taken.name == spec.name else f"uuid {uuid}"
             raise Conflict(f"a VM with {what} already exists")
         cluster_row = self._cluster_row(cluster, "cluster")
-        row = m.Vm(name=spec.name, uuid=uuid, cluster_id=cluster_row.id, created_at=datetime.now(timezone.utc))
+        row = m.Vm(name=spec.name, uuid=uuid, cluster_id=cluster_row.id, created_at=datetime.now(UTC))
         with self.session.no_autoflush:
             self._set_spec(row, spec)
             self._set_placement(row, host, status, initial=True, cluster=cluster_row)
@@ -688,8 +690,8 @@ class Store:
             vm_id=self._vm_row(vm, "vm").id,
             source_host_id=None if source is None else self._host_row(source, "source").id,
             destination_host_id=None if destination is None else self._host_row(destination, "destination").id,
-            state=state, progress=0, plan=plan, created_at=datetime.now(timezone.utc),
-            updated_at=datetime.now(timezone.utc),
+            state=state, progress=0, plan=plan, created_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
         )
         self.session.add(row)
         self.session.flush()
@@ -710,7 +712,7 @@ class Store:
                 setattr(row, key, value)
             else:
                 raise InvalidInput(key, "unknown migration field")
-        row.updated_at = datetime.now(timezone.utc)
+        row.updated_at = datetime.now(UTC)
         self.session.flush()
         return self._migration(row)
 
@@ -751,7 +753,7 @@ class Store:
     def add_event(self, code: int, message: str, *, severity: str = "normal", vm: str | None = None,
                   host: str | None = None, migration_id: str | None = None) -> EventRecord:
         row = m.Event(
-            time=datetime.now(timezone.utc), severity=str(severity), code=int(code), message=message,
+            time=datetime.now(UTC), severity=str(severity), code=int(code), message=message,
             vm_id=None if vm is None else self._vm_row(vm, "vm").id,
             host_id=None if host is None else self._host_row(host, "host").id,
             migration_id=migration_id,

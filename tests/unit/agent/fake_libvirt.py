@@ -17,7 +17,7 @@ GiB = 1 << 30
 
 
 class FakeDomain:
-    def __init__(self, conn: "FakeConnection", xml: str, persistent: bool = False):
+    def __init__(self, conn: FakeConnection, xml: str, persistent: bool = False):
         root = ET.fromstring(xml)
         self.conn = conn
         self.xml = xml

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -106,7 +106,7 @@ def test_certificate_from_another_ca_is_refused(pki, agent_url, tmp_path, caplog
 
 def test_expired_certificate_is_refused(pki, agent_url, tmp_path, caplog):
     ca = CertificateAuthority.load(pki)
-    files = client_files(tmp_path, ca, ca, "stale", now=datetime.now(timezone.utc) - timedelta(days=60), days=30)
+    files = client_files(tmp_path, ca, ca, "stale", now=datetime.now(UTC) - timedelta(days=60), days=30)
     with caplog.at_level(logging.WARNING, logger="ferry.agent.server"):
         err = refused(agent_url, files)
     assert "expired" in err.message

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from ferry.agent.long_poll import MAX_WAIT_S, WaitForChange, parse_wait_for_change
-from ferry.common.change_counter import ChangeCounter
 from ferry.agent.server import make_server
+from ferry.common.change_counter import ChangeCounter
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from tests.unit.agent.fake_libvirt import iterating_script

@@ -1,8 +1,16 @@
 """Convergence schedule execution driven by scripted iterations (facts §3)."""
 import pytest
 
-from ferry.agent.schedule import (ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner,
-                                  legacy_downtime_steps, legacy_schedule, parse_schedule)
+from ferry.agent.schedule import (
+    ABORT,
+    POSTCOPY,
+    SET_DOWNTIME,
+    Action,
+    ScheduleRunner,
+    legacy_downtime_steps,
+    legacy_schedule,
+    parse_schedule,
+)
 from ferry.common.errors import InvalidInput
 from ferry.engine.policies import BUILTIN_POLICIES
 

@@ -80,7 +80,8 @@ def test_report_states_machine_targets_and_verdicts():
     text = render(result(RECORDS), POLICIES, {"times": "benchmarks/times.png"})
     assert "2 cores (Test CPU), 23.5 GiB RAM" in text and "QEMU 10.0.2, libvirt 11.3.0" in text
     assert "accelerator **tcg**" in text
-    assert "| control-plane overhead (Ferry wall time / bare virsh, paired in the same direction), all runs | ≤ 1.05x | 1.10x (1.00x–1.20x) | misses |" in text
+    assert ("| control-plane overhead (Ferry wall time / bare virsh, paired in the same direction), all runs "
+            "| ≤ 1.05x | 1.10x (1.00x–1.20x) | misses |") in text
     assert "| efficiency, parallel4 (Ferry throughput / raw TCP, same streams) | ≥ 0.9x | 0.50x" in text and "misses" in text
     assert "host agents (JSON-RPC" in text
     assert "| Minimal downtime | aborted 1/1 | 30.0 | – | 9 | setDowntime(100), abort@8 | LIVE AUTO_CONVERGE | 1/1 |" in text

@@ -1,17 +1,29 @@
 """How a benchmark mode becomes engine settings, and a lab guest an inventory entry."""
 from __future__ import annotations
 
-from ferry.bench.engine_driver import (CLUSTER, PLAIN_POLICY, UNCAPPED_MBPS, ZEROCOPY_POLICY, bench_policy,
-                                       cluster_settings, guest_body)
+from ferry.bench.engine_driver import (
+    CLUSTER,
+    PLAIN_POLICY,
+    UNCAPPED_MBPS,
+    ZEROCOPY_POLICY,
+    bench_policy,
+    cluster_settings,
+    guest_body,
+)
 from ferry.bench.matrix import parse_mode
-from ferry.engine.options import (BandwidthMode, BandwidthSetting, ClusterMigrationOptions, ParallelSetting,
-                                  VmMigrationOverrides)
+from ferry.bench.policy_bench import host_info
+from ferry.engine.options import (
+    BandwidthMode,
+    BandwidthSetting,
+    ClusterMigrationOptions,
+    ParallelSetting,
+    VmMigrationOverrides,
+)
 from ferry.engine.planner import plan_migration
 from ferry.engine.policies import ConvergenceAction, MigrationPolicy
 from ferry.lab.guest import Workload, workload_spec
 from ferry.lab.lab import Guest
 from ferry.lab.plan import LabPlan
-from ferry.bench.policy_bench import host_info
 
 H1, H2 = LabPlan(4).host(1), LabPlan(4).host(2)
 

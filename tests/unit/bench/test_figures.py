@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.bench.figures import (COPIED, ENGAGED, OFF, UNKNOWN, UNSEEN, ZeroCopyObservation, capability_from,
-                                 figures_from_completed, merge_capability, merge_query_migrate)
+from ferry.bench.figures import (
+    COPIED,
+    ENGAGED,
+    OFF,
+    UNKNOWN,
+    UNSEEN,
+    ZeroCopyObservation,
+    capability_from,
+    figures_from_completed,
+    merge_capability,
+    merge_query_migrate,
+)
 
 # Completed stats as libvirt 11.3 returned them on a lab destination (1 GiB guest, zero-copy x4).
 COMPLETED = {"operation": 4, "time_elapsed": 2603, "time_elapsed_net": 2602, "downtime": 193, "downtime_net": 192,

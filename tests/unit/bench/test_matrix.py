@@ -3,8 +3,21 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.bench.matrix import (FERRY, IPERF, MIGRATE, VIRSH, Group, Matrix, Mode, build_matrix, fill_mib,
-                                parse_dirty, parse_mode, parse_modes, parse_sizes)
+from ferry.bench.matrix import (
+    FERRY,
+    IPERF,
+    MIGRATE,
+    VIRSH,
+    Group,
+    Matrix,
+    Mode,
+    build_matrix,
+    fill_mib,
+    parse_dirty,
+    parse_mode,
+    parse_modes,
+    parse_sizes,
+)
 from ferry.common.errors import InvalidInput
 
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.bench.policy_bench import (ABORTED, CONVERGED, DEFAULT_POLICIES, iterations, outcome_name,
-                                      parse_policies, policy_params, summarize_policy)
+from ferry.bench.policy_bench import (
+    ABORTED,
+    CONVERGED,
+    DEFAULT_POLICIES,
+    iterations,
+    outcome_name,
+    parse_policies,
+    policy_params,
+    summarize_policy,
+)
 from ferry.common.errors import InvalidInput, NotFound
 from ferry.engine.policies import find_policy
 from ferry.lab.plan import LabPlan

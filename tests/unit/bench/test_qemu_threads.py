@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.bench.qemu_threads import (MAIN, MIG, OTHER, RECV, SEND, VCPU, ThreadSample, parse_stat, split_cpu,
-                                      thread_kind)
+from ferry.bench.qemu_threads import (
+    MAIN,
+    MIG,
+    OTHER,
+    RECV,
+    SEND,
+    VCPU,
+    ThreadSample,
+    parse_stat,
+    split_cpu,
+    thread_kind,
+)
 
 
 def stat_line(tid: int, comm: str, utime: int, stime: int) -> str:

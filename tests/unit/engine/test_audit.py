@@ -25,7 +25,8 @@ def test_done_message_has_duration_total_and_downtime():
 
 def test_reason_is_optional_and_missing_fields_show_question_mark():
     assert audit.format_message(audit.VM_MIGRATION_FAILED, vm="v", source="h1") == "Migration failed (VM: v, Source: h1)."
-    assert audit.format_message(audit.VM_MIGRATION_FAILED, vm="v", reason="boom") == "Migration failed due to: boom (VM: v, Source: ?)."
+    assert (audit.format_message(audit.VM_MIGRATION_FAILED, vm="v", reason="boom")
+            == "Migration failed due to: boom (VM: v, Source: ?).")
 
 
 def test_format_duration():

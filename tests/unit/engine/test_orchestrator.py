@@ -13,9 +13,16 @@ import pytest
 from ferry.common.errors import Conflict, InvalidInput
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError, agent_error
 from ferry.common.vmspec import VmSpec
-from ferry.engine.audit import (FERRY_MIGRATION_PLAN_ADJUSTED, VM_CANCEL_MIGRATION, VM_MIGRATION_ABORT,
-                                VM_MIGRATION_DONE, VM_MIGRATION_FAILED, VM_MIGRATION_NO_VDS_TO_MIGRATE_TO,
-                                VM_MIGRATION_START, VM_MIGRATION_TRYING_RERUN)
+from ferry.engine.audit import (
+    FERRY_MIGRATION_PLAN_ADJUSTED,
+    VM_CANCEL_MIGRATION,
+    VM_MIGRATION_ABORT,
+    VM_MIGRATION_DONE,
+    VM_MIGRATION_FAILED,
+    VM_MIGRATION_NO_VDS_TO_MIGRATE_TO,
+    VM_MIGRATION_START,
+    VM_MIGRATION_TRYING_RERUN,
+)
 from ferry.engine.db import Database, Store
 from ferry.engine.monitor import PlacementGuard
 from ferry.engine.orchestrator import Orchestrator
@@ -30,7 +37,7 @@ def succeeded(**extra):
 
 
 class FakeAgent:
-    def __init__(self, name: str, world: "World"):
+    def __init__(self, name: str, world: World):
         self.name, self.world = name, world
         self.calls: list[tuple[str, dict]] = []
         self.script: list[dict] = []

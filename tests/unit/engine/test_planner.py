@@ -20,11 +20,11 @@ from ferry.engine.options import (
 from ferry.engine.parallel import automatic_connections, resolve_parallel
 from ferry.engine.planner import effective_policy_id, plan_migration
 from ferry.engine.policies import (
+    BUILTIN_BY_ID,
     LEGACY_ID,
     MINIMAL_DOWNTIME_ID,
     POST_COPY_ID,
     VERY_LARGE_VMS_ID,
-    BUILTIN_BY_ID,
 )
 
 VERY_LARGE = BUILTIN_BY_ID[VERY_LARGE_VMS_ID]

@@ -1,7 +1,12 @@
 """The orchestrator's pacing of VM.getMigrationStatus (pure): long poll with agents that report a
 status version, plain polling with those that do not, never a spin."""
-from ferry.engine.status_follow import (ANSWERED_AT_ONCE_S, LONG_POLL_S, pause_before_next, status_request,
-                                        status_version)
+from ferry.engine.status_follow import (
+    ANSWERED_AT_ONCE_S,
+    LONG_POLL_S,
+    pause_before_next,
+    status_request,
+    status_version,
+)
 
 
 def test_request_names_the_version_seen_and_a_timeout_within_one_second():

@@ -4,9 +4,9 @@ import resource
 import pytest
 
 from ferry.common.errors import InvalidInput
+from ferry.common.memlock import CAP_SYS_RESOURCE, has_capability, memtune_workaround_kib
 from ferry.lab.accel import choose_accel
 from ferry.lab.guest import Workload, workload_cmdline, workload_spec
-from ferry.common.memlock import CAP_SYS_RESOURCE, has_capability, memtune_workaround_kib
 from ferry.lab.netcut import table_script
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,11 +14,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ferry.common.errors import Conflict, InvalidInput, OperationFailed
 from ferry.pki.ca import CertificateAuthority, ensure_ca, init_ca
 from ferry.pki.enroll import enroll_host
-from ferry.pki.layout import (CLOCK_SKEW, HOST_FILES, EnginePki, bundle_path, check_address, host_subject,
-                              pki_dir, subject_alt_names, validity)
+from ferry.pki.layout import (
+    CLOCK_SKEW,
+    HOST_FILES,
+    EnginePki,
+    bundle_path,
+    check_address,
+    host_subject,
+    pki_dir,
+    subject_alt_names,
+    validity,
+)
 from ferry.pki.tls import agent_tls_files, engine_client_tls, tls_hint
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # ---- pure layout -------------------------------------------------------------------------------

@@ -7,9 +7,8 @@ destination tried (reruns), with how that attempt ended.
 Revision ID: 0002
 Revises: 0001
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
