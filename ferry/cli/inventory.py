@@ -23,7 +23,7 @@ INHERIT = "inherit"
 # ------------------------------------------------------------------ helpers
 
 def _client():
-    from ferry.cli.engine_client import EngineClient
+    from ferry.client.engine_client import EngineClient
 
     return EngineClient()
 

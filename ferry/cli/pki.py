@@ -111,7 +111,7 @@ def host_enroll(name, address, out, pki_dir):
     from ferry.pki.enroll import enroll_host
 
     if address is None:
-        from ferry.cli.engine_client import EngineClient
+        from ferry.client.engine_client import EngineClient
 
         with EngineClient() as client:
             address = client.get(f"/api/hosts/{name}")["address"]
