@@ -163,7 +163,7 @@ def migrate_list(vm: str | None, active: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from ferry.cli.inventory import _table
+    from ferry.cli.inventory.common import table as _table
 
     _table("migrations", ["id", "VM", "from", "to", "state", "progress", "created"], [
         [m["id"][:8], m["vm"], m["source"], m["destination"], m["state"], f"{m['progress']}%",

@@ -169,7 +169,7 @@ def token_list(database_url, as_json):
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    from ferry.cli.inventory import _table
+    from ferry.cli.inventory.common import table as _table
 
     _table("API tokens", ["id", "name", "role", "starts with", "created", "revoked"],
            [[r["id"], r["name"], r["role"], r["prefix"] + "…", r["created_at"][:19],
