@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ferry.cli.agent import run_command
+from ferry.agent.cli import run_command
 
 
 @click.group()

@@ -2,12 +2,12 @@
 
 `MigrationWatch` starts before a migration and stops after it: one thread samples the source and
 destination QEMU processes' threads (/proc/<pid>/task/*/stat) every `interval` s and asks the
-source QEMU (query-migrate through libvirt's monitor pass-through) for zero-copy counters. The
-same watch runs around Ferry's and bare virsh's migrations, so both pay the same probing cost.
+source QEMU (query-migrate through libvirt's monitor pass-through, in ferry.lab.qemu_monitor)
+for zero-copy counters. The same watch runs around Ferry's and bare virsh's migrations, so both
+pay the same probing cost.
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -22,6 +22,7 @@ from ferry.bench.figures import (
     merge_query_migrate,
 )
 from ferry.bench.qemu_threads import CpuSplit, ThreadSample, parse_stat, split_cpu
+from ferry.lab import qemu_monitor
 from ferry.lab.plan import HostPlan
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -135,8 +136,6 @@ class MigrationWatch:
         self._thread.join(10)
 
     def _run(self) -> None:
-        import libvirt_qemu
-
         try:
             dom = self.conn.lookupByName(self.vm)
         except Exception as exc:  # noqa: BLE001 - reported, the migration goes on
@@ -154,7 +153,7 @@ class MigrationWatch:
                 self.destination.sample()
             if dom is not None and time.monotonic() >= next_qmp:
                 next_qmp = time.monotonic() + QMP_EVERY_S
-                self._query(dom, libvirt_qemu)
+                self._query(dom)
             self._stop.wait(self.interval)
         if self.destination is None:  # a very short migration: catch the destination at the end
             pid = qemu_pid(self.dst, self.vm)
@@ -162,15 +161,14 @@ class MigrationWatch:
                 self.destination = _ProcessTrack(pid, with_baseline=False)
                 self.destination.sample()
 
-    def _query(self, dom, libvirt_qemu) -> None:
+    def _query(self, dom) -> None:
         """query-migrate, and while the migration is active the zero-copy-send capability (libvirt
         sets it just before and resets it just after, so only active readings count)."""
         try:
-            answer = json.loads(libvirt_qemu.qemuMonitorCommand(dom, '{"execute":"query-migrate"}', 0))["return"]
+            answer = qemu_monitor.query_migrate(dom)
             if answer.get("status") not in ACTIVE:
                 return
-            caps = json.loads(libvirt_qemu.qemuMonitorCommand(
-                dom, '{"execute":"query-migrate-capabilities"}', 0))["return"]
+            caps = qemu_monitor.migrate_capabilities(dom)
         except Exception:  # noqa: BLE001 - the source QEMU is gone once the migration ends
             return
         self.zerocopy = merge_capability(merge_query_migrate(self.zerocopy, answer), capability_from(caps))
@@ -182,11 +180,5 @@ class MigrationWatch:
 
 def completed_figures(dest_conn, vm: str) -> JobFigures | None:
     """The destination's completed-job statistics of the migration that just arrived."""
-    import libvirt
-
-    try:
-        dom = dest_conn.lookupByName(vm)
-        stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-    except libvirt.libvirtError:
-        return None
+    stats = qemu_monitor.completed_job_stats(dest_conn, vm)
     return figures_from_completed(stats) if stats else None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ferry.bench.drivers import DriverOutcome
 from ferry.bench.matrix import Mode
-from ferry.cli.migrate import wait_for
+from ferry.client.follow import wait_for
 from ferry.common.errors import OperationFailed
 from ferry.lab.plan import HostPlan
 
@@ -155,7 +155,7 @@ def engine_timeline(record: dict, sent_at: float, saw_end_at: float) -> dict:
 
 @contextmanager
 def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) -> Iterator[EngineDriver]:
-    from ferry.cli.engine_client import EngineClient
+    from ferry.client.engine_client import EngineClient
 
     proc = None
     if engine_url:

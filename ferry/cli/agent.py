@@ -1,59 +1,12 @@
-"""`ferry agent run ...` (the host agent) and `ferry agent call ADDRESS VERB [JSON]` (for admins)."""
+"""`ferry agent run ...` (the host agent, from ferry.agent.cli) and `ferry agent call ADDRESS VERB [JSON]` (for admins)."""
 from __future__ import annotations
 
 import json
 
 import click
 
+from ferry.agent.cli import run_command
 from ferry.common.errors import InvalidInput, OperationFailed
-
-
-@click.command("run")
-@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=54321, show_default=True, type=int)
-@click.option("--libvirt-uri", default="qemu:///system", show_default=True)
-@click.option("--log-file", default=None, help="Also log to this file.")
-@click.option("--dev", is_flag=True, help="Plain HTTP without authentication, on a loopback address only; "
-              "libvirt daemons talk qemu+tcp:// (lab/development).")
-@click.option("--pki-dir", default="/etc/pki/ferry", show_default=True,
-              help="The host's enrollment files: cacert.pem, certs/agentcert.pem, keys/agentkey.pem.")
-@click.option("--old-agent", is_flag=True, help="Behave like an agent that does not know zero-copy.")
-@click.option("--disable-zerocopy", "zerocopy_disabled", default=None, metavar="REASON",
-              help="Report zero-copy migrations unsupported on this host (and never use them), for REASON.")
-@click.option("--status-interval", default=1.0, show_default=True, type=float,
-              help="Seconds between job-stats polls during a migration.")
-@click.option("--migrate-limit-retry", default=10.0, show_default=True, type=float,
-              help="Seconds before asking a full destination again.")
-@click.option("--max-outgoing", default=None, type=int, help="Outgoing migrations at once (default min(2, cores)).")
-@click.option("--max-incoming", default=2, show_default=True, type=int, help="Incoming migrations at once.")
-@click.option("--verbose", is_flag=True)
-def run_command(address, port, libvirt_uri, log_file, dev, pki_dir, old_agent, zerocopy_disabled, status_interval,
-                migrate_limit_retry, max_outgoing, max_incoming, verbose):
-    """Run the host agent (JSON-RPC 2.0 at https://ADDRESS:PORT/jsonrpc, mutual TLS)."""
-    from ferry.agent.config import AgentConfig
-    from ferry.agent.limits import default_outgoing_limit
-    from ferry.agent.runner import run_agent, setup_logging
-
-    if zerocopy_disabled is not None and not zerocopy_disabled.strip():
-        raise InvalidInput("--disable-zerocopy", "give the reason (it is shown to the engine's users)")
-    if status_interval <= 0:
-        raise InvalidInput("--status-interval", f"must be above 0, got {status_interval}")
-    if migrate_limit_retry <= 0:
-        raise InvalidInput("--migrate-limit-retry", f"must be above 0, got {migrate_limit_retry}")
-    for name, value in (("--max-outgoing", max_outgoing), ("--max-incoming", max_incoming)):
-        if value is not None and value < 1:
-            raise InvalidInput(name, f"must be at least 1, got {value}")
-    setup_logging(log_file, verbose)
-    if dev:
-        from ferry.agent.server import check_dev_address
-
-        check_dev_address(address)
-    config = AgentConfig(address=address, port=port, libvirt_uri=libvirt_uri, dev=dev, pki_dir=pki_dir,
-                         old_agent=old_agent,
-                         zerocopy_disabled=zerocopy_disabled,
-                         status_interval=status_interval, migrate_limit_retry=migrate_limit_retry,
-                         max_outgoing=max_outgoing or default_outgoing_limit(), max_incoming=max_incoming)
-    run_agent(config)
 
 
 @click.command("call")

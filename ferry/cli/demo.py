@@ -125,7 +125,7 @@ def stop_engine(paths: DemoPaths, say: Callable[[str], None]) -> None:
 
 def _token(paths: DemoPaths, url: str) -> str:
     """An admin token for the demo's engine (kept in the demo directory, mode 0600)."""
-    from ferry.cli.engine_client import EngineClient
+    from ferry.client.engine_client import EngineClient
     from ferry.engine.db.tokens import issue_token
 
     if paths.token.exists():
@@ -232,27 +232,21 @@ def qemu_probe(lab, vm: str) -> Callable[[dict], None]:
 
 
 def query_migration_setup(lab, host: str, vm: str) -> dict[str, Any]:
-    """QEMU's own answer (QMP through libvirt): migration capabilities and multifd channels."""
-    import libvirt_qemu
+    """QEMU's own answer (QMP through libvirt, asked by ferry.lab.qemu_monitor): migration
+    capabilities and multifd channels."""
+    from ferry.lab.qemu_monitor import migration_setup
 
     conn = lab.connect(host)
     try:
-        dom = conn.lookupByName(vm)
-        caps = json.loads(libvirt_qemu.qemuMonitorCommand(
-            dom, json.dumps({"execute": "query-migrate-capabilities"}), 0))["return"]
-        params = json.loads(libvirt_qemu.qemuMonitorCommand(
-            dom, json.dumps({"execute": "query-migrate-parameters"}), 0))["return"]
+        return migration_setup(conn, vm)
     finally:
         conn.close()
-    on = {c["capability"]: c["state"] for c in caps}
-    return {"zero-copy-send": on.get("zero-copy-send"), "multifd": on.get("multifd"),
-            "multifd-channels": params.get("multifd-channels")}
 
 
 def run_demo(say: Callable[[str], None]) -> int:
-    from ferry.cli.engine_client import EngineClient
     from ferry.cli.migrate import follow_with_bar
     from ferry.cli.progress import format_mib, format_ms, summary_line
+    from ferry.client.engine_client import EngineClient
     from ferry.lab import Lab
 
     t_start = time.monotonic()

@@ -22,7 +22,7 @@ FOLLOW_POLL_S = 1.0
 @click.option("--json", "as_json", is_flag=True, help="JSON (with --follow: one object per line).")
 def events_command(vm, host, migration, limit, follow, as_json) -> None:
     """Show the engine's events, oldest first."""
-    from ferry.cli.engine_client import EngineClient
+    from ferry.client.engine_client import EngineClient
 
     client = EngineClient()
     params = {"vm": vm, "host": host, "migration": migration, "limit": limit}

@@ -111,7 +111,7 @@ def host_enroll(name, address, out, pki_dir):
     from ferry.pki.enroll import enroll_host
 
     if address is None:
-        from ferry.cli.engine_client import EngineClient
+        from ferry.client.engine_client import EngineClient
 
         with EngineClient() as client:
             address = client.get(f"/api/hosts/{name}")["address"]
@@ -169,7 +169,7 @@ def token_list(database_url, as_json):
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    from ferry.cli.inventory import _table
+    from ferry.cli.inventory.common import table as _table
 
     _table("API tokens", ["id", "name", "role", "starts with", "created", "revoked"],
            [[r["id"], r["name"], r["role"], r["prefix"] + "…", r["created_at"][:19],

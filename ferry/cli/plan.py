@@ -104,9 +104,9 @@ def _scenario_plan(path: str, policy: str | None) -> dict:
 def _live_plan(vm: str, to_host: str | None, policy: str | None) -> dict:
     """Asks the engine: POST /api/vms/{vm}/plan with {"to": HOST|null, "policy": P|null}."""
     try:
-        from ferry.cli import engine_client
+        from ferry.client import engine_client
     except ModuleNotFoundError as exc:
-        if exc.name != "ferry.cli.engine_client":
+        if exc.name != "ferry.client.engine_client":
             raise
         raise OperationFailed("planning on live inventory needs the engine client, which is not "
                               "installed; use --scenario FILE") from None

@@ -15,6 +15,22 @@ MIN_PARALLEL_CONNECTIONS = 2
 MAX_PARALLEL_CONNECTIONS = 255
 
 
+def short_form(text: str) -> tuple[str, int | str | None]:
+    """The one parser of the short text form of a mode-with-a-number setting (parallel, bandwidth).
+
+    'CUSTOM:8' -> ('CUSTOM', 8), a bare '8' -> ('CUSTOM', 8), 'auto-parallel' -> ('AUTO_PARALLEL',
+    None). A number part that is not digits comes back as its text ('CUSTOM:lots' -> ('CUSTOM',
+    'lots'), 'CUSTOM:' -> ('CUSTOM', '')) for the caller's value type to refuse, naming its field.
+    """
+    raw = str(text).strip()
+    mode, sep, number = raw.partition(":")
+    mode = mode.strip().upper().replace("-", "_")
+    if not sep:
+        return ("CUSTOM", int(mode)) if mode.isdigit() else (mode, None)
+    number = number.strip()
+    return mode, int(number) if number.isdigit() else number
+
+
 class ParallelMode(str, Enum):
     """oVirt's parallel migration connections setting."""
 
@@ -47,19 +63,18 @@ class ParallelSetting:
     def parse(cls, text: str, field: str = "parallel") -> ParallelSetting:
         """'AUTO', 'AUTO_PARALLEL', 'DISABLED', 'CUSTOM:8' or a bare '8' (= CUSTOM 8)."""
         raw = str(text).strip()
-        upper = raw.upper().replace("-", "_")
-        if upper.isdigit():
-            return cls(ParallelMode.CUSTOM, int(upper))
-        if upper.startswith("CUSTOM"):
-            _, _, n = upper.partition(":")
-            if not n.strip().isdigit():
+        mode, n = short_form(raw)
+        if mode == ParallelMode.CUSTOM.value:
+            if not isinstance(n, int):
                 raise InvalidInput(field, f"CUSTOM needs a connection count, e.g. CUSTOM:4, got {raw!r}")
-            return cls(ParallelMode.CUSTOM, int(n))
+            return cls(ParallelMode.CUSTOM, n)
         try:
-            return cls(ParallelMode(upper))
+            if n is None:
+                return cls(ParallelMode(mode))
         except ValueError:
-            choices = ", ".join(m.value for m in ParallelMode)
-            raise InvalidInput(field, f"unknown parallel setting {raw!r} (one of {choices}, or a number 2..255)") from None
+            pass
+        choices = ", ".join(m.value for m in ParallelMode)
+        raise InvalidInput(field, f"unknown parallel setting {raw!r} (one of {choices}, or a number 2..255)")
 
     def __str__(self) -> str:
         return f"CUSTOM:{self.connections}" if self.mode is ParallelMode.CUSTOM else self.mode.value

@@ -20,6 +20,7 @@ from ferry.engine.options import (
     ParallelSetting,
     VmMigrationOverrides,
     ZeroCopySupport,
+    short_form,
 )
 from ferry.engine.planner import MigrationPlan, effective_policy_id, plan_migration
 from ferry.engine.policies import (
@@ -135,9 +136,7 @@ def parse_bandwidth(value, field: str) -> BandwidthSetting:
     elif isinstance(value, int) and not isinstance(value, bool):
         mode, mbps = "CUSTOM", value
     elif isinstance(value, str) and ":" in value:
-        mode, _, raw = value.partition(":")
-        raw = raw.strip()
-        mbps = int(raw) if raw.isdigit() else raw
+        mode, mbps = short_form(value)
     if not isinstance(mode, str):
         raise InvalidInput(field, f"must be AUTO, HYPERVISOR_DEFAULT or CUSTOM:<Mbps>, got {value!r}")
     try:

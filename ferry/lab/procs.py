@@ -62,13 +62,6 @@ def alive(pid: int | None) -> bool:
     return state not in ("Z", "X")
 
 
-def exe_name(pid: int) -> str | None:
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return None
-
-
 def start_time(pid: int) -> int | None:
     """Kernel start time of pid (clock ticks since boot): tells a reused pid from ours."""
     try:

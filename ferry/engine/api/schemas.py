@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ferry.common.errors import InvalidInput
-from ferry.engine.options import BandwidthMode, BandwidthSetting, ParallelMode, ParallelSetting
+from ferry.engine.options import BandwidthMode, BandwidthSetting, ParallelMode, ParallelSetting, short_form
 
 
 class Body(BaseModel):
@@ -29,14 +29,8 @@ def _mode_and_number(value: Any, number_key: str) -> Any:
     if isinstance(value, int):
         return {"mode": "CUSTOM", number_key: value}
     if isinstance(value, str):
-        text = value.strip().upper().replace("-", "_")
-        if text.isdigit():
-            return {"mode": "CUSTOM", number_key: int(text)}
-        mode, sep, number = text.partition(":")
-        if sep:
-            number = number.strip()
-            return {"mode": mode.strip(), number_key: int(number) if number.isdigit() else number}
-        return {"mode": text}
+        mode, number = short_form(value)
+        return {"mode": mode} if number is None else {"mode": mode, number_key: number}
     return value
 
 

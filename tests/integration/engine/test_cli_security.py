@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ferry.cli.config import parse_config, resolve_engine
 from ferry.cli.main import cli
+from ferry.client.config import parse_config, resolve_engine
 from ferry.common.errors import InvalidInput
 
 

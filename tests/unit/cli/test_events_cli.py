@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import ferry.cli.engine_client as engine_client
 import ferry.cli.events as events
+import ferry.client.engine_client as engine_client
 
 E1 = {"id": 1, "time": "2026-01-02T10:11:12+00:00", "severity": "normal", "code": 62, "message": "started"}
 E2 = {"id": 2, "time": "2026-01-02T10:11:14+00:00", "severity": "normal", "code": 63, "message": "done"}

@@ -94,7 +94,7 @@ def test_format_schedule():
 
 import httpx  # noqa: E402
 
-from ferry.cli import engine_client  # noqa: E402
+from ferry.client import engine_client  # noqa: E402
 from ferry.engine.scenario import load_scenario_text  # noqa: E402
 
 

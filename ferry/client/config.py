@@ -1,4 +1,4 @@
-"""The CLI's config file: where the engine is and which token to send.
+"""The engine client's config file: where the engine is and which token to send.
 
     # ~/.config/ferry/config.toml (or the file named by FERRY_CONFIG); keep it 0600
     [engine]

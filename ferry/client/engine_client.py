@@ -1,7 +1,7 @@
-"""The CLI's HTTP client for the engine's REST API.
+"""The HTTP client for the engine's REST API (the CLI's and the benchmarks').
 
 `EngineClient()` talks to FERRY_ENGINE_URL (default http://127.0.0.1:8090) with the bearer
-token FERRY_ENGINE_TOKEN; either may instead come from the config file (ferry.cli.config:
+token FERRY_ENGINE_TOKEN; either may instead come from the config file (ferry.client.config:
 ~/.config/ferry/config.toml or FERRY_CONFIG). Every HTTP error becomes the matching ferry error with the
 engine's own message (422/400 -> InvalidInput naming the field, 404 -> NotFound, 409 ->
 Conflict, anything else -> OperationFailed), so commands never show a traceback.
@@ -21,7 +21,7 @@ DEFAULT_ENGINE_URL = "http://127.0.0.1:8090"
 class EngineClient:
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None):
-        from ferry.cli.config import resolve_engine
+        from ferry.client.config import resolve_engine
 
         settings = resolve_engine(url, token)
         self.url = (settings.url or DEFAULT_ENGINE_URL).rstrip("/")
