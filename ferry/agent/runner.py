@@ -6,7 +6,9 @@ import signal
 import threading
 
 from ferry.agent.api import Agent
+from ferry.agent.authz import libvirt_running_here
 from ferry.agent.config import AgentConfig
+from ferry.agent.dispatch import AccessControl
 from ferry.agent.libvirt_edge import EventHub, open_connection
 from ferry.agent.server import make_server
 
@@ -38,7 +40,8 @@ def run_agent(config: AgentConfig) -> None:
     events = EventHub(conn, libvirt)
     events.register()
     agent = Agent(conn, libvirt, events, config)
-    server = make_server(config.address, config.port, agent.methods(), tls=tls)
+    access = AccessControl(running_here=libvirt_running_here(conn, libvirt))  # roles: ferry.agent.authz
+    server = make_server(config.address, config.port, agent.methods(), tls=tls, access=access)
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001

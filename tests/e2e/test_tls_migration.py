@@ -70,8 +70,9 @@ def tls_lab(lab):
 def client(host) -> JsonRpcClient:
     """The engine's view: https:// with the engine's client certificate (FERRY_PKI_DIR)."""
     from ferry.lab.tls import agent_url
+    from ferry.pki import engine_client_tls
 
-    return JsonRpcClient(agent_url(host, tls=True), timeout=30)
+    return JsonRpcClient(agent_url(host, tls=True), timeout=30, tls=engine_client_tls())
 
 
 def qmp(lab, host, vm: str, command: str) -> dict:

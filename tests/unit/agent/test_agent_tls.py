@@ -81,9 +81,10 @@ def test_engine_certificate_is_accepted(pki, agent_url):
         "VM.getStats", {"vmID": VM})["status"] == "Up"
 
 
-def test_default_client_tls_is_the_engines_certificate(pki, agent_url, monkeypatch):
-    monkeypatch.setenv("FERRY_PKI_DIR", str(pki.root))
-    assert JsonRpcClient(agent_url, timeout=5).call("Host.getVMList", {})["vms"][0]["vmID"] == VM
+def test_https_without_tls_settings_from_the_caller_is_a_clear_error(pki, agent_url, monkeypatch):
+    monkeypatch.setenv("FERRY_PKI_DIR", str(pki.root))  # no silent default from the environment
+    err = refused(agent_url, None)
+    assert "needs the caller's TLS settings" in err.message
 
 
 def test_no_client_certificate_is_refused(pki, agent_url, caplog):
