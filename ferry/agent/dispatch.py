@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import authz
-from ferry.common.jsonrpc import JsonRpcError, agent_error
+from ferry.common.errors import InvalidInput
+from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcError, agent_error
 
 Methods = dict[str, Callable[[dict], Any]]
 
@@ -19,7 +20,8 @@ class AccessControl:
     """Hands each request the verbs its caller may use, each one checked.
 
     `running_here(vm_id)`: whether that VM is a domain running on this host (authz needs it);
-    `check_params(method, params)`: raises JsonRpcError for values that must not reach libvirt.
+    `check_params(method, params)`: raises InvalidInput for values that must not reach libvirt
+    (the agent's runner passes ferry.agent.vm_checks.check_request with its own limits).
     """
 
     def __init__(self, running_here: Callable[[object], bool] = lambda _vm: False,
@@ -42,7 +44,11 @@ class AccessControl:
                                         source=self.grants.source(vm_id))
                 if not decision.allowed:
                     raise forbidden(caller.subject, method, decision.reason)
-            self.check_params(method, params)
+            try:
+                self.check_params(method, params)
+            except InvalidInput as exc:
+                raise JsonRpcError(INVALID_PARAMS, f"invalid parameter {exc}",
+                                   {"name": "invalidParams", "field": exc.field, "reason": exc.reason}) from None
             result = fn(params)
             if decision.remember_source and caller is not None and isinstance(params.get("vmID"), str):
                 self.grants.remember(params["vmID"], caller.role.host)

@@ -280,6 +280,7 @@ class Lab:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                         env.get("PYTHONPATH", "")] if p)
+        env["FERRY_AGENT_IMAGES_DIRS"] = str(self.plan.images_dir)  # kernels only from the lab's images
         pid = procs.spawn(self.agent_command(host, hs["pid"], list(extra_args)),
                           host.dir / "agent.out", env=env)
         agent = {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
