@@ -47,6 +47,7 @@ class Decision:
 
 
 ALLOW = Decision(True)
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU"}
 
 
 def caller_from_peercert(peer: dict | None) -> Caller:
@@ -56,8 +57,8 @@ def caller_from_peercert(peer: dict | None) -> Caller:
     role = role_of(uris)
     if role is not None:
         return Caller(role, role.subject)
-    subject = ",".join(f"{k}={v}" for rdn in peer.get("subject", ()) for k, v in rdn) or "an unnamed certificate"
-    return Caller(None, subject)
+    subject = ",".join(f"{_SHORT.get(k, k)}={v}" for rdn in peer.get("subject", ()) for k, v in rdn)
+    return Caller(None, subject or "an unnamed certificate")
 
 
 def decide(caller: Caller, method: str, params: object, *, running_here: bool, source: str | None) -> Decision:
@@ -85,7 +86,7 @@ def decide(caller: Caller, method: str, params: object, *, running_here: bool, s
         if source != role.host:
             return Decision(False, f"the incoming migration of VM {vm_id} was not created by {role.subject}")
         return ALLOW
-    return Decision(False, f"{method} is for the engine; a host may call only {MIGRATION_CREATE} and "
+    return Decision(False, f"only the engine may call it; a host may call only {MIGRATION_CREATE} and "
                            f"{DESTROY} (incomingOnly) for a VM it migrates here")
 
 
