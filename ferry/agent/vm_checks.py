@@ -97,8 +97,8 @@ def check_uuid(field: str, value: object) -> str:
 
 def check_int(field: str, value: object, minimum: int, maximum: int) -> int:
     """An integer (or a string of digits, as JSON-RPC clients send) within minimum..maximum."""
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and
-                                                                  value.strip().isdigit() and len(value) < 30)):
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isascii() and
+                                                                  value.strip().isdigit() and len(value) <= 100)):
         raise InvalidInput(field, f"must be an integer, got {_show(value)}")
     n = int(value)
     if not minimum <= n <= maximum:
@@ -155,7 +155,7 @@ def _memory_mib(field: str, el: ET.Element) -> int:
     unit = (el.get("unit") or "KiB").lower()
     if unit not in _UNITS_KIB:
         raise InvalidInput(field, f"unknown memory unit {_show(el.get('unit'))}")
-    amount = check_int(field, (el.text or "").strip(), 0, 2 ** 62)
+    amount = check_int(field, (el.text or "").strip(), 0, 10 ** 100)  # bounded below, in MiB
     mib = amount * _UNITS_KIB[unit] / 1024
     if not MIN_MEMORY_MIB <= mib <= MAX_MEMORY_MIB:
         raise InvalidInput(field, f"must be {MIN_MEMORY_MIB}..{MAX_MEMORY_MIB} MiB, got {mib:g} MiB")
