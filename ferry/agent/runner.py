@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 
 from ferry.agent.api import Agent
+from ferry.agent.authz import libvirt_running_here
 from ferry.agent.config import AgentConfig
+from ferry.agent.dispatch import AccessControl
 from ferry.agent.libvirt_edge import EventHub, open_connection
 from ferry.agent.server import make_server
+from ferry.agent.vm_checks import check_request
 
 log = logging.getLogger("ferry.agent")
 
@@ -38,7 +42,11 @@ def run_agent(config: AgentConfig) -> None:
     events = EventHub(conn, libvirt)
     events.register()
     agent = Agent(conn, libvirt, events, config)
-    server = make_server(config.address, config.port, agent.methods(), tls=tls)
+    limits = config.vm_limits  # roles: ferry.agent.authz; what reaches libvirt: ferry.agent.vm_checks
+    access = AccessControl(running_here=libvirt_running_here(conn, libvirt),
+                           check_params=lambda m, p: check_request(m, p, limits, resolve=os.path.realpath))
+    server = make_server(config.address, config.port, agent.methods(), tls=tls, access=access,
+                         read_timeout=config.read_timeout, max_per_client=config.max_connections_per_client)
     stop = threading.Event()
 
     def on_signal(signum, frame):  # noqa: ARG001

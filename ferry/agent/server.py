@@ -5,6 +5,11 @@ Normally the server speaks TLS only and requires a client certificate from the e
 request's own thread, so a client that stalls or fails it never blocks others, and every
 refusal is logged with its reason. Without `tls` it speaks plain HTTP: the agent's --dev mode,
 which `check_dev_address` allows on loopback addresses only.
+
+Every request then goes through `ferry.agent.dispatch.AccessControl`: the role in the client's
+certificate decides which verbs it may call (ferry.agent.authz), and the values that would reach
+libvirt are checked (ferry.agent.vm_checks). Connections are bounded per client address and each
+request must arrive within a read timeout (ferry.agent.conn_limits).
 """
 from __future__ import annotations
 
@@ -17,12 +22,16 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ferry.agent import authz
+from ferry.agent.conn_limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_READ_TIMEOUT, ClientSlots, Deadlines
+from ferry.agent.dispatch import AccessControl
 from ferry.common.errors import InvalidInput
-from ferry.common.jsonrpc import handle_request
+from ferry.common.jsonrpc import ERROR_CODES, handle_request
 
 log = logging.getLogger("ferry.agent.server")
 MAX_BODY = 16 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
+FORBIDDEN = ERROR_CODES["forbidden"]
 
 
 def check_dev_address(address: str) -> str:
@@ -42,10 +51,35 @@ def check_dev_address(address: str) -> str:
 
 
 class AgentHttpServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that does the TLS handshake (when `tls` is set) in the request thread."""
+    """ThreadingHTTPServer that does the TLS handshake (when `tls` is set) in the request thread,
+    with at most `slots.limit` connections per client address."""
 
     daemon_threads = True
     tls: ssl.SSLContext | None = None
+    slots: ClientSlots
+    deadlines: Deadlines
+
+    def process_request(self, request, client_address) -> None:  # noqa: ANN001 - in the accept thread
+        if not self.slots.try_acquire(client_address[0]):
+            log.warning("refused %s: already %d connections from it (the limit)", client_address[0],
+                        self.slots.limit)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release(client_address[0])
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:  # noqa: ANN001
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release(client_address[0])
+
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        super().server_close()
 
     def finish_request(self, request, client_address) -> None:  # noqa: ANN001
         if self.tls is None:
@@ -53,6 +87,7 @@ class AgentHttpServer(ThreadingHTTPServer):
             return
         request.settimeout(HANDSHAKE_TIMEOUT)
         raw = request.dup()  # outlives a failed handshake, so the client gets to read our refusal
+        self.deadlines.arm(request)  # the whole handshake, not only each read of it
         try:
             try:
                 wrapped = self.tls.wrap_socket(request, server_side=True)
@@ -61,6 +96,7 @@ class AgentHttpServer(ThreadingHTTPServer):
                 _refuse(raw, exc)
                 return
         finally:
+            self.deadlines.disarm(request)
             raw.close()
         try:
             wrapped.settimeout(None)
@@ -92,9 +128,28 @@ def _refuse(raw, exc: BaseException) -> None:  # noqa: ANN001
 
 
 def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any]],
-                tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+                tls: ssl.SSLContext | None = None, *, access: AccessControl | None = None,
+                read_timeout: float = DEFAULT_READ_TIMEOUT,
+                max_per_client: int = DEFAULT_MAX_PER_CLIENT) -> ThreadingHTTPServer:
+    """The agent's server. `access` guards every verb (default: roles enforced, no VM running
+    here known; the agent's runner passes its own); without `tls` there is no caller to check."""
+    access = access or AccessControl()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = read_timeout  # per recv; the whole request is bounded by the server's deadlines
+
+        def handle_one_request(self) -> None:
+            self.server.deadlines.arm(self.connection)  # request line, headers and body
+            try:
+                super().handle_one_request()
+            finally:
+                self.server.deadlines.disarm(self.connection)
+
+        def _caller(self) -> authz.Caller | None:
+            if not isinstance(self.connection, ssl.SSLSocket):
+                return None  # --dev: no TLS, no authentication
+            return authz.caller_from_peercert(self.connection.getpeercert())
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("%s %s", self.address_string(), fmt % args)
@@ -122,8 +177,15 @@ def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any
                 self._send(413, {"error": "request too large"})
                 return
             body = self.rfile.read(length)
-            response = handle_request(body, methods, on_internal_error=lambda m, e: log.exception(
-                "%s failed", m, exc_info=e))
+            if len(body) < length:
+                self.close_connection = True
+                return  # the client went away, or its request was cut off by the read timeout
+            self.server.deadlines.disarm(self.connection)  # the verb may take its time (long polls)
+            caller = self._caller()
+            response = handle_request(body, access.methods_for(methods, caller),
+                                      on_internal_error=lambda m, e: log.exception("%s failed", m, exc_info=e))
+            if isinstance(response, dict) and (response.get("error") or {}).get("code") == FORBIDDEN:
+                log.warning("refused %s: %s", self.address_string(), response["error"]["message"])
             if response is None:
                 self._send(204, None)
             else:
@@ -134,4 +196,6 @@ def make_server(address: str, port: int, methods: dict[str, Callable[[dict], Any
 
     server = AgentHttpServer((address, port), Handler)
     server.tls = tls
+    server.slots = ClientSlots(max_per_client)
+    server.deadlines = Deadlines(read_timeout)
     return server

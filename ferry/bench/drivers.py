@@ -18,6 +18,7 @@ from ferry.bench.virsh_baseline import virsh_migrate_command
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.status_follow import pause_before_next, status_request, status_version
 from ferry.lab.plan import AGENT_PORT, HostPlan
+from ferry.pki import engine_client_tls
 
 FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
 # A benchmark migration sent straight to the agents: no bandwidth cap and no convergence actions
@@ -72,7 +73,7 @@ class AgentDriver:
         return {**BENCH_BASE_PARAMS, **mode.migrate_params()}
 
     def migrate(self, *, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> DriverOutcome:
-        client = JsonRpcClient(self.agent_urls.get(src.name) or src.agent_url, timeout=30)
+        client = JsonRpcClient(self.agent_urls.get(src.name) or src.agent_url, timeout=30, tls=engine_client_tls())
         t0 = time.monotonic()
         try:
             client.call("VM.migrate", {"vmID": vm_id, "params": agent_migrate_params(dst, params)})

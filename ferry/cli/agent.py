@@ -31,7 +31,9 @@ def call_command(address, verb, params, timeout, dev):
     scheme = "http" if dev else "https"
     url = address if address.startswith("http") else f"{scheme}://{address if ':' in address else address + ':54321'}"
     try:
-        result = JsonRpcClient(url, timeout=timeout).call(verb, parsed)
+        from ferry.pki import engine_client_tls
+
+        result = JsonRpcClient(url, timeout=timeout, tls=engine_client_tls()).call(verb, parsed)
     except JsonRpcError as exc:
         raise _CallFailed(exc) from None
     click.echo(json.dumps(result, indent=2, sort_keys=True))

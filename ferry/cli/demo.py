@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from ferry.common.errors import OperationFailed
+from ferry.common.private_files import private_dir
 
 CLUSTER = "demo"
 VM = "demo-vm"
@@ -104,7 +105,7 @@ def ensure_engine(paths: DemoPaths, port: int, say: Callable[[str], None]) -> st
         return url
     if pid is not None:
         stop_engine(paths, say)
-    paths.dir.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.dir)  # 0700: the demo's database, token and log
     proc = start_engine(paths.url, paths.log, port=port, monitor_interval=3, timeout=ENGINE_START_TIMEOUT_S)
     paths.pid.write_text(json.dumps({"pid": proc.pid, "start": procs.start_time(proc.pid)}))
     say(f"engine: started (pid {proc.pid}) at {url}, SQLite {paths.db}, log {paths.log}")
@@ -137,6 +138,7 @@ def _token(paths: DemoPaths, url: str) -> str:
             pass
     token = issue_token(paths.url, "admin", f"demo-{int(time.time())}")[0]
     fd = os.open(paths.token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an older token file was readable by others
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token

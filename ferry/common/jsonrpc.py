@@ -6,9 +6,12 @@ A JSON-RPC error comes back as `JsonRpcError(code, message, data)`; a transport 
 down, refused, timeout, not JSON) as `JsonRpcError(TRANSPORT_ERROR, ...)` so callers handle one
 exception type. Codes 1..99 follow Vdsm's error codes, -32xxx are JSON-RPC's own.
 
-An https:// URL is mutual TLS: `tls` is a `ferry.pki.TlsFiles` (CA, our certificate, our key)
-or a ready `ssl.SSLContext`; without it the engine's client certificate from the PKI directory
-is used (`ferry.pki.engine_client_tls()`), which is what the engine and the CLI present.
+An https:// URL is mutual TLS with the settings the caller passes as `tls`: a ready
+`ssl.SSLContext`, or an object with `context() -> ssl.SSLContext` (built when first needed, so
+a missing file is a transport error naming it) and optionally `explain(error_text) -> str | None`
+(a sentence for a TLS failure). `ferry.pki.TlsFiles` is such an object; the engine and the CLI
+pass `ferry.pki.engine_client_tls()`, an agent its own files. This module knows nothing of
+Ferry's PKI: which certificate to present is the caller's decision.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ ERROR_CODES = {
     "migCancelErr": 82,        # Vdsm: Migration not in progress
     "migrationInProgress": 101,  # Ferry: the VM is already migrating
     "vmNotRunning": 102,       # Ferry: the VM exists but is not running
+    "forbidden": 103,          # Ferry: the caller's certificate role may not do this
     "invalidParams": INVALID_PARAMS,
 }
 
@@ -76,20 +80,26 @@ class JsonRpcClient:
     def __init__(self, url: str, timeout: float = 30.0, tls: Any = None):
         self.url = url if url.rstrip("/").endswith("/jsonrpc") else url.rstrip("/") + "/jsonrpc"
         self.timeout = timeout
-        self.tls = tls  # TlsFiles | ssl.SSLContext | None (engine's client certificate)
+        self.tls = tls  # ssl.SSLContext | object with .context() (and .explain()) | None
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.url.startswith("https://"):
             return None
         if isinstance(self.tls, ssl.SSLContext):
             return self.tls
+        if self.tls is None:
+            raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: https:// needs the caller's TLS settings "
+                                                "(tls=ferry.pki.engine_client_tls() or an ssl.SSLContext)")
         from ferry.common.errors import FerryError
-        from ferry.pki.tls import cached_client_context, engine_client_tls
 
         try:
-            return cached_client_context(self.tls or engine_client_tls())
+            return self.tls.context()
         except FerryError as exc:
             raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: {exc}") from None
+
+    def _explain(self, text: str) -> str | None:
+        explain = getattr(self.tls, "explain", None)
+        return explain(text) if callable(explain) else None
 
     def call(self, method: str, params: dict | list | None = None) -> Any:
         request_id = next(_ids)
@@ -107,9 +117,7 @@ class JsonRpcClient:
                 raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: HTTP {exc.code}") from None
         except (TimeoutError, urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException) as exc:
             reason = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "reason", exc)
-            from ferry.pki.tls import tls_hint
-
-            hint = tls_hint(str(reason))
+            hint = self._explain(str(reason))
             if hint:
                 reason = f"{reason} ({hint})"
             if isinstance(exc, http.client.HTTPException) and self.url.startswith("http://"):

@@ -32,7 +32,9 @@ AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Sour
 
 
 def agent_client(url: str, timeout: float = 10.0) -> JsonRpcClient:
-    return JsonRpcClient(url, timeout=timeout)
+    from ferry.pki import engine_client_tls  # the engine's certificate (engine role) for https:// agents
+
+    return JsonRpcClient(url, timeout=timeout, tls=engine_client_tls())
 
 
 class PlacementGuard:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from ferry.common.errors import OperationFailed
+from ferry.common.private_files import private_file
 
 START_TIMEOUT_S = 60.0
 
@@ -46,7 +47,7 @@ def start_engine(database_url: str, log: Path, *, port: int, host: str = "127.0.
     appended to `log`; return it once it answers. If it exits or stays silent for `timeout`
     seconds, it is stopped and OperationFailed says why, with the end of its log."""
     url = f"http://{host}:{port}"
-    with open(log, "ab") as out:
+    with open(private_file(log), "ab") as out:  # 0600: the engine's log is for its owner
         proc = subprocess.Popen(
             [sys.executable, "-m", "ferry", "engine", "run", "--host", host, "--port", str(port),
              "--database-url", database_url, "--monitor-interval", str(monitor_interval)],

@@ -171,6 +171,11 @@ class Lab:
                 hs = hstates.get(str(host.index), {})
                 if self._libvirtd_running(hs):
                     progress(f"{host.name}: libvirtd already running (pid {hs['pid']})")
+                    if lab_tls.enroll_again_if_roleless(host):  # certificates from before roles (issue 12)
+                        agent = hs.get("agent") or {}
+                        if procs.is_same_process(agent.get("pid"), agent.get("start")):
+                            procs.stop(agent["pid"], timeout=10)  # started again below, with its new certificate
+                        progress(f"{host.name}: enrolled again (its agent certificate carried no role)")
                     continue
                 self._leftovers_kill(host, hs)
                 self._prepare_host_dirs(host)
@@ -280,6 +285,7 @@ class Lab:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                         env.get("PYTHONPATH", "")] if p)
+        env["FERRY_AGENT_IMAGES_DIRS"] = str(self.plan.images_dir)  # kernels only from the lab's images
         pid = procs.spawn(self.agent_command(host, hs["pid"], list(extra_args)),
                           host.dir / "agent.out", env=env)
         agent = {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}

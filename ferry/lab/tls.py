@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryptography import x509
+
 from ferry.lab.plan import AGENT_PORT, AGENTS_DEV_MARKER, HostPlan, LabPlan
-from ferry.pki.ca import ensure_ca
+from ferry.pki.ca import certificate_role, ensure_ca
 from ferry.pki.enroll import enroll_host
-from ferry.pki.layout import QEMU_TLS_DIR, EnginePki, pki_dir
+from ferry.pki.layout import HOST_ROLE, QEMU_TLS_DIR, EnginePki, Role, pki_dir
 
 TLS_SUBDIR = "tls"        # <host dir>/tls is the host's enrollment root: tls/etc/pki -> /etc/pki
 LIBVIRT_TLS_PORT = 16514
@@ -57,6 +59,21 @@ def prepare_host(host: HostPlan) -> None:
     for name, edit in (("libvirtd.conf", libvirtd_tls_conf), ("qemu.conf", qemu_tls_conf)):
         path = host.dir / "etc" / name
         path.write_text(edit(path.read_text()))
+
+
+def enroll_again_if_roleless(host: HostPlan) -> bool:
+    """For a host that is already up: re-issue its certificates if its agent's carries no role
+    (issued before roles existed), and the engine's likewise (ensure_ca). True if re-issued."""
+    pki = engine_pki()
+    ca = ensure_ca(pki)
+    try:
+        cert = x509.load_pem_x509_certificate((host_tls_dir(host) / "ferry/certs/agentcert.pem").read_bytes())
+        if certificate_role(cert) == Role(HOST_ROLE, host.name):
+            return False
+    except (OSError, ValueError):
+        pass
+    enroll_host(pki, host.name, host.address, host.dir / TLS_SUBDIR, ca=ca)
+    return True
 
 
 def agents_tls(plan: LabPlan) -> bool:

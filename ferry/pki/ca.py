@@ -23,11 +23,15 @@ from ferry.pki.layout import (
     CA_DAYS,
     CLIENT,
     ENGINE_COMMON_NAME,
+    ENGINE_ROLE,
+    ENGINE_ROLE_URI,
     LEAF_DAYS,
     ORGANIZATION,
     PURPOSES,
     SERVER,
     EnginePki,
+    Role,
+    role_of,
     validity,
 )
 
@@ -110,7 +114,8 @@ class CertificateAuthority:
               days: int = LEAF_DAYS) -> Issued:
         """A new key and a certificate for it, signed by this CA.
 
-        `purposes`: ("server", "client") -> extended key usage; `sans`: ("dns"|"ip", value).
+        `purposes`: ("server", "client") -> extended key usage; `sans`: ("dns"|"ip"|"uri", value)
+        (a "uri" carries the Ferry role, see ferry.pki.layout.ROLE_URI_PREFIX).
         `now` and `days` exist so tests can issue certificates that are already expired.
         """
         if not purposes or any(p not in _EKU for p in purposes):
@@ -138,8 +143,10 @@ class CertificateAuthority:
                     names.append(x509.IPAddress(ipaddress.ip_address(value)))
                 elif kind == "dns":
                     names.append(x509.DNSName(value))
+                elif kind == "uri":
+                    names.append(x509.UniformResourceIdentifier(value))
                 else:
-                    raise InvalidInput("sans", f"unknown kind {kind!r} (dns or ip)")
+                    raise InvalidInput("sans", f"unknown kind {kind!r} (dns, ip or uri)")
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
@@ -190,15 +197,33 @@ def ensure_ca(pki: EnginePki) -> CertificateAuthority:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if pki.ca_cert.exists() and pki.ca_key.exists():
             ca = CertificateAuthority.load(pki)
-            if not pki.engine_cert.exists() or not pki.engine_key.exists():
-                issue_engine_cert(pki, ca)
+            if not pki.engine_cert.exists() or not pki.engine_key.exists() or not _has_engine_role(pki):
+                issue_engine_cert(pki, ca)  # also an engine certificate from before roles existed
             return ca
         return init_ca(pki, force=True)
 
 
+def _has_engine_role(pki: EnginePki) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(pki.engine_cert.read_bytes())
+    except (ValueError, OSError):
+        return False
+    return certificate_role(cert) == Role(ENGINE_ROLE)
+
+
+def certificate_role(cert: x509.Certificate) -> Role | None:
+    """The Ferry role a certificate carries in its SAN URIs (None: no role, or an ambiguous one)."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    return role_of(sans.get_values_for_type(x509.UniformResourceIdentifier))
+
+
 def issue_engine_cert(pki: EnginePki, ca: CertificateAuthority) -> Issued:
-    """The certificate the engine and CLI present to agents (client purpose only)."""
-    issued = ca.issue({"CN": ENGINE_COMMON_NAME, "O": ORGANIZATION}, purposes=PURPOSES["engine"])
+    """The certificate the engine and CLI present to agents (client purpose only, engine role)."""
+    issued = ca.issue({"CN": ENGINE_COMMON_NAME, "O": ORGANIZATION}, purposes=PURPOSES["engine"],
+                      sans=[("uri", ENGINE_ROLE_URI)])
     write_file(pki.engine_key, issued.key_pem, 0o600)
     write_file(pki.engine_cert, issued.cert_pem, 0o644)
     return issued
@@ -227,4 +252,5 @@ def describe(cert: x509.Certificate) -> dict:
             "serial": format(cert.serial_number, "x"),
             "not_before": cert.not_valid_before_utc.isoformat(),
             "not_after": cert.not_valid_after_utc.isoformat(), "sans": san_list,
+            "role": (certificate_role(cert) or Role("none")).subject,
             "sha256": cert.fingerprint(hashes.SHA256()).hex(":")}

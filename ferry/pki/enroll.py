@@ -17,6 +17,7 @@ from ferry.pki.layout import (
     bundle_path,
     check_address,
     check_host_name,
+    host_role_uri,
     host_subject,
     subject_alt_names,
 )
@@ -46,9 +47,13 @@ class Enrollment:
 
 
 def issue_host_certs(ca: CertificateAuthority, name: str, address: str) -> tuple[Issued, Issued]:
-    """The agent's and libvirt's certificates of one host (same SANs, separate keys)."""
+    """The agent's and libvirt's certificates of one host (same names, separate keys).
+
+    Only the agent's carries the host role (a SAN URI): libvirtd's and QEMU's key, which QEMU's
+    user may read, can migrate guests but not call agents."""
     sans = subject_alt_names(name, address)
-    agent = ca.issue(host_subject(name, "agent"), purposes=PURPOSES["agent"], sans=sans)
+    agent = ca.issue(host_subject(name, "agent"), purposes=PURPOSES["agent"],
+                     sans=[*sans, ("uri", host_role_uri(name))])
     libvirt = ca.issue(host_subject(name, "libvirt"), purposes=PURPOSES["libvirt"], sans=sans)
     return agent, libvirt
 

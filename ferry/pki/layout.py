@@ -42,6 +42,54 @@ PURPOSES = {
     "engine": (CLIENT,),          # the engine and the CLI calling agents
 }
 
+# Roles: a SAN URI in the agent's and the engine's certificates (see docs/security.md, "Roles").
+# The engine's may call every agent verb; a host's only what a migration peer needs.
+ROLE_URI_PREFIX = "ferry:role/"
+ENGINE_ROLE = "engine"
+HOST_ROLE = "host"
+ENGINE_ROLE_URI = f"{ROLE_URI_PREFIX}{ENGINE_ROLE}"
+
+
+def host_role_uri(name: str) -> str:
+    """The SAN URI naming a host's agent certificate: ferry:role/host/<name>."""
+    return f"{ROLE_URI_PREFIX}{HOST_ROLE}/{check_host_name(name)}"
+
+
+@dataclass(frozen=True)
+class Role:
+    """A certificate's Ferry role: ("engine", None) or ("host", <host name>)."""
+
+    kind: str
+    host: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """How refusals name the caller: "engine" or "host h1"."""
+        return self.kind if self.host is None else f"{self.kind} {self.host}"
+
+
+def parse_role_uri(uri: object) -> Role | None:
+    """The role a SAN URI names, or None when the URI is not a well-formed Ferry role."""
+    if not isinstance(uri, str) or not uri.startswith(ROLE_URI_PREFIX):
+        return None
+    rest = uri[len(ROLE_URI_PREFIX):]
+    if rest == ENGINE_ROLE:
+        return Role(ENGINE_ROLE)
+    kind, _, name = rest.partition("/")
+    if kind == HOST_ROLE and _NAME.match(name):
+        return Role(HOST_ROLE, name)
+    return None
+
+
+def role_of(uris: list[str] | tuple[str, ...]) -> Role | None:
+    """The one role among a certificate's SAN URIs; None if it has none, a malformed one, or
+    several (a certificate is one identity: two roles would be an issuing mistake, not a union)."""
+    ferry = [u for u in uris if isinstance(u, str) and u.startswith(ROLE_URI_PREFIX)]
+    if len(ferry) != 1:
+        return None
+    return parse_role_uri(ferry[0])
+
+
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -31,6 +31,28 @@ class TlsFiles:
                                       "`ferry host enroll`; or use --dev on loopback)")
         return self
 
+    # What ferry.common.jsonrpc.JsonRpcClient asks of its `tls` settings:
+    def context(self) -> ssl.SSLContext:
+        """The client context presenting these files (built once per version of the files)."""
+        return cached_client_context(self)
+
+    def explain(self, error_text: str) -> str | None:
+        return tls_hint(error_text)
+
+
+@dataclass(frozen=True)
+class ReadyContext:
+    """A context someone built (e.g. a test presenting no certificate), with Ferry's explanations
+    of TLS failures, for JsonRpcClient(tls=...)."""
+
+    ctx: ssl.SSLContext
+
+    def context(self) -> ssl.SSLContext:
+        return self.ctx
+
+    def explain(self, error_text: str) -> str | None:
+        return tls_hint(error_text)
+
 
 def agent_tls_files(pki_dir: str | Path | None = None) -> TlsFiles:
     """The agent's files on an enrolled host (under /etc/pki/ferry, or another `pki_dir`)."""

@@ -70,8 +70,9 @@ def tls_lab(lab):
 def client(host) -> JsonRpcClient:
     """The engine's view: https:// with the engine's client certificate (FERRY_PKI_DIR)."""
     from ferry.lab.tls import agent_url
+    from ferry.pki import engine_client_tls
 
-    return JsonRpcClient(agent_url(host, tls=True), timeout=30)
+    return JsonRpcClient(agent_url(host, tls=True), timeout=30, tls=engine_client_tls())
 
 
 def qmp(lab, host, vm: str, command: str) -> dict:
@@ -89,15 +90,34 @@ def test_lab_agents_in_tls_mode_refuse_clients_without_the_engine_certificate(tl
     lab, (h1, _) = tls_lab
     assert client(h1).call("Host.getVMList", {}) is not None
     from ferry.lab.tls import engine_pki
+    from ferry.pki.tls import ReadyContext
 
     no_cert = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     no_cert.load_verify_locations(cafile=str(engine_pki().ca_cert))
     with pytest.raises(JsonRpcError) as err:
-        JsonRpcClient(f"https://{h1.address}:54321", timeout=10, tls=no_cert).call("Host.getVMList", {})
+        JsonRpcClient(f"https://{h1.address}:54321", timeout=10, tls=ReadyContext(no_cert)).call("Host.getVMList", {})
     assert err.value.code == TRANSPORT_ERROR and "client certificate" in err.value.message
     with pytest.raises(JsonRpcError) as err:
         JsonRpcClient(f"http://{h1.address}:54321", timeout=10).call("Host.getVMList", {})
     assert "HTTPS only" in err.value.message
+
+
+def test_a_hosts_certificate_cannot_command_another_host(tls_lab):
+    """Issue 12: h1's agent certificate is refused by h2 for anything but a migration peer's verbs."""
+    from ferry.common.jsonrpc import ERROR_CODES
+    from ferry.lab.tls import agent_url, engine_pki, host_tls_dir
+    from ferry.pki import TlsFiles
+
+    lab, (h1, h2) = tls_lab
+    etc = host_tls_dir(h1) / "ferry"
+    as_h1 = JsonRpcClient(agent_url(h2, tls=True), timeout=10,
+                          tls=TlsFiles(engine_pki().ca_cert, etc / "certs/agentcert.pem", etc / "keys/agentkey.pem"))
+    for verb, params in (("Host.getVMList", {}), ("Host.getCapabilities", {}),
+                         ("VM.destroy", {"vmID": "11111111-2222-3333-4444-555555555555"})):
+        with pytest.raises(JsonRpcError) as err:
+            as_h1.call(verb, params)
+        assert err.value.code == ERROR_CODES["forbidden"], err.value
+        assert err.value.message.startswith(f"forbidden for host {h1.name}: {verb}")
 
 
 def test_encrypted_very_large_vm_policy_migrates_over_tls_without_zerocopy(tls_lab, lab_guest):

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ferry.common.errors import InvalidInput
+from ferry.common.private_files import private_dir, private_file
 
 DEFAULT_STATE_DIR = "/var/lib/ferry"
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent.parent / "migrations"
@@ -53,7 +54,9 @@ def make_engine(url: str | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            pathlib.Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db_file = pathlib.Path(parsed.database)  # 0600 in a 0700 dir (journals inherit the file's mode)
+            private_dir(db_file.parent, tighten=db_file.parent == state_dir())
+            private_file(db_file)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

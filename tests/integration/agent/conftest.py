@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
+from ferry.pki import engine_client_tls
 
 FINAL = ("succeeded", "failed", "cancelled", "aborted")
 
@@ -23,7 +24,7 @@ class AgentLab:
         self.h1, self.h2 = lab.hosts()[:2] if len(lab.hosts()) >= 2 else lab.plan.hosts(2)
 
     def agent(self, host) -> JsonRpcClient:
-        return JsonRpcClient(host.agent_url, timeout=30)
+        return JsonRpcClient(host.agent_url, timeout=30, tls=engine_client_tls())
 
     def other(self, host):
         return self.h2 if host.index == self.h1.index else self.h1

@@ -22,7 +22,7 @@ from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcClient, JsonRpcError
 from ferry.pki.ca import CertificateAuthority, init_ca, write_file
 from ferry.pki.enroll import enroll_host
 from ferry.pki.layout import PURPOSES, EnginePki
-from ferry.pki.tls import TlsFiles, agent_tls_files, engine_client_tls, server_context
+from ferry.pki.tls import ReadyContext, TlsFiles, agent_tls_files, engine_client_tls, server_context
 from tests.unit.agent.fake_libvirt import domain_xml
 from tests.unit.agent.test_agent_api import VM, make_agent
 
@@ -81,17 +81,18 @@ def test_engine_certificate_is_accepted(pki, agent_url):
         "VM.getStats", {"vmID": VM})["status"] == "Up"
 
 
-def test_default_client_tls_is_the_engines_certificate(pki, agent_url, monkeypatch):
-    monkeypatch.setenv("FERRY_PKI_DIR", str(pki.root))
-    assert JsonRpcClient(agent_url, timeout=5).call("Host.getVMList", {})["vms"][0]["vmID"] == VM
+def test_https_without_tls_settings_from_the_caller_is_a_clear_error(pki, agent_url, monkeypatch):
+    monkeypatch.setenv("FERRY_PKI_DIR", str(pki.root))  # no silent default from the environment
+    err = refused(agent_url, None)
+    assert "needs the caller's TLS settings" in err.message
 
 
 def test_no_client_certificate_is_refused(pki, agent_url, caplog):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cafile=str(pki.ca_cert))
     with caplog.at_level(logging.WARNING, logger="ferry.agent.server"):
-        err = refused(agent_url, ctx)
-    assert "requires a client certificate" in err.message or "certificate required" in err.message.lower()
+        err = refused(agent_url, ReadyContext(ctx))
+    assert "requires a client certificate" in err.message
     assert logged(caplog, "peer did not return a certificate")
 
 

@@ -12,16 +12,19 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ferry.common.errors import Conflict, InvalidInput, OperationFailed
-from ferry.pki.ca import CertificateAuthority, ensure_ca, init_ca
+from ferry.pki.ca import CertificateAuthority, certificate_role, describe, ensure_ca, init_ca
 from ferry.pki.enroll import enroll_host
 from ferry.pki.layout import (
     CLOCK_SKEW,
     HOST_FILES,
     EnginePki,
+    Role,
     bundle_path,
     check_address,
+    host_role_uri,
     host_subject,
     pki_dir,
+    role_of,
     subject_alt_names,
     validity,
 )
@@ -164,3 +167,59 @@ def test_expired_certificates_can_be_issued_for_tests(tmp_path):
     assert cert.not_valid_after_utc < NOW
     with pytest.raises(InvalidInput):
         ca.issue({"CN": "x"}, purposes=("signing",))
+
+
+# ---- roles (SAN URIs) ----------------------------------------------------------------------------
+
+def _uris(cert):
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)
+
+
+def test_the_engine_certificate_carries_the_engine_role(tmp_path):
+    pki = EnginePki(tmp_path)
+    init_ca(pki)
+    engine = x509.load_pem_x509_certificate(pki.engine_cert.read_bytes())
+    assert _uris(engine) == ["ferry:role/engine"]
+    assert certificate_role(engine) == Role("engine")
+    assert describe(engine)["role"] == "engine"
+
+
+def test_only_the_agent_certificate_carries_the_host_role(tmp_path):
+    pki = EnginePki(tmp_path / "pki")
+    init_ca(pki)
+    enrollment = enroll_host(pki, "kvm-07", "10.0.0.7")
+    assert _uris(enrollment.agent.cert) == ["ferry:role/host/kvm-07"]
+    assert certificate_role(enrollment.agent.cert) == Role("host", "kvm-07")
+    assert certificate_role(enrollment.libvirt.cert) is None   # QEMU's user may read this key
+    assert describe(enrollment.libvirt.cert)["role"] == "none"
+
+
+def test_ensure_ca_reissues_an_engine_certificate_from_before_roles(tmp_path):
+    pki = EnginePki(tmp_path)
+    ca = init_ca(pki)
+    old = ca.issue({"CN": "ferry-engine", "O": "Ferry"}, purposes=("client",))   # as issued before roles
+    pki.engine_cert.write_bytes(old.cert_pem)
+    ensure_ca(pki)
+    renewed = x509.load_pem_x509_certificate(pki.engine_cert.read_bytes())
+    assert certificate_role(renewed) == Role("engine") and renewed.serial_number != old.cert.serial_number
+    assert ensure_ca(pki).cert == ca.cert                                         # the CA itself is kept
+    assert x509.load_pem_x509_certificate(pki.engine_cert.read_bytes()).serial_number == renewed.serial_number
+
+
+@pytest.mark.parametrize("uris, role", [
+    (["ferry:role/engine"], Role("engine")),
+    (["ferry:role/host/h1"], Role("host", "h1")),
+    (["https://example.org", "ferry:role/host/h_1.x"], Role("host", "h_1.x")),
+    ([], None), (["ferry:role/engine", "ferry:role/engine"], None), (["ferry:role/root"], None),
+    (["ferry:role/host/"], None), (["ferry:role/host/a/b"], None), (["ferry:role/host/" + "a" * 65], None),
+])
+def test_role_of_san_uris(uris, role):
+    assert role_of(uris) == role
+
+
+def test_role_uris_refuse_bad_host_names():
+    assert host_role_uri("h1") == "ferry:role/host/h1"
+    with pytest.raises(InvalidInput):
+        host_role_uri("../h1")
+    assert Role("host", "h1").subject == "host h1" and Role("engine").subject == "engine"
