@@ -14,11 +14,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "ferry"
 
-# The one known edge that breaks "ferry.common imports only ferry.common": common/jsonrpc.py
-# falls back to the engine's client TLS files from ferry.pki.tls. Issue 10 moves that choice to
-# the caller (helper "security"); the lead removes this entry when that work is merged. Any other
-# edge out of ferry.common fails the test.
-KNOWN_COMMON_EDGES = {("ferry.common.jsonrpc", "ferry.pki.tls")}
 
 
 def _module_name(path: Path) -> str:
@@ -94,13 +89,7 @@ def test_common_imports_nothing_from_ferry_but_common_except_the_one_known_edge(
     out = {(src, dst) for src, dst in EDGES
            if _within(src, "ferry.common") and _within(dst, "ferry") and dst != "ferry"
            and not _within(dst, "ferry.common")}
-    assert out - KNOWN_COMMON_EDGES == set(), "new imports out of ferry.common"
-
-
-def test_the_known_common_edge_is_still_there_until_it_is_removed():
-    """When common/jsonrpc.py stops importing ferry.pki.tls, delete KNOWN_COMMON_EDGES' entry."""
-    missing = {edge for edge in KNOWN_COMMON_EDGES if edge not in EDGES}
-    assert missing == set(), f"no longer imported, remove from KNOWN_COMMON_EDGES: {sorted(missing)}"
+    assert out == set(), "ferry.common imports only ferry.common"
 
 
 @pytest.mark.parametrize("binding", ["libvirt", "libvirt_qemu"])
