@@ -296,6 +296,6 @@ def forecast(inp: ForecastInputs) -> Forecast:
     low = min(known) if known else None
     high = None if None in totals else max(known)
     return Forecast(outcome=central.outcome, total_seconds=totals[0], downtime_ms=central.downtime_ms,
-                    iterations=sum(1 for s in central.steps if s.fires != ABORT), low=low, high=high, inputs=inp, steps=central.steps,
-                    reason=central.reason)
+                    iterations=sum(1 for s in central.steps if s.fires != ABORT), low=low, high=high,
+                    inputs=inp, steps=central.steps, reason=central.reason)
 
