@@ -7,8 +7,11 @@ the dirty rate, the bandwidth and the schedule, so it can be said before the mig
 The model (all sizes MiB, rates MiB/s, B = bandwidth, r = dirty rate):
 
 - iteration 0 sends the touched memory (untouched pages go as zero-page markers, taken as free);
-- iteration n >= 1 sends what was dirtied during iteration n-1: min(touched, r_eff * t_{n-1}),
-  bounded by the touched memory because a page dirtied twice is sent once;
+- iteration n >= 1 sends what was dirtied during iteration n-1, W = the touched memory, bounded
+  by it because a page dirtied twice is sent once: for a writer that moves on to new pages
+  (`dirty_pattern` "linear", the worst case and the default) min(W, r_eff * t_{n-1}); for a
+  writer of uniformly random pages ("random", like the lab's workload) the expected number of
+  distinct pages, W * (1 - exp(-r_eff * t_{n-1} / W));
 - after each iteration, if what is left (dirtied during it) can be sent within the downtime
   limit in force (left <= B * limit), QEMU stops the guest and sends it: downtime = left / B
   (plus `switchover_ms`), and the migration converges;
@@ -31,6 +34,7 @@ the bandwidth's relative spread (see ferry.forecast.bias).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ferry.common.errors import InvalidInput
@@ -49,6 +53,7 @@ THROTTLE_TRIGGER_PCT = 50             # QEMU throttle-trigger-threshold default
 THROTTLE_TRIGGER_COUNT = 2            # QEMU throttles on every second iteration over the threshold
 MAX_ITERATIONS = 1000                 # a model guard: a shrinking migration converges long before
 DEFAULT_BANDWIDTH_SPREAD = 0.10       # relative spread of a bandwidth figure, for the range
+LINEAR, RANDOM = "linear", "random"   # dirty patterns
 
 ScheduleItem = tuple[int, str, "int | None"]   # (limit, action, setDowntime ms or None)
 
@@ -88,8 +93,11 @@ class ForecastInputs:
     bandwidth_spread: float = DEFAULT_BANDWIDTH_SPREAD
     postcopy_allowed: bool = True
     max_seconds: float | None = None
+    dirty_pattern: str = LINEAR
 
     def __post_init__(self) -> None:
+        if self.dirty_pattern not in (LINEAR, RANDOM):
+            raise InvalidInput("dirty_pattern", f"must be {LINEAR} or {RANDOM}, got {self.dirty_pattern!r}")
         _positive(self.memory_mib, "memory_mib")
         _positive(self.touched_mib, "touched_mib", zero_ok=True)
         if self.touched_mib > self.memory_mib:
@@ -135,6 +143,7 @@ class ForecastInputs:
             "throttleInitialPct": self.throttle_initial_pct, "throttleIncrementPct": self.throttle_increment_pct,
             "fixedCostSeconds": self.fixed_cost_s, "switchoverMs": self.switchover_ms,
             "postcopyAllowed": self.postcopy_allowed, "maxSeconds": self.max_seconds,
+            "dirtyPattern": self.dirty_pattern,
         }
 
     @property
@@ -228,6 +237,15 @@ class State:
     fire_now: bool = True              # False: this iteration's item has fired already
 
 
+def dirtied(working_set_mib: float, written_mib: float, pattern: str = LINEAR) -> float:
+    """Distinct MiB dirty after `written_mib` of writes into a working set (see the module doc)."""
+    if working_set_mib <= 0:
+        return 0.0
+    if pattern == RANDOM:
+        return working_set_mib * -math.expm1(-written_mib / working_set_mib)
+    return min(working_set_mib, written_mib)
+
+
 def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, state: State = State()) -> Run:
     """Run the model from `state` at fixed rates; pure, bounded by MAX_ITERATIONS."""
     n = state.iteration
@@ -257,7 +275,7 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
         fire_now = True
         rate = dirty_mibs * (1 - throttle / 100)
         secs = send / bandwidth_mibs
-        left = min(inp.touched_mib, rate * secs)
+        left = dirtied(inp.touched_mib, rate * secs, inp.dirty_pattern)
         t += secs
         steps.append(Step(n, send, secs, left, limit_ms, fired, throttle, rate))
         if left <= bandwidth_mibs * limit_ms / 1000:

@@ -229,3 +229,17 @@ def test_every_forecast_is_well_formed(touched, rate, bw, ac, sched):
     if f.outcome == CONVERGE:
         assert f.downtime_ms <= f.steps[-1].downtime_limit_ms + 1e-9
     assert not math.isnan(f.iterations)
+
+
+def test_random_writer_dirties_distinct_pages_only():
+    """touched 320 MiB, random writes at 32 MiB/s, B = 40: iteration 0 takes 8 s and writes 256 MiB,
+    which leave 320 (1 - e^-0.8) = 176.22 MiB distinct pages dirty (linear: 256)."""
+    kw = {"memory_mib": 512, "touched_mib": 320, "dirty_rate_mibs": 32, "bandwidth_mibs": 40}
+    rnd = forecast(ForecastInputs(**kw, dirty_pattern="random"))
+    lin = forecast(ForecastInputs(**kw))
+    assert rnd.steps[0].remaining_mib == pytest.approx(320 * (1 - math.exp(-0.8)))
+    assert lin.steps[0].remaining_mib == pytest.approx(256)
+    assert rnd.steps[1].seconds == pytest.approx(rnd.steps[0].remaining_mib / 40)
+    assert rnd.total_seconds < lin.total_seconds
+    with pytest.raises(InvalidInput):
+        ForecastInputs(**kw, dirty_pattern="bursty")
