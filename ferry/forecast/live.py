@@ -29,6 +29,27 @@ class LiveStats:
     downtime_ms: float
 
 
+MIB = 1 << 20
+
+
+def from_job_stats(stats: dict, *, baseline_iteration: int, downtime_limit_ms: float) -> LiveStats:
+    """libvirt's jobStats() keys (bytes, bytes/s, pages/s, ms) -> LiveStats in the model's units.
+
+    The iteration counts from the first one the agent saw (as the schedule does); the downtime
+    limit in force is the caller's (the job's own `downtime` is QEMU's expected downtime).
+    """
+    def g(key: str) -> float:
+        value = stats.get(key, 0)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    remaining = g("data_remaining") if g("data_total") else g("memory_remaining")
+    page = g("memory_page_size") or 4096
+    return LiveStats(remaining_mib=remaining / MIB, dirty_rate_mibs=g("memory_dirty_rate") * page / MIB,
+                     throughput_mibs=g("memory_bps") / MIB,
+                     iteration=max(0, int(g("memory_iteration")) - baseline_iteration),
+                     elapsed_s=g("time_elapsed") / 1000, downtime_ms=downtime_limit_ms)
+
+
 @dataclass(frozen=True)
 class Eta:
     seconds: float | None       # from now; None = never ends

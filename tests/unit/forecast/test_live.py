@@ -40,3 +40,14 @@ def test_no_throughput_yet_gives_no_eta():
 def test_never_ending_migration_has_no_seconds():
     eta = live_eta(LiveStats(320, 60, 40, 5, 40, 300), touched_mib=320, memory_mib=512)
     assert eta.outcome == ABORT and eta.seconds is None and eta.to_wire()["seconds"] is None
+
+
+def test_from_job_stats_converts_libvirts_units():
+    from ferry.forecast.live import from_job_stats
+    stats = {"data_total": 1 << 30, "data_remaining": 200 << 20, "memory_bps": 100 << 20,
+             "memory_dirty_rate": 5120, "memory_page_size": 4096, "memory_iteration": 4, "time_elapsed": 12500,
+             "downtime": 77}
+    live = from_job_stats(stats, baseline_iteration=1, downtime_limit_ms=300)
+    assert live == LiveStats(remaining_mib=200, dirty_rate_mibs=20, throughput_mibs=100, iteration=3,
+                             elapsed_s=12.5, downtime_ms=300)
+    assert from_job_stats({}, baseline_iteration=0, downtime_limit_ms=300).throughput_mibs == 0
