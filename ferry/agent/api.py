@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.agent import capabilities as caps
-from ferry.agent import libvirt_edge
+from ferry.agent import libvirt_edge, measure
 from ferry.agent.config import AgentConfig
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
@@ -90,6 +90,7 @@ class Agent:
             "VM.migrateCancel": self.vm_migrate_cancel,
             "VM.migrateChangeParams": self.vm_migrate_change_params,
             "VM.getMigrationStatus": self.vm_get_migration_status,
+            "VM.getDirtyRate": self.vm_get_dirty_rate,
         }
 
     def _default_destination(self, dst: str) -> JsonRpcClient:
@@ -353,6 +354,16 @@ class Agent:
                     "startedAt": inc.since, "endedAt": inc.ended_at, "message": f"incoming migration {inc.state}"}
         self._lookup(vm_id)
         return {"vmID": vm_id, "state": "idle", "direction": None, "progress": 0, "message": "no migration"}
+
+    def vm_get_dirty_rate(self, params: dict) -> dict:
+        """VM.getDirtyRate {vmID, seconds}: ferry.agent.measure (waits `seconds` in this request only)."""
+        vm_id = self._vm_id(params)
+        try:
+            seconds = measure.parse_seconds(params.get("seconds"))
+        except InvalidInput as exc:
+            raise invalid(exc) from None
+        dom = self._lookup(vm_id)
+        return measure.get_dirty_rate(self.conn, self.lv, dom, seconds, migrating=self._running_job(vm_id) is not None)
 
     # ---- destination side ----------------------------------------------------------------------
 

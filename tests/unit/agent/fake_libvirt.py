@@ -31,6 +31,11 @@ class FakeDomain:
         self.job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
         self.aborted = threading.Event()
         self.migration_script = None
+        # dirty-rate calculation (VM.getDirtyRate): what the next one reports, modes libvirt refuses
+        self.dirty_rate_mibs = 0
+        self.refuse_dirty_modes: tuple = ()
+        self.dirty_calc: tuple | None = None       # (seconds, flags) of the calculation started
+        self.memory_stats: dict = {}
 
     # recording
     def _rec(self, method, *args):
@@ -90,6 +95,16 @@ class FakeDomain:
     def migrateStartPostCopy(self, flags=0):
         self._rec("migrateStartPostCopy", flags)
         return 0
+
+    def startDirtyRateCalc(self, seconds, flags=0):
+        self._rec("startDirtyRateCalc", seconds, flags)
+        if flags in self.refuse_dirty_modes:
+            raise libvirt.libvirtError("unsupported configuration: mode not supported by this QEMU")
+        self.dirty_calc = (seconds, flags)
+        return 0
+
+    def memoryStats(self):
+        return dict(self.memory_stats)
 
     def migrateToURI3(self, duri, params, flags):
         self._rec("migrateToURI3", duri, dict(params), flags)
@@ -151,6 +166,21 @@ class FakeConnection:
 
     def getDomainCapabilities(self, *args):
         return "<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path></domainCapabilities>"
+
+    def domainListGetStats(self, doms, stats=0, flags=0):
+        self.calls.append(("domainListGetStats", (tuple(d.UUIDString() for d in doms), stats, flags)))
+        modes = {libvirt.VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING: "page-sampling",
+                 libvirt.VIR_DOMAIN_DIRTYRATE_MODE_DIRTY_RING: "dirty-ring"}
+        out = []
+        for d in doms:
+            if d.dirty_calc is None:
+                out.append((d, {"dirtyrate.calc_status": libvirt.VIR_DOMAIN_DIRTYRATE_UNSTARTED}))
+                continue
+            secs, mode = d.dirty_calc
+            out.append((d, {"dirtyrate.calc_status": libvirt.VIR_DOMAIN_DIRTYRATE_MEASURED,
+                            "dirtyrate.calc_period": secs, "dirtyrate.calc_mode": modes[mode],
+                            "dirtyrate.megabytes_per_second": d.dirty_rate_mibs}))
+        return out
 
     def domainEventRegisterAny(self, dom, event_id, cb, opaque):
         self.callbacks.setdefault(event_id, []).append(cb)

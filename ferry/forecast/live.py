@@ -1,0 +1,84 @@
+"""The live re-forecast: from a running migration's job stats to an ETA {seconds, outcome}.
+
+Why: a percentage of a saw-tooth is no ETA (Nova removed its progress timeout for that reason).
+The same pre-copy model as before the start, run from where the migration stands now: what is
+left of the current iteration, the job's own dirty rate and throughput (QEMU's figures for
+this migration, so no idle-to-migration correction: see ferry.forecast.bias), the downtime
+limit in force and the schedule items not yet run. Recomputed at every stats poll.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ferry.forecast.model import FIXED_COST_S, ForecastInputs, ScheduleItem, State, simulate
+
+# Of libvirt's ~1.5 s around QEMU, the confirm step (stopping the source) comes after QEMU's
+# migration; prepare is over once the job runs. Not measured apart: half is the assumption.
+FIXED_AFTER_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """One poll of a running migration (MiB, MiB/s, s, ms); iteration counts from the first seen."""
+
+    remaining_mib: float
+    dirty_rate_mibs: float
+    throughput_mibs: float
+    iteration: int
+    elapsed_s: float
+    downtime_ms: float
+
+
+MIB = 1 << 20
+
+
+def from_job_stats(stats: dict, *, baseline_iteration: int, downtime_limit_ms: float) -> LiveStats:
+    """libvirt's jobStats() keys (bytes, bytes/s, pages/s, ms) -> LiveStats in the model's units.
+
+    The iteration counts from the first one the agent saw (as the schedule does); the downtime
+    limit in force is the caller's (the job's own `downtime` is QEMU's expected downtime).
+    """
+    def g(key: str) -> float:
+        value = stats.get(key, 0)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    remaining = g("data_remaining") if g("data_total") else g("memory_remaining")
+    page = g("memory_page_size") or 4096
+    return LiveStats(remaining_mib=remaining / MIB, dirty_rate_mibs=g("memory_dirty_rate") * page / MIB,
+                     throughput_mibs=g("memory_bps") / MIB,
+                     iteration=max(0, int(g("memory_iteration")) - baseline_iteration),
+                     elapsed_s=g("time_elapsed") / 1000, downtime_ms=downtime_limit_ms)
+
+
+@dataclass(frozen=True)
+class Eta:
+    seconds: float | None       # from now; None = never ends
+    outcome: str
+    reason: str
+
+    def to_wire(self) -> dict:
+        return {"seconds": None if self.seconds is None else round(self.seconds, 1), "outcome": self.outcome}
+
+
+def live_eta(stats: LiveStats, *, touched_mib: float, memory_mib: float,
+             pending: tuple[ScheduleItem, ...] = (), auto_converge: bool = False, throttle_pct: int = 0,
+             postcopy_allowed: bool = True, fixed_cost_s: float = FIXED_COST_S,
+             max_seconds: float | None = None, dirty_pattern: str = "linear") -> Eta:
+    """ETA from the live stats; `pending` are the stalling items the agent has not run yet.
+
+    The current iteration's schedule item (if any) has run already, so nothing fires until the
+    next iteration. A throughput of 0 (the job just started) gives no ETA: ValueError.
+    """
+    if stats.throughput_mibs <= 0:
+        raise ValueError("no throughput measured yet: no ETA")
+    touched = max(touched_mib, min(memory_mib, stats.remaining_mib))
+    budget = None if max_seconds is None else max(0.001, max_seconds - stats.elapsed_s)
+    inp = ForecastInputs(memory_mib=memory_mib, touched_mib=touched, dirty_rate_mibs=max(0.0, stats.dirty_rate_mibs),
+                         bandwidth_mibs=stats.throughput_mibs, bandwidth_source="live", stalling=tuple(pending),
+                         auto_converge=auto_converge, postcopy_allowed=postcopy_allowed,
+                         fixed_cost_s=fixed_cost_s, max_seconds=budget, dirty_pattern=dirty_pattern)
+    state = State(iteration=stats.iteration, send_mib=max(0.0, stats.remaining_mib),
+                  downtime_ms=stats.downtime_ms, throttle_pct=throttle_pct, fire_now=False)
+    run = simulate(inp, inp.dirty_rate_mibs, inp.bandwidth_mibs, state)
+    seconds = None if run.seconds is None else run.seconds + fixed_cost_s * FIXED_AFTER_FRACTION
+    return Eta(seconds, run.outcome, run.reason)

@@ -1,0 +1,319 @@
+"""The pre-copy model: iteration by iteration, what QEMU sends, when the schedule acts, how it ends.
+
+Why a model and not a timeout: a migration of a busy guest either converges, is ended by its
+schedule (abort or post-copy), or runs for ever; which of these happens follows from the data,
+the dirty rate, the bandwidth and the schedule, so it can be said before the migration starts.
+
+The model (all sizes MiB, rates MiB/s, B = bandwidth, r = dirty rate):
+
+- iteration 0 sends the touched memory (untouched pages go as zero-page markers, taken as free);
+- iteration n >= 1 sends what was dirtied during iteration n-1, W = the touched memory, bounded
+  by it because a page dirtied twice is sent once: for a writer that moves on to new pages
+  (`dirty_pattern` "linear", the worst case and the default) min(W, r_eff * t_{n-1}); for a
+  writer of uniformly random pages ("random", like the lab's workload) the expected number of
+  distinct pages, W * (1 - exp(-r_eff * t_{n-1} / W));
+- after each iteration, if what is left (dirtied during it) can be sent within the downtime
+  limit in force (left <= B * limit), QEMU stops the guest and sends it: downtime = left / B
+  (plus `switchover_ms`), and the migration converges;
+- the schedule (ovirt-migration-facts section 3): init sets the first limit (QEMU's default
+  300 ms if none); at the start of iteration n >= 1, if the head stalling item's limit < n it
+  fires (one item per iteration; limit -1 fires on the next iteration): setDowntime changes the
+  limit from this iteration on, abort ends the migration there, postcopy switches to post-copy
+  (the rest is pulled at B, downtime = `switchover_ms`);
+- auto-converge follows QEMU's rule: when an iteration dirtied more than 50% of what it sent
+  (throttle-trigger-threshold), a counter goes up; every second time the vCPU throttle starts at
+  cpu-throttle-initial (20%) or rises by cpu-throttle-increment (10%), at most 99%, and the
+  effective dirty rate is r * (1 - throttle);
+- total time = the iterations + the final copy + the fixed libvirt costs around QEMU's own time
+  (prepare and confirm: ~1.5 s in the lab, docs/benchmarks.md).
+
+A migration nothing stops and that cannot converge (nothing left in the schedule, throttle at
+its maximum or off, and the data not shrinking) never ends: outcome abort, total None, reason
+"never converges". The low-high range reruns the model with the dirty rate's low/high bounds and
+the bandwidth's relative spread (see ferry.forecast.bias).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ferry.common.errors import InvalidInput
+
+CONVERGE, ABORT, POSTCOPY = "converge", "abort", "postcopy"
+OUTCOMES = (CONVERGE, ABORT, POSTCOPY)
+SET_DOWNTIME = "setDowntime"
+ACTIONS = (SET_DOWNTIME, ABORT, POSTCOPY)
+
+QEMU_DEFAULT_DOWNTIME_MS = 300        # QEMU's downtime-limit when nothing sets one
+FIXED_COST_S = 1.5                    # libvirt's prepare + confirm around QEMU (docs/benchmarks.md: 1.6 s)
+THROTTLE_INITIAL_PCT = 20             # QEMU cpu-throttle-initial default
+THROTTLE_INCREMENT_PCT = 10           # QEMU cpu-throttle-increment default
+THROTTLE_MAX_PCT = 99                 # QEMU max-cpu-throttle default
+THROTTLE_TRIGGER_PCT = 50             # QEMU throttle-trigger-threshold default
+THROTTLE_TRIGGER_COUNT = 2            # QEMU throttles on every second iteration over the threshold
+MAX_ITERATIONS = 1000                 # a model guard: a shrinking migration converges long before
+DEFAULT_BANDWIDTH_SPREAD = 0.10       # relative spread of a bandwidth figure, for the range
+LINEAR, RANDOM = "linear", "random"   # dirty patterns
+
+ScheduleItem = tuple[int, str, "int | None"]   # (limit, action, setDowntime ms or None)
+
+
+def _positive(value, field_name: str, *, zero_ok: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidInput(field_name, f"must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise InvalidInput(field_name, f"must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """Everything the model needs; sizes MiB, rates MiB/s, downtimes ms.
+
+    `stalling` is the schedule in a neutral form, (limit, action, value) with action one of
+    setDowntime / abort / postcopy and value the setDowntime ms (None otherwise), the policy's
+    last items appended with limit -1, as the agent runs them.
+    """
+
+    memory_mib: float
+    touched_mib: float
+    dirty_rate_mibs: float
+    bandwidth_mibs: float
+    bandwidth_source: str = "cap"
+    parallel: int = 0
+    init_downtime_ms: int | None = None
+    stalling: tuple[ScheduleItem, ...] = ()
+    auto_converge: bool = False
+    throttle_initial_pct: int = THROTTLE_INITIAL_PCT
+    throttle_increment_pct: int = THROTTLE_INCREMENT_PCT
+    fixed_cost_s: float = FIXED_COST_S
+    switchover_ms: float = 0.0
+    dirty_rate_low_mibs: float | None = None
+    dirty_rate_high_mibs: float | None = None
+    bandwidth_spread: float = DEFAULT_BANDWIDTH_SPREAD
+    postcopy_allowed: bool = True
+    max_seconds: float | None = None
+    dirty_pattern: str = LINEAR
+
+    def __post_init__(self) -> None:
+        if self.dirty_pattern not in (LINEAR, RANDOM):
+            raise InvalidInput("dirty_pattern", f"must be {LINEAR} or {RANDOM}, got {self.dirty_pattern!r}")
+        _positive(self.memory_mib, "memory_mib")
+        _positive(self.touched_mib, "touched_mib", zero_ok=True)
+        if self.touched_mib > self.memory_mib:
+            raise InvalidInput("touched_mib", f"cannot exceed memory_mib ({self.memory_mib}), got {self.touched_mib}")
+        _positive(self.dirty_rate_mibs, "dirty_rate_mibs", zero_ok=True)
+        _positive(self.bandwidth_mibs, "bandwidth_mibs")
+        for name in ("dirty_rate_low_mibs", "dirty_rate_high_mibs", "max_seconds"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), name, zero_ok=name != "max_seconds")
+        if self.dirty_rate_low_mibs is not None and self.dirty_rate_low_mibs > self.dirty_rate_mibs:
+            raise InvalidInput("dirty_rate_low_mibs", "must not exceed dirty_rate_mibs")
+        if self.dirty_rate_high_mibs is not None and self.dirty_rate_high_mibs < self.dirty_rate_mibs:
+            raise InvalidInput("dirty_rate_high_mibs", "must not be below dirty_rate_mibs")
+        if not 0 <= self.bandwidth_spread < 1:
+            raise InvalidInput("bandwidth_spread", f"must be in [0, 1), got {self.bandwidth_spread!r}")
+        _positive(self.fixed_cost_s, "fixed_cost_s", zero_ok=True)
+        _positive(self.switchover_ms, "switchover_ms", zero_ok=True)
+        if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 0:
+            raise InvalidInput("parallel", f"must be an integer >= 0 (0 = one connection), got {self.parallel!r}")
+        if self.init_downtime_ms is not None:
+            _positive(self.init_downtime_ms, "init_downtime_ms")
+        for pct_name in ("throttle_initial_pct", "throttle_increment_pct"):
+            pct = getattr(self, pct_name)
+            if isinstance(pct, bool) or not isinstance(pct, int) or not 1 <= pct <= THROTTLE_MAX_PCT:
+                raise InvalidInput(pct_name, f"must be an integer 1..{THROTTLE_MAX_PCT}, got {pct!r}")
+        for i, item in enumerate(self.stalling):
+            _check_item(item, f"stalling[{i}]")
+
+    @property
+    def first_downtime_ms(self) -> float:
+        return float(self.init_downtime_ms or QEMU_DEFAULT_DOWNTIME_MS)
+
+    def to_wire(self) -> dict:
+        return {
+            "memoryMiB": self.memory_mib, "touchedMiB": self.touched_mib,
+            "dirtyRateMiBs": self.dirty_rate_mibs,
+            "dirtyRateRangeMiBs": {"low": self.dirty_low, "high": self.dirty_high},
+            "bandwidthMiBs": self.bandwidth_mibs, "bandwidthSource": self.bandwidth_source,
+            "bandwidthSpread": self.bandwidth_spread, "parallel": self.parallel,
+            "initDowntimeMs": self.first_downtime_ms,
+            "stalling": [{"limit": lim, "action": act, "value": val} for lim, act, val in self.stalling],
+            "autoConverge": self.auto_converge,
+            "throttleInitialPct": self.throttle_initial_pct, "throttleIncrementPct": self.throttle_increment_pct,
+            "fixedCostSeconds": self.fixed_cost_s, "switchoverMs": self.switchover_ms,
+            "postcopyAllowed": self.postcopy_allowed, "maxSeconds": self.max_seconds,
+            "dirtyPattern": self.dirty_pattern,
+        }
+
+    @property
+    def dirty_low(self) -> float:
+        return self.dirty_rate_mibs if self.dirty_rate_low_mibs is None else self.dirty_rate_low_mibs
+
+    @property
+    def dirty_high(self) -> float:
+        return self.dirty_rate_mibs if self.dirty_rate_high_mibs is None else self.dirty_rate_high_mibs
+
+
+def _check_item(item, where: str) -> None:
+    if not isinstance(item, tuple) or len(item) != 3:
+        raise InvalidInput(where, f"must be (limit, action, value), got {item!r}")
+    limit, action, value = item
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < -1:
+        raise InvalidInput(f"{where}.limit", f"must be an integer >= -1, got {limit!r}")
+    if action not in ACTIONS:
+        raise InvalidInput(f"{where}.action", f"must be one of {', '.join(ACTIONS)}, got {action!r}")
+    if action == SET_DOWNTIME:
+        _positive(value, f"{where}.value")
+    elif value is not None:
+        raise InvalidInput(f"{where}.value", f"only setDowntime takes a value, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One iteration: data to send, its time, what is left after it, the limit in force, what fired."""
+
+    iteration: int
+    send_mib: float
+    seconds: float
+    remaining_mib: float
+    downtime_limit_ms: float
+    fires: str | None = None
+    throttle_pct: int = 0
+    dirty_rate_mibs: float = 0.0
+
+    def to_wire(self) -> dict:
+        return {"iteration": self.iteration, "sendMiB": round(self.send_mib, 3), "seconds": round(self.seconds, 3),
+                "remainingMiB": round(self.remaining_mib, 3), "downtimeLimitMs": self.downtime_limit_ms,
+                "fires": self.fires, "throttlePct": self.throttle_pct,
+                "dirtyRateMiBs": round(self.dirty_rate_mibs, 3)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pass of the model with fixed rates: the outcome and its times (no range)."""
+
+    outcome: str
+    seconds: float | None          # QEMU's own time (no fixed costs); None = never ends
+    downtime_ms: float | None
+    steps: tuple[Step, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Forecast:
+    outcome: str
+    total_seconds: float | None
+    downtime_ms: float | None
+    iterations: int
+    low: float | None
+    high: float | None
+    inputs: ForecastInputs
+    steps: tuple[Step, ...] = field(default=())
+    reason: str = ""
+
+    def to_wire(self) -> dict:
+        """The `forecast` JSON object of issue 14 item 3."""
+        return {"outcome": self.outcome, "totalSeconds": _round(self.total_seconds),
+                "downtimeMs": _round(self.downtime_ms), "iterations": self.iterations,
+                "range": {"low": _round(self.low), "high": _round(self.high)},
+                "inputs": self.inputs.to_wire(), "steps": [s.to_wire() for s in self.steps]}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+@dataclass(frozen=True)
+class State:
+    """Where a migration stands at the start of an iteration (for a live re-forecast too)."""
+
+    iteration: int = 0
+    send_mib: float | None = None      # None: the touched memory (iteration 0)
+    downtime_ms: float | None = None   # None: the init downtime
+    throttle_pct: int = 0
+    high_count: int = 0
+    pending: tuple[ScheduleItem, ...] | None = None   # None: the whole stalling list
+    fire_now: bool = True              # False: this iteration's item has fired already
+
+
+def dirtied(working_set_mib: float, written_mib: float, pattern: str = LINEAR) -> float:
+    """Distinct MiB dirty after `written_mib` of writes into a working set (see the module doc)."""
+    if working_set_mib <= 0:
+        return 0.0
+    if pattern == RANDOM:
+        return working_set_mib * -math.expm1(-written_mib / working_set_mib)
+    return min(working_set_mib, written_mib)
+
+
+def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, state: State = State()) -> Run:
+    """Run the model from `state` at fixed rates; pure, bounded by MAX_ITERATIONS."""
+    n = state.iteration
+    send = inp.touched_mib if state.send_mib is None else state.send_mib
+    limit_ms = inp.first_downtime_ms if state.downtime_ms is None else state.downtime_ms
+    throttle, high = state.throttle_pct, state.high_count
+    pending = list(inp.stalling if state.pending is None else state.pending)
+    fire_now = state.fire_now
+    steps: list[Step] = []
+    t = 0.0
+    for _ in range(MAX_ITERATIONS):
+        fired = None
+        if fire_now and n >= 1 and pending and pending[0][0] < n:
+            _limit, action, value = pending.pop(0)
+            if action == SET_DOWNTIME:
+                limit_ms, fired = float(value), f"setDowntime({value})"
+            elif action == ABORT:
+                steps.append(Step(n, send, 0.0, send, limit_ms, "abort", throttle, 0.0))
+                return Run(ABORT, t, None, tuple(steps), f"the schedule aborts at iteration {n}")
+            elif inp.postcopy_allowed:
+                secs = send / bandwidth_mibs   # the rest is pulled once; nothing is resent
+                steps.append(Step(n, send, secs, 0.0, limit_ms, "postcopy", throttle, 0.0))
+                return Run(POSTCOPY, t + secs, inp.switchover_ms, tuple(steps),
+                           f"the schedule switches to post-copy at iteration {n}")
+            else:
+                fired = "postcopy (not allowed here: skipped)"
+        fire_now = True
+        rate = dirty_mibs * (1 - throttle / 100)
+        secs = send / bandwidth_mibs
+        left = dirtied(inp.touched_mib, rate * secs, inp.dirty_pattern)
+        t += secs
+        steps.append(Step(n, send, secs, left, limit_ms, fired, throttle, rate))
+        if left <= bandwidth_mibs * limit_ms / 1000:
+            final = left / bandwidth_mibs
+            return Run(CONVERGE, t + final, final * 1000 + inp.switchover_ms, tuple(steps),
+                       f"converges after iteration {n}")
+        if inp.max_seconds is not None and t >= inp.max_seconds:
+            return Run(ABORT, t, None, tuple(steps), f"over the time limit of {inp.max_seconds:g} s")
+        can_throttle = inp.auto_converge and throttle < THROTTLE_MAX_PCT
+        if inp.auto_converge and left > send * THROTTLE_TRIGGER_PCT / 100:
+            high += 1
+            if high >= THROTTLE_TRIGGER_COUNT:
+                high = 0
+                throttle = inp.throttle_initial_pct if throttle == 0 else min(
+                    THROTTLE_MAX_PCT, throttle + inp.throttle_increment_pct)
+        if inp.max_seconds is None and not pending and not can_throttle and left >= send:
+            return Run(ABORT, None, None, tuple(steps),
+                       "never converges: the data does not shrink and nothing in the schedule ends it")
+        send = left
+        n += 1
+    return Run(ABORT, None, None, tuple(steps), f"no end within {MAX_ITERATIONS} iterations")
+
+
+def _total(run: Run, fixed_s: float) -> float | None:
+    return None if run.seconds is None else run.seconds + fixed_s
+
+
+def forecast(inp: ForecastInputs) -> Forecast:
+    """The forecast of one migration: the central run, and the range over the inputs' bounds."""
+    central = simulate(inp, inp.dirty_rate_mibs, inp.bandwidth_mibs)
+    spread = inp.bandwidth_spread
+    best = simulate(inp, inp.dirty_low, inp.bandwidth_mibs * (1 + spread))
+    worst = simulate(inp, inp.dirty_high, inp.bandwidth_mibs * (1 - spread))
+    totals = [_total(r, inp.fixed_cost_s) for r in (central, best, worst)]
+    known = [x for x in totals if x is not None]
+    low = min(known) if known else None
+    high = None if None in totals else max(known)
+    return Forecast(outcome=central.outcome, total_seconds=totals[0], downtime_ms=central.downtime_ms,
+                    iterations=sum(1 for s in central.steps if s.fires != ABORT), low=low, high=high,
+                    inputs=inp, steps=central.steps, reason=central.reason)
+
