@@ -22,7 +22,6 @@ from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
-from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
 from ferry.agent.vms import (
     MIGRATION_DESTINATION,
     MIGRATION_SOURCE,
@@ -34,6 +33,7 @@ from ferry.agent.vms import (
 from ferry.common import memlock
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
+from ferry.protocol.migrate_params import MigrateParams, parse_int, split_host_port
 
 log = logging.getLogger("ferry.agent")
 
@@ -282,7 +282,7 @@ class Agent:
         if raw is None:  # also accept the migration parameters beside vmID
             raw = {k: v for k, v in params.items() if k != "vmID"}
         try:
-            parsed, unrecognized = parse_migrate_params(raw, knows_zerocopy=not self.config.old_agent)
+            parsed, unrecognized = MigrateParams.from_wire(raw, knows_zerocopy=not self.config.old_agent)
         except InvalidInput as exc:
             raise invalid(exc) from None
         dom = self._lookup(vm_id)

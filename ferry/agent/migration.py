@@ -2,7 +2,7 @@
 
 Steps: take an outgoing slot; ask the destination agent to expect the VM (VM.migrationCreate,
 retried every `retry_interval` s while it answers migrateLimit, until cancelled); build flags
-(`ferry.agent.flags`); start virDomainMigrateToURI3; meanwhile a monitor thread runs the
+(`ferry.protocol.flags`); start virDomainMigrateToURI3; meanwhile a monitor thread runs the
 convergence schedule from libvirt's migration-iteration events (also from the iteration seen in
 job-stats polls, whichever comes first) and polls job stats every `status_interval` s for
 progress. A failed or cancelled migration leaves the VM running here and asks the destination to
@@ -21,12 +21,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import libvirt_edge
-from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
-from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
-from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
+from ferry.agent.schedule import ScheduleRunner
 from ferry.common.change_counter import ChangeCounter
 from ferry.common.jsonrpc import JsonRpcError
+from ferry.protocol.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
+from ferry.protocol.migrate_params import MigrateParams
+from ferry.protocol.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action
 
 log = logging.getLogger("ferry.agent.migration")
 

@@ -13,11 +13,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from ferry.agent.flags import MigrationFlags, build_migration_flags
 from ferry.bench.virsh_baseline import virsh_migrate_command
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.status_follow import pause_before_next, status_request, status_version
 from ferry.lab.plan import AGENT_PORT, HostPlan
+from ferry.protocol.flags import MigrationFlags, build_migration_flags
 
 FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
 # A benchmark migration sent straight to the agents: no bandwidth cap and no convergence actions

@@ -171,7 +171,7 @@ def test_plan_matches_the_rules(policy_id, parallel_name, enc_name, gate):
         cluster, vm, src, dst = make_inputs(*case)
         plan = plan_migration(cluster, vm, policy, src, dst, vcpus=vcpus)
         exp = expected(*case)
-        p = plan.params
+        p = plan.params.to_wire()
 
         assert p.get("zerocopy", False) is exp["zerocopy"], where
         assert p.get("parallel") == exp["parallel"], where
