@@ -34,6 +34,7 @@ from ferry.common import memlock
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
 from ferry.protocol.migrate_params import MigrateParams, parse_int, split_host_port
+from ferry.protocol.status import INCOMING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent")
 
@@ -271,7 +272,7 @@ class Agent:
         stats["status"] = self._status(vm_id, dom)
         job = self.jobs.get(vm_id)
         if job is not None and job.active:
-            stats["migrationProgress"] = job.status()["progress"]
+            stats["migrationProgress"] = job.status().progress
         return stats
 
     # ---- migration -----------------------------------------------------------------------------
@@ -345,14 +346,14 @@ class Agent:
         job = self.jobs.get(vm_id)
         if job is not None:
             if wait is not None and wait.timeout > 0:
-                return job.wait_for_change(wait.version, wait.timeout)
-            return job.status()
+                return job.wait_for_change(wait.version, wait.timeout).to_wire()
+            return job.status().to_wire()
         inc = self.incoming.get(vm_id)
         if inc is not None:
-            return {"vmID": vm_id, "state": inc.state, "direction": "incoming", "progress": 0,
-                    "startedAt": inc.since, "endedAt": inc.ended_at, "message": f"incoming migration {inc.state}"}
+            return MigrationStatus(JobState(inc.state), vm_id=vm_id, direction=INCOMING, started_at=inc.since,
+                                   ended_at=inc.ended_at, message=f"incoming migration {inc.state}").to_wire()
         self._lookup(vm_id)
-        return {"vmID": vm_id, "state": "idle", "direction": None, "progress": 0, "message": "no migration"}
+        return MigrationStatus.idle(vm_id).to_wire()
 
     # ---- destination side ----------------------------------------------------------------------
 
