@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ferry.common.errors import InvalidInput
-from ferry.engine.bandwidth import AGENT_DEFAULT_MAX_BANDWIDTH_MIBS, ClusterBandwidth, max_bandwidth_mibps
+from ferry.engine.bandwidth import (
+    AGENT_DEFAULT_MAX_BANDWIDTH_MIBS,
+    ClusterBandwidth,
+    max_bandwidth_mibps,
+    unknown_link_speed,
+)
 from ferry.engine.options import (
     BandwidthMode,
     ClusterMigrationOptions,
@@ -197,7 +202,7 @@ def rule_8_max_bandwidth(cluster: ClusterMigrationOptions, policy: MigrationPoli
         if cluster.bandwidth.mode is BandwidthMode.AUTO:
             reasons += _explain("maxBandwidth", "AUTO",
                                 f"not sent (agent default {AGENT_DEFAULT_MAX_BANDWIDTH_MIBS} MiB/s)",
-                                "neither host reports its migration link speed")
+                                unknown_link_speed(bandwidth.unknown_hosts))
         return None, reasons
     n = policy.max_migrations
     share = (f"{bandwidth.mibps} MiB/s / {n}: policy {policy.name} runs up to "

@@ -207,14 +207,40 @@ def test_resolve_parallel(setting, enforce, mbps, vcpus, n, mode):
     assert (r.connections, r.mode) == (n, mode)
 
 
-def test_auto_bandwidth_uses_the_slower_known_link():
+def test_rule_5_8_auto_bandwidth_is_the_slower_link_and_needs_both_speeds():
     slow = HostMigrationInfo("a", "x", link_speed_mbps=1_000)
     unknown = HostMigrationInfo("b", "y", link_speed_mbps=None)
     fast = HostMigrationInfo("c", "z", link_speed_mbps=10_000)
     auto = BandwidthSetting(BandwidthMode.AUTO)
     assert cluster_bandwidth(auto, slow, fast).mbps == 1_000
-    assert cluster_bandwidth(auto, unknown, fast).mbps == 10_000
+    assert cluster_bandwidth(auto, fast, slow).mbps == 1_000
+    # oVirt needs both speeds: one unknown is no AUTO bandwidth at all, as both unknown are.
+    assert cluster_bandwidth(auto, unknown, fast).mbps is None
+    assert cluster_bandwidth(auto, fast, unknown).mbps is None
     assert cluster_bandwidth(auto, unknown, unknown).mbps is None
     assert max_bandwidth_mibps(cluster_bandwidth(auto, slow, fast), 2) == 62   # 1000 / 8 / 2
     tiny = cluster_bandwidth(BandwidthSetting(BandwidthMode.CUSTOM, 5), slow, fast)
     assert max_bandwidth_mibps(tiny, 1) == 1                                  # never 0 (= unlimited)
+
+
+@pytest.mark.parametrize("unknown_side", ["source", "destination"])
+def test_rule_5_8_one_unknown_link_speed_sends_no_bandwidth_and_auto_is_not_parallel(unknown_side):
+    """Facts §5 step 8: with EITHER speed unknown nothing is sent, AUTO parallel has no
+    bandwidth to count connections from (not parallel), AUTO_PARALLEL uses 2."""
+    hosts = {"source": HostMigrationInfo("h1", "127.0.0.2", link_speed_mbps=100_000),
+             "destination": HostMigrationInfo("h2", "127.0.0.3", link_speed_mbps=100_000)}
+    name = hosts[unknown_side].name
+    hosts[unknown_side] = HostMigrationInfo(name, hosts[unknown_side].address, link_speed_mbps=None)
+    minimal = BUILTIN_BY_ID[MINIMAL_DOWNTIME_ID]
+
+    def with_parallel(mode):
+        cluster = ClusterMigrationOptions(policy_id=minimal.id, parallel=ParallelSetting(mode))
+        return plan(cluster, policy=minimal, vcpus=16, **hosts)
+
+    auto = with_parallel(ParallelMode.AUTO)
+    wire = auto.params.to_wire()
+    assert "maxBandwidth" not in wire and "parallel" not in wire
+    assert entry(auto, "maxBandwidth").reason == (
+        f"{name} does not report its migration link speed, and AUTO needs both hosts' speeds")
+    assert auto.libvirt_typed_params["bandwidth"] == 52          # the agent's own default
+    assert with_parallel(ParallelMode.AUTO_PARALLEL).params.parallel == 2
