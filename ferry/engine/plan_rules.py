@@ -26,7 +26,7 @@ from ferry.engine.options import (
     ZeroCopySupport,
 )
 from ferry.engine.parallel import ParallelResolution, resolve_parallel
-from ferry.engine.policies import MigrationPolicy
+from ferry.engine.policies import BUILTIN_BY_ID, MigrationPolicy
 from ferry.protocol.migrate_params import MAX_MIGRATION_LIMIT, parse_int
 from ferry.protocol.schedule import MAX_DOWNTIME_MS, POSTCOPY, Schedule
 
@@ -193,9 +193,12 @@ def rule_7_schedule(policy: MigrationPolicy, parallel: int | None, paused: bool)
 
 
 def rule_8_max_bandwidth(cluster: ClusterMigrationOptions, policy: MigrationPolicy,
-                         bandwidth: ClusterBandwidth) -> tuple[int | None, Reasons]:
-    """Step 8: maxBandwidth (MiB/s), the cluster's bandwidth shared by the policy's concurrent
-    migrations; None: not sent (the agent's default applies)."""
+                         bandwidth: ClusterBandwidth, *, shared_with_vm: bool = True) -> tuple[int | None, Reasons]:
+    """Step 8: maxBandwidth (MiB/s), the cluster's bandwidth shared by the concurrent
+    migrations of the CLUSTER's policy (`policy`; oVirt's getMaxBandwidth(clusterMigrationPolicy):
+    the link is shared with the cluster's other migrations, so a VM that overrides the policy
+    still divides by the cluster's); None: not sent (the agent's default applies).
+    `shared_with_vm`: the VM migrates under that same policy (the text then needs no aside)."""
     max_bandwidth = max_bandwidth_mibps(bandwidth, policy.max_migrations)
     reasons = _note(f"bandwidth: {bandwidth.derivation}")
     if max_bandwidth is None:
@@ -207,6 +210,8 @@ def rule_8_max_bandwidth(cluster: ClusterMigrationOptions, policy: MigrationPoli
     n = policy.max_migrations
     share = (f"{bandwidth.mibps} MiB/s / {n}: policy {policy.name} runs up to "
              f"{n} migration{'s' if n != 1 else ''} at once")
+    if not shared_with_vm:
+        share += " (the cluster's policy: the link is shared with the cluster's other migrations)"
     if cluster.bandwidth.mode is BandwidthMode.CUSTOM and max_bandwidth != bandwidth.mibps:
         reasons += _explain("maxBandwidth", f"CUSTOM {cluster.bandwidth.custom_mbps} Mbps",
                             f"{max_bandwidth} MiB/s", share)
@@ -278,6 +283,22 @@ def rule_11_dstqemu(source: HostMigrationInfo, destination: HostMigrationInfo) -
     why = (f"the migration network is not up on {', '.join(down)}" if down
            else f"{destination.name} has no migration network address")
     return None, _note(f"dstqemu: not sent ({why}): QEMU's data goes to {destination.address}")
+
+
+def cluster_policy_for(cluster: ClusterMigrationOptions, policy: MigrationPolicy,
+                       given: MigrationPolicy | None) -> tuple[MigrationPolicy, Reasons]:
+    """The cluster's policy, for step 8's divisor: as given, else the policy planned with when
+    it is the cluster's, else the built-in of that id. A custom cluster policy nobody passed
+    cannot be known here: the policy planned with stands in, and a note says so."""
+    if given is not None:
+        return given, NONE
+    if policy.id == cluster.policy_id:
+        return policy, NONE
+    builtin = BUILTIN_BY_ID.get(cluster.policy_id)
+    if builtin is not None:
+        return builtin, NONE
+    return policy, _note(f"maxBandwidth: the cluster's policy {cluster.policy_id} was not given to the "
+                         f"planner; dividing by policy {policy.name}'s maxMigrations instead")
 
 
 def check_inputs(vcpus, policy: MigrationPolicy, destination: HostMigrationInfo) -> None:

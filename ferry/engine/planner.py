@@ -106,14 +106,19 @@ def plan_migration(
     vcpus: int,
     paused: bool = False,
     vm_name: str | None = None,
+    cluster_policy: MigrationPolicy | None = None,
 ) -> MigrationPlan:
     """VM.migrate parameters for moving a VM from `source` to `destination` under `policy`.
 
     `policy` is the policy to apply (normally the effective one, see `effective_policy_id`;
-    a dry run may ask for another). Raises InvalidInput only for malformed input (vCPUs < 1,
-    a policy with maxMigrations < 1); for any valid input a plan exists.
+    a dry run may ask for another). `cluster_policy`: the cluster's policy, whose maxMigrations
+    divides the bandwidth (step 8); left out, see `plan_rules.cluster_policy_for`. Raises
+    InvalidInput only for malformed input (vCPUs < 1, a policy with maxMigrations < 1); for any
+    valid input a plan exists.
     """
     rules.check_inputs(vcpus, policy, destination)
+    sharing, why_sharing = rules.cluster_policy_for(cluster, policy, cluster_policy)
+    rules.check_inputs(vcpus, sharing, destination)
     origin, why = rules.rule_3_policy_origin(policy, cluster, vm)
     user_auto_converge = rules.rule_1_auto_converge(cluster, vm)
     encrypted, encrypted_origin = rules.rule_2_encrypted(cluster, vm)
@@ -122,13 +127,14 @@ def plan_migration(
     parallel, r5 = rules.rule_5_parallel(cluster, vm, policy, zerocopy, bandwidth, vcpus)
     user_compressed, compressed, compressed_reason = rules.rule_6_compressed(cluster, vm, parallel)
     schedule, r7 = rules.rule_7_schedule(policy, parallel, paused)
-    max_bandwidth, r8 = rules.rule_8_max_bandwidth(cluster, policy, bandwidth)
+    max_bandwidth, r8 = rules.rule_8_max_bandwidth(cluster, sharing, bandwidth,
+                                                   shared_with_vm=sharing.id == policy.id)
     (auto_converge, compressed), r9 = rules.rule_9_policy_features(
         policy, user_auto_converge, user_compressed, compressed, compressed_reason, parallel)
     downtime, r_downtime = rules.vm_downtime(vm, policy)
     limit, r10 = rules.rule_10_limits(policy, parallel)
     dstqemu, r11 = rules.rule_11_dstqemu(source, destination)
-    why += r4 + r5 + r7 + r8 + r9 + r_downtime + r10 + r11
+    why += r4 + r5 + r7 + why_sharing + r8 + r9 + r_downtime + r10 + r11
 
     params = MigrateParams(
         dst=destination.address, dstqemu=dstqemu, abort_on_error=True, auto_converge=auto_converge,

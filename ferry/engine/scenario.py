@@ -63,7 +63,8 @@ class Scenario:
 
     def plan(self, policy: str | None = None) -> MigrationPlan:
         return plan_migration(self.cluster, self.vm, self.policy(policy), self.source, self.destination,
-                              vcpus=self.vcpus, paused=self.paused, vm_name=self.vm_name)
+                              vcpus=self.vcpus, paused=self.paused, vm_name=self.vm_name,
+                              cluster_policy=find_policy(self.cluster.policy_id, self.policies))
 
 
 def _unknown_policy(key: str, custom) -> str:

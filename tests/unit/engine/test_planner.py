@@ -244,3 +244,28 @@ def test_rule_5_8_one_unknown_link_speed_sends_no_bandwidth_and_auto_is_not_para
         f"{name} does not report its migration link speed, and AUTO needs both hosts' speeds")
     assert auto.libvirt_typed_params["bandwidth"] == 52          # the agent's own default
     assert with_parallel(ParallelMode.AUTO_PARALLEL).params.parallel == 2
+
+
+def test_rule_5_8_max_bandwidth_divides_by_the_cluster_policys_max_migrations():
+    """Facts §5 step 8 (issue 13's example): VM policy Very large VMs (max 1) on a cluster whose
+    policy is Minimal downtime (max 2), links 200000 and 20480 Mbps: 20480 / 8 / 2 = 1280, not
+    2560; the explanation names the policy divided by."""
+    minimal = BUILTIN_BY_ID[MINIMAL_DOWNTIME_ID]
+    cluster = ClusterMigrationOptions(policy_id=minimal.id)
+    vm = VmMigrationOverrides(policy_id=VERY_LARGE.id)
+    src = HostMigrationInfo("h1", "127.0.0.2", link_speed_mbps=200_000, zerocopy=ZeroCopySupport.YES)
+    dst = HostMigrationInfo("h2", "127.0.0.3", link_speed_mbps=20_480)
+    for given in (minimal, None):          # passed, or found among the built-ins by the cluster's id
+        p = plan(cluster, vm, VERY_LARGE, src, dst, cluster_policy=given)
+        assert p.params.max_bandwidth == 1280 and p.policy_origin == "VM override"
+        assert ("maxBandwidth: 1280 MiB/s = 2560 MiB/s / 2: policy Minimal downtime runs up to 2 migrations "
+                "at once (the cluster's policy: the link is shared with the cluster's other migrations)") in p.notes
+    same = plan(ClusterMigrationOptions(policy_id=VERY_LARGE.id), source=src, destination=dst)
+    assert same.params.max_bandwidth == 2560                    # the cluster's own policy: max 1
+
+
+def test_rule_5_8_a_custom_cluster_policy_not_given_is_said_in_a_note():
+    cluster = ClusterMigrationOptions(policy_id="11111111-2222-3333-4444-555555555555")
+    p = plan(cluster, VmMigrationOverrides(policy_id=VERY_LARGE.id), VERY_LARGE)
+    assert p.params.max_bandwidth == 25_000 // 8 // VERY_LARGE.max_migrations
+    assert any("was not given to the planner" in n for n in p.notes)
