@@ -59,3 +59,20 @@ def test_split_host_port():
     assert split_host_port("[::1]:54321") == ("::1", 54321)
     assert split_host_port("fd00::1") == ("fd00::1", None)
     assert split_host_port("host") == ("host", None)
+
+
+def test_what_the_planner_sends_is_what_the_agent_reads():
+    """Every example plan's wire form reads back (agent side) as the planner's typed value; only
+    an unsent maxBandwidth reads as the agent's default."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ferry.engine.scenario import load_scenario_text
+
+    files = sorted((Path(__file__).resolve().parents[3] / "docs" / "scenarios").iterdir())
+    assert files
+    for f in files:
+        sent = load_scenario_text(f.read_text()).plan().params
+        read, unrecognized = MigrateParams.from_wire(sent.to_wire())
+        assert unrecognized == ()
+        assert read == replace(sent, max_bandwidth=sent.bandwidth_mibs), f.name
