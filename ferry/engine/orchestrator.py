@@ -38,8 +38,9 @@ from ferry.engine.db.plan_inputs import pick_destination, plan_for_vm
 from ferry.engine.db.records import HostStatus, MigrationRecord, VmStatus
 from ferry.engine.migration_changes import MigrationChanges
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
-from ferry.engine.status_follow import pause_before_next, status_request, status_version
+from ferry.engine.status_follow import pause_before_next, status_request
 from ferry.engine.vm_lifecycle import vm_stats
+from ferry.protocol.status import JobState, MigrationStatus
 
 log = logging.getLogger("ferry.engine.orchestrator")
 
@@ -229,7 +230,8 @@ class Orchestrator:
                 sent_error = self._send(run, record, plan, first)
                 first = False
                 if sent_error is not None:
-                    status = {"state": "failed", "error": sent_error, "message": f"VM.migrate failed: {sent_error}"}
+                    status = MigrationStatus(JobState.FAILED, error=sent_error,
+                                             message=f"VM.migrate failed: {sent_error}")
                     final = self._attempt_done(run, attempts, status, destination)
                     next_step = self._after_failure(run, record, plan, attempts, tried + [destination], final, t0)
                     if next_step is None:
@@ -283,7 +285,7 @@ class Orchestrator:
             self._send_cancel(source.agent_url, run.vm_uuid)
         return None
 
-    def _follow(self, run: _Run, record: MigrationRecord) -> dict:
+    def _follow(self, run: _Run, record: MigrationRecord) -> MigrationStatus:
         """Poll the source agent until the migration ends; returns the final status."""
         client = self.agent(run.source_url)
         progress = 0
@@ -297,13 +299,13 @@ class Orchestrator:
             asked = request["waitForChange"]["version"]
             called = time.monotonic()
             try:
-                status = client.call("VM.getMigrationStatus", request)
+                status = MigrationStatus.from_wire(client.call("VM.getMigrationStatus", request))
                 last_ok = time.monotonic()
             except JsonRpcError as exc:
                 if exc.code != TRANSPORT_ERROR and exc.name == "noVM":
-                    return {"state": "failed", "error": "the VM vanished from the source host"}
+                    return MigrationStatus(JobState.FAILED, error="the VM vanished from the source host")
                 if time.monotonic() - last_ok > LOST_AGENT_TIMEOUT_S:
-                    return {"state": "failed", "error": f"lost contact with the source agent: {exc.message}"}
+                    return MigrationStatus(JobState.FAILED, error=f"lost contact with the source agent: {exc.message}")
                 time.sleep(self.poll_interval)
                 continue
             final = outcome.engine_state(status) is not None
@@ -315,12 +317,12 @@ class Orchestrator:
                     Store(session).update_migration(run.migration_id, progress=progress, figures=figures)
             if final:
                 return status
-            seen_version = status_version(status)
+            seen_version = status.version
             pause = pause_before_next(status, asked, last_ok - called, self.poll_interval)
             if pause:
                 time.sleep(pause)
 
-    def _attempt_done(self, run: _Run, attempts: list[dict], status: dict, destination: str) -> dict:
+    def _attempt_done(self, run: _Run, attempts: list[dict], status: MigrationStatus, destination: str) -> dict:
         final = outcome.attempt_summary(status, destination)
         attempts.append(final)
         with self._writing(run.migration_id) as session:

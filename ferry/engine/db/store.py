@@ -48,13 +48,12 @@ from ferry.engine.policies import (
     BUILTIN_BY_ID,
     BUILTIN_POLICIES,
     MINIMAL_DOWNTIME_ID,
-    ConvergenceAction,
     MigrationPolicy,
-    StallingItem,
     find_policy,
     policy_from_dict,
     policy_to_dict,
 )
+from ferry.protocol.schedule import Action, StallingStep
 
 DEFAULT_POLICY_ID = MINIMAL_DOWNTIME_ID  # oVirt's default for new clusters
 AGENT_PORT = 54321
@@ -277,8 +276,8 @@ class Store:
     @staticmethod
     def _policy(row: m.Policy) -> MigrationPolicy:
         """Rebuilt as stored, without re-validating (rules may tighten; stored data stays readable)."""
-        def action(a: dict) -> ConvergenceAction:
-            return ConvergenceAction(a["name"], tuple(a.get("params", ())))
+        def action(a: dict) -> Action:
+            return Action.from_params(a["name"], a.get("params", ()))
 
         sched = row.schedule or {}
         return MigrationPolicy(
@@ -286,7 +285,7 @@ class Store:
             auto_converge=row.auto_converge, compression=row.compression, guest_events=row.guest_events,
             zerocopy=row.zerocopy,
             init=tuple(action(a) for a in sched.get("init", ())),
-            stalling=tuple(StallingItem(s["limit"], action(s["action"])) for s in sched.get("stalling", ())),
+            stalling=tuple(StallingStep(s["limit"], action(s["action"])) for s in sched.get("stalling", ())),
             last_items=tuple(action(a) for a in sched.get("last_items", ())),
         )
 

@@ -315,7 +315,7 @@ def test_custom_policy_round_trip(db):
         got = Store(s).get_policy("fast lane")
     assert got == created
     assert got.max_migrations == 3 and got.auto_converge and not got.builtin
-    assert got.schedule_wire() == {
+    assert got.schedule().to_wire() == {
         "init": [{"name": "setDowntime", "params": ["50"]}],
         "stalling": [{"limit": 1, "action": {"name": "setDowntime", "params": ["100"]}},
                      {"limit": 3, "action": {"name": "setDowntime", "params": ["250"]}},
