@@ -11,6 +11,7 @@ import os
 import pathlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -18,6 +19,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ferry.common.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ferry.engine.db.store import Store
 
 DEFAULT_STATE_DIR = "/var/lib/ferry"
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent.parent / "migrations"
@@ -112,7 +116,16 @@ class Database:
         upgrade_database(self.url)
 
     @contextmanager
+    def unit_of_work(self) -> Iterator[Store]:
+        """The repositories over one session, committed when the block ends (rolled back on error)."""
+        from ferry.engine.db.store import Store
+
+        with self.session() as session:
+            yield Store(session)
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
+        """A bare session, committed at the end (for code below the repositories)."""
         session = self.sessions()
         try:
             yield session
