@@ -1,4 +1,4 @@
-"""The engine's FastAPI application: one process, one database, a session per request.
+"""The engine's FastAPI application: one process, one database, a unit of work per request.
 
 `create_app(database_url)` builds it; at start-up (the ASGI lifespan) the database schema is
 upgraded to the newest Alembic revision. OpenAPI is at /openapi.json, docs at /docs.

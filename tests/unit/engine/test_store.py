@@ -48,8 +48,8 @@ def db(database_url):
 
 @pytest.fixture
 def store(db):
-    with db.session() as session:
-        yield Store(session)
+    with db.unit_of_work() as store:
+        yield store
 
 
 def spec(name: str, memory_mib: int = 1024, vcpus: int = 2) -> VmSpec:
