@@ -101,8 +101,7 @@ def env(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
     db.upgrade()
     world = World()
-    with db.session() as s:
-        store = Store(s)
+    with db.unit_of_work() as store:
         store.clusters.create("c", policy="Very large VMs")
         for i in (1, 2, 3):
             store.hosts.add(f"h{i}", cluster="c", address=f"127.9.0.{i}", status="UP", link_speed_mbps=10000,
@@ -119,8 +118,8 @@ def env(tmp_path):
 def wait_final(db, migration_id, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with db.session() as s:
-            m = Store(s).migrations.get(migration_id)
+        with db.unit_of_work() as s:
+            m = s.migrations.get(migration_id)
         if not m.active:
             return m
         time.sleep(0.01)
@@ -128,13 +127,13 @@ def wait_final(db, migration_id, timeout=10.0):
 
 
 def events(db, migration_id):
-    with db.session() as s:
-        return Store(s).events.list(migration_id=migration_id)
+    with db.unit_of_work() as s:
+        return s.events.list(migration_id=migration_id)
 
 
 def vm_record(db):
-    with db.session() as s:
-        return Store(s).vms.get("vm1")
+    with db.unit_of_work() as s:
+        return s.vms.get("vm1")
 
 
 def test_success_sends_the_plan_moves_the_vm_and_records_events(env):
@@ -261,8 +260,8 @@ def test_requests_are_checked_before_anything_is_sent(env):
 
 def test_two_vms_migrate_at_once(env):
     db, world, orch, uuid = env
-    with db.session() as s:
-        vm2 = Store(s).vms.add(VmSpec(name="vm2", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h2")
+    with db.unit_of_work() as s:
+        vm2 = s.vms.add(VmSpec(name="vm2", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h2")
     world.where[vm2.uuid] = "h2"
     world.agent("h1").script = [RUNNING] * 5 + [succeeded()]
     world.agent("h2").script = [RUNNING] * 5 + [succeeded()]
@@ -291,8 +290,7 @@ def test_unreachable_source_agent_fails_after_the_grace_period(env, monkeypatch)
 
 def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
     db, world, orch, uuid = env
-    with db.session() as s:
-        store = Store(s)
+    with db.unit_of_work() as store:
         plan = {"params": {"dst": "127.9.0.2"}, "explanation": []}
         running = store.migrations.create("vm1", source="h1", destination="h2", plan=plan, state="RUNNING")
         store.vms.add(VmSpec(name="vm3", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h3")

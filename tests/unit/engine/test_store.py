@@ -76,15 +76,15 @@ def test_new_cluster_takes_ovirt_defaults(store):
 
 
 def test_cluster_options_survive_a_new_session(db):
-    with db.session() as s:
-        Store(s).clusters.create(
+    with db.unit_of_work() as s:
+        s.clusters.create(
             "big", description="large guests", policy="suspend workload if needed",
             parallel=ParallelSetting(ParallelMode.CUSTOM, 8), encrypted=True,
             bandwidth=BandwidthSetting(BandwidthMode.CUSTOM, 5000), auto_converge=True, compressed=True,
             resilience="do_not_migrate", parallel_supported=False,
         )
-    with db.session() as s:
-        c = Store(s).clusters.get("big")
+    with db.unit_of_work() as s:
+        c = s.clusters.get("big")
     o = c.options
     assert o.policy_id == SUSPEND_WORKLOAD_ID
     assert o.parallel == ParallelSetting(ParallelMode.CUSTOM, 8)
@@ -220,15 +220,14 @@ def test_host_running_vms_cannot_go(store):
 # ------------------------------------------------------------------ VMs
 
 def test_vm_round_trip_with_overrides(db):
-    with db.session() as s:
-        st = Store(s)
+    with db.unit_of_work() as st:
         populate(st)
         st.vms.add(spec("vm1", 4096, 4), cluster="c1", host="h1", overrides={
             "policy": "Post-copy migration", "parallel": "CUSTOM:4", "encrypted": False,
             "auto_converge": True, "compressed": None, "downtime_ms": 700,
         }, workload={"dirty_mib_s": 64})
-    with db.session() as s:
-        vm = Store(s).vms.get("vm1")
+    with db.unit_of_work() as s:
+        vm = s.vms.get("vm1")
     assert (vm.cluster, vm.host, vm.status) == ("c1", "h1", VmStatus.UP)
     assert (vm.memory_mib, vm.vcpus) == (4096, 4)
     assert VmSpec.from_dict(vm.spec).effective_uuid == vm.uuid
@@ -236,8 +235,8 @@ def test_vm_round_trip_with_overrides(db):
     assert o.parallel == ParallelSetting(ParallelMode.CUSTOM, 4)
     assert (o.encrypted, o.auto_converge, o.compressed, o.downtime_ms) == (False, True, None, 700)
     assert vm.workload == {"dirty_mib_s": 64}
-    with db.session() as s:
-        assert Store(s).vms.get(vm.uuid).name == "vm1"
+    with db.unit_of_work() as s:
+        assert s.vms.get(vm.uuid).name == "vm1"
 
 
 def test_vm_override_update_is_partial_and_none_means_inherit(store):
@@ -311,10 +310,10 @@ def test_built_in_policies_are_listed_first_with_ovirt_ids(store):
 
 
 def test_custom_policy_round_trip(db):
-    with db.session() as s:
-        created = Store(s).policies.create(CUSTOM_POLICY)
-    with db.session() as s:
-        got = Store(s).policies.get("fast lane")
+    with db.unit_of_work() as s:
+        created = s.policies.create(CUSTOM_POLICY)
+    with db.unit_of_work() as s:
+        got = s.policies.get("fast lane")
     assert got == created
     assert got.max_migrations == 3 and got.auto_converge and not got.builtin
     assert got.schedule_wire() == {
@@ -376,22 +375,19 @@ def test_bad_custom_policy_names_the_field(store, change, field):
 # ------------------------------------------------------------------ migrations and events
 
 def test_migration_lifecycle_and_events(db):
-    with db.session() as s:
-        st = Store(s)
+    with db.unit_of_work() as st:
         populate(st)
         st.vms.add(spec("vm1"), cluster="c1", host="h1")
         mig = st.migrations.create("vm1", source="h1", destination="h2", plan={"params": {"zerocopy": True}})
         st.events.record_audit(audit.VM_MIGRATION_START, vm="vm1", host="h1", migration_id=mig.id,
                         source="h1", destination="h2", user="admin")
-    with db.session() as s:
-        st = Store(s)
+    with db.unit_of_work() as st:
         assert [m.id for m in st.migrations.list(active=True)] == [mig.id]
         m = st.migrations.update(mig.id, state="SUCCEEDED", progress=100, result={"downtime_ms": 80})
         assert (m.state, m.progress, m.result, m.plan) == ("SUCCEEDED", 100, {"downtime_ms": 80},
                                                             {"params": {"zerocopy": True}})
         st.events.add(63, "done", vm="vm1", migration_id=mig.id)
-    with db.session() as s:
-        st = Store(s)
+    with db.unit_of_work() as st:
         assert st.migrations.list(active=True) == []
         events = st.events.list(vm="vm1")
         assert [e.code for e in events] == [62, 63]
@@ -401,8 +397,7 @@ def test_migration_lifecycle_and_events(db):
         assert [e.code for e in st.events.list(limit=1)] == [63]
         st.vms.update("vm1", host=None)
         st.vms.delete("vm1")
-    with db.session() as s:
-        st = Store(s)
+    with db.unit_of_work() as st:
         assert st.migrations.list() == []
         events = st.events.list()
         assert [(e.code, e.vm, e.migration_id) for e in events] == [(62, None, None), (63, None, None)]
