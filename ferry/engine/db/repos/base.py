@@ -22,6 +22,7 @@ class _Unset(Enum):
 
 
 UNSET: Final = _Unset.UNSET
+Unset = _Unset  # the type of UNSET, for `x: int | Unset = UNSET`
 
 R = TypeVar("R", bound=m.Base)
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ferry.common.errors import Conflict, InvalidInput
 from ferry.engine.db import models as m
 from ferry.engine.db.records import ClusterRecord
-from ferry.engine.db.repos.base import UNSET, find_row, given, name_taken, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, find_row, given, name_taken, now, utc
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.options import (
     BandwidthMode,
@@ -45,9 +45,11 @@ class ClusterRepository:
     def get(self, name: str) -> ClusterRecord:
         return _record(find_row(self.session, m.Cluster, name))
 
-    def create(self, name: str, *, description: Any = UNSET, policy: Any = UNSET, parallel: Any = UNSET,
-               encrypted: Any = UNSET, bandwidth: Any = UNSET, auto_converge: Any = UNSET,
-               compressed: Any = UNSET, resilience: Any = UNSET, parallel_supported: Any = UNSET) -> ClusterRecord:
+    def create(self, name: str, *, description: str | Unset = UNSET, policy: str | Unset = UNSET,
+               parallel: ParallelSetting | str | Unset = UNSET, encrypted: bool | Unset = UNSET,
+               bandwidth: BandwidthSetting | Unset = UNSET, auto_converge: bool | Unset = UNSET,
+               compressed: bool | Unset = UNSET, resilience: ResiliencePolicy | str | Unset = UNSET,
+               parallel_supported: bool | Unset = UNSET) -> ClusterRecord:
         """A new cluster; options not given take oVirt's defaults (policy Minimal downtime,
         parallel DISABLED, bandwidth AUTO, parallel migrations supported)."""
         check_name("name", name)
@@ -64,9 +66,11 @@ class ClusterRepository:
         self.session.flush()
         return _record(row)
 
-    def update(self, name: str, *, description: Any = UNSET, policy: Any = UNSET, parallel: Any = UNSET,
-               encrypted: Any = UNSET, bandwidth: Any = UNSET, auto_converge: Any = UNSET,
-               compressed: Any = UNSET, resilience: Any = UNSET, parallel_supported: Any = UNSET) -> ClusterRecord:
+    def update(self, name: str, *, description: str | Unset = UNSET, policy: str | Unset = UNSET,
+               parallel: ParallelSetting | str | Unset = UNSET, encrypted: bool | Unset = UNSET,
+               bandwidth: BandwidthSetting | Unset = UNSET, auto_converge: bool | Unset = UNSET,
+               compressed: bool | Unset = UNSET, resilience: ResiliencePolicy | str | Unset = UNSET,
+               parallel_supported: bool | Unset = UNSET) -> ClusterRecord:
         """Change the options given; the others stay."""
         changes = given(description=description, policy=policy, parallel=parallel, encrypted=encrypted,
                         bandwidth=bandwidth, auto_converge=auto_converge, compressed=compressed,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from ferry.common.errors import Conflict
 from ferry.engine.db import models as m
 from ferry.engine.db.records import HostRecord, HostStatus
-from ferry.engine.db.repos.base import UNSET, find_row, name_taken, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, find_row, name_taken, now, utc
 from ferry.engine.validation import (
     MAX_LINK_SPEED_MBPS,
     check_address,
@@ -65,9 +65,11 @@ class HostRepository:
         self.session.flush()
         return _record(row)
 
-    def update(self, name: str, *, cluster: Any = UNSET, address: Any = UNSET, agent_url: Any = UNSET,
-               migration_address: Any = UNSET, migration_network_up: Any = UNSET,
-               link_speed_mbps: Any = UNSET, status: Any = UNSET, capabilities: Any = UNSET) -> HostRecord:
+    def update(self, name: str, *, cluster: str | Unset = UNSET, address: str | Unset = UNSET,
+               agent_url: str | Unset = UNSET, migration_address: str | None | Unset = UNSET,
+               migration_network_up: bool | Unset = UNSET, link_speed_mbps: int | None | Unset = UNSET,
+               status: HostStatus | str | Unset = UNSET,
+               capabilities: dict[str, Any] | None | Unset = UNSET) -> HostRecord:
         """Change what is given; a new migration address (and no word on its network) is taken as up."""
         row = find_row(self.session, m.Host, name)
         if cluster is not UNSET:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ferry.engine.db import models as m
 from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, MigrationRecord, MigrationState
-from ferry.engine.db.repos.base import UNSET, find_row, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, find_row, now, utc
 from ferry.engine.validation import check_enum, check_optional_int
 
 
@@ -33,12 +33,13 @@ class MigrationRepository:
         self.session.flush()
         return _record(row)
 
-    def update(self, migration_id: str, *, state: MigrationState | str | Any = UNSET, progress: Any = UNSET,
-               plan: dict[str, Any] | None | Any = UNSET, result: dict[str, Any] | None | Any = UNSET,
-               error: str | None | Any = UNSET, figures: dict[str, Any] | None | Any = UNSET,
-               attempts: list[dict[str, Any]] | None | Any = UNSET,
-               started_at: datetime | None | Any = UNSET, finished_at: datetime | None | Any = UNSET,
-               source: str | None | Any = UNSET, destination: str | None | Any = UNSET) -> MigrationRecord:
+    def update(self, migration_id: str, *, state: MigrationState | str | Unset = UNSET,
+               progress: int | Unset = UNSET, plan: dict[str, Any] | None | Unset = UNSET,
+               result: dict[str, Any] | None | Unset = UNSET, error: str | None | Unset = UNSET,
+               figures: dict[str, Any] | None | Unset = UNSET,
+               attempts: list[dict[str, Any]] | None | Unset = UNSET,
+               started_at: datetime | None | Unset = UNSET, finished_at: datetime | None | Unset = UNSET,
+               source: str | None | Unset = UNSET, destination: str | None | Unset = UNSET) -> MigrationRecord:
         """Set what is given; `updated_at` moves on every update (long polls wait for it)."""
         row = find_row(self.session, m.Migration, migration_id)
         if destination is not UNSET:

@@ -11,7 +11,7 @@ from ferry.common.errors import Conflict, InvalidInput
 from ferry.common.vmspec import VmSpec
 from ferry.engine.db import models as m
 from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, VmRecord, VmStatus
-from ferry.engine.db.repos.base import UNSET, find_row, given, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, find_row, given, now, utc
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.options import ParallelMode, ParallelSetting, VmMigrationOverrides
 from ferry.engine.validation import (
@@ -65,10 +65,13 @@ class VmRepository:
         return _record(row)
 
     def update(self, ref: str, *, overrides: Mapping[str, Any] | None = None,
-               memory_mib: Any = UNSET, vcpus: Any = UNSET, kernel: Any = UNSET, initrd: Any = UNSET,
-               cmdline: Any = UNSET, accel: Any = UNSET, memtune_hard_limit_kib: Any = UNSET,
-               console_log: Any = UNSET, emulator: Any = UNSET, machine: Any = UNSET,
-               cluster: Any = UNSET, host: Any = UNSET, status: Any = UNSET, workload: Any = UNSET) -> VmRecord:
+               memory_mib: int | Unset = UNSET, vcpus: int | Unset = UNSET, kernel: str | Unset = UNSET,
+               initrd: str | None | Unset = UNSET, cmdline: str | Unset = UNSET, accel: str | None | Unset = UNSET,
+               memtune_hard_limit_kib: int | None | Unset = UNSET, console_log: str | None | Unset = UNSET,
+               emulator: str | None | Unset = UNSET, machine: str | None | Unset = UNSET,
+               cluster: str | Unset = UNSET, host: str | None | Unset = UNSET,
+               status: VmStatus | str | None | Unset = UNSET,
+               workload: dict[str, Any] | None | Unset = UNSET) -> VmRecord:
         """Change a VM: the spec fields, cluster, host, status, workload given; `overrides`
         holds only the overrides to change (None as a value = inherit)."""
         row = find_row(self.session, m.Vm, ref)
