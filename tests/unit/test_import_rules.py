@@ -23,6 +23,12 @@ RULES = (
     ("ferry.protocol", "ferry.cli", "the contract stands below the tools"),
     ("ferry.protocol", "ferry.lab", "the contract stands below the tools"),
     ("ferry.protocol", "ferry.bench", "the contract stands below the tools"),
+) + tuple(
+    # The pure shared packages stand on ferry.common alone, so both peers (and the tools) can use them.
+    (pure, other, f"{pure} is pure and shared: it stands on ferry.common alone")
+    for pure in ("ferry.forecast", "ferry.pki", "ferry.client")
+    for other in ("ferry.engine", "ferry.agent", "ferry.protocol", "ferry.cli", "ferry.lab", "ferry.bench")
+    if other != pure
 )
 
 
