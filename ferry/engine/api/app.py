@@ -15,12 +15,12 @@ from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 import ferry
-from ferry.engine.api import inventory, operations, plans, policies
+from ferry.engine.api import inventory, operations, plans, policies, steering
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.errors import install_error_handlers
 from ferry.engine.db import Database
 
-ROUTERS = [inventory.router, policies.router, plans.router, operations.router]
+ROUTERS = [inventory.router, policies.router, plans.router, operations.router, steering.router]
 
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
@@ -61,5 +61,9 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     @app.get("/api/health", tags=["engine"])
     def health(request: Request) -> dict:
         return {"status": "ok", "database": request.app.state.db.engine.dialect.name}
+
+    from ferry.engine import metrics_http, web
+    metrics_http.install(app)   # GET /metrics and the request-latency middleware (issue 16)
+    web.mount(app)              # the dashboard at / (issue 16)
 
     return app
