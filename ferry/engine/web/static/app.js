@@ -179,6 +179,9 @@ function start() {
   $("#migrations tbody").replaceChildren();
   $("#vms tbody").replaceChildren();
   for (const th of document.querySelectorAll(".actions-col")) th.hidden = !canChange();
+  if (!canChange()) {
+    $("#plan").replaceChildren(el("p", { class: "muted", text: "Plans are asked with POST /api/vms/{vm}/plan, which needs an admin token." }));
+  }
   refresh();
   followEvents();
   state.timers.push(setInterval(refresh, 2000), setInterval(followEvents, 1000));
@@ -331,7 +334,9 @@ function renderMigrations() {
     bar.querySelector(".fill").style.width = `${pct}%`;
     bar.querySelector(".pct").textContent = `${pct}%`;
     bar.title = m.error || f.message || "";
-    c[4].textContent = f.data_total ? `${bytes(f.data_processed)} / ${bytes(f.data_total)}` : (m.result && m.result.bytes ? bytes(m.result.bytes) : "—");
+    const sent = m.result && m.result.bytes ? `${bytes(m.result.bytes)} sent` : null;
+    const live = f.data_total ? `${bytes(f.data_processed)} / ${bytes(f.data_total)}` : "—";
+    c[4].textContent = ACTIVE.includes(m.state) ? live : (sent || live);
     c[5].textContent = ACTIVE.includes(m.state) ? rate(f.bandwidth_bps) : (m.result && m.result.throughput_mibps ? `${m.result.throughput_mibps} MiB/s` : "—");
     c[6].textContent = ACTIVE.includes(m.state) ? eta(m) : "—";
     c[7].textContent = clock(m.started_at || m.created_at);
