@@ -121,6 +121,10 @@ async function refresh() {
       api("GET", "/api/hosts"), api("GET", "/api/vms"), api("GET", "/api/migrations?limit=20")]);
     state.hosts = hosts;
     state.vms = vms;
+    const listed = new Set(migrations.map((m) => m.id));
+    for (const id of [...state.migrations.keys()]) {
+      if (!listed.has(id) && !state.watching.has(id)) state.migrations.delete(id);   // gone (its VM was removed)
+    }
     for (const m of migrations) {
       const known = state.migrations.get(m.id);
       if (!known || known.updated_at !== m.updated_at) state.migrations.set(m.id, m);
