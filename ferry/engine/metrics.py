@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ferry.engine.db.records import ACTIVE_MIGRATION_STATES, FINAL_MIGRATION_STATES, HostStatus
+from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, MIGRATION_FINAL_STATES, HostStatus
 from ferry.engine.options import ZeroCopySupport
 
+_FINAL_STATE_VALUES = frozenset(s.value for s in MIGRATION_FINAL_STATES)
 PREFIX = "ferry_vmi_migration_"
 MIGRATION_LABELS = ("vmi", "migration", "source", "destination", "policy")
 INF = math.inf
@@ -139,7 +140,7 @@ def migration_labels(record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def in_flight_families(migrations: Iterable[Mapping[str, Any]]) -> list[Family]:
     """The per-migration gauges of the migrations still active (others are ignored)."""
-    active = [m for m in migrations if m.get("state") in ACTIVE_MIGRATION_STATES]
+    active = [m for m in migrations if m.get("state") in MIGRATION_ACTIVE_STATES]
     families = []
     for suffix, key, help_text in _FIGURE_GAUGES:
         samples = []
@@ -164,7 +165,7 @@ def in_flight_families(migrations: Iterable[Mapping[str, Any]]) -> list[Family]:
     states = Counter(m["state"] for m in active)
     families.append(Family("ferry_vmi_migrations_in_flight", "gauge", "Migrations not ended yet, by state.",
                            ("state",), tuple(Sample((("state", s),), float(states.get(s, 0)))
-                                             for s in ACTIVE_MIGRATION_STATES)))
+                                             for s in MIGRATION_ACTIVE_STATES)))
     return families
 
 
@@ -190,7 +191,7 @@ def _by_policy_histogram(name: str, help_text: str, pairs: Iterable[tuple[str, f
 def finished_families(rows: Iterable[FinishedRow]) -> list[Family]:
     """Counters of ended migrations by result and policy; histograms of the succeeded ones'
     duration and downtime; the forecast's ratio to the actual duration where there was one."""
-    rows = [r for r in rows if r.state in FINAL_MIGRATION_STATES]
+    rows = [r for r in rows if r.state in _FINAL_STATE_VALUES]
     counts = Counter((r.state.lower(), r.policy or "") for r in rows)
     counter = Family("ferry_vmi_migrations", "counter", "Migrations ended, by result and policy.",
                      ("result", "policy"),
@@ -237,7 +238,7 @@ def host_families(hosts: Iterable[Mapping[str, Any]], migrations: Iterable[Mappi
                       tuple(Sample((("host", h["name"]), ("cluster", str(h.get("cluster") or "")),
                                     ("support", str(h.get("zerocopy") or ZeroCopySupport.UNKNOWN.value))), 1.0)
                             for h in hosts))
-    active = [m for m in migrations if m.get("state") in ACTIVE_MIGRATION_STATES]
+    active = [m for m in migrations if m.get("state") in MIGRATION_ACTIVE_STATES]
     out = Counter(m.get("source") for m in active)
     into = Counter(m.get("destination") for m in active)
     flows = []

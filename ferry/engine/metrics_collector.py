@@ -18,9 +18,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 
 from ferry.engine import metrics as mp
-from ferry.engine.db import Database, Store
+from ferry.engine.db import Database
 from ferry.engine.db import models as m
-from ferry.engine.db.records import FINAL_MIGRATION_STATES
+from ferry.engine.db.records import MIGRATION_FINAL_STATES
 
 log = logging.getLogger("ferry.engine.metrics")
 
@@ -57,7 +57,7 @@ def finished_rows(session) -> list[mp.FinishedRow]:
                m.Migration.result["wall_s"].as_float(),
                m.Migration.result["downtime_ms"].as_float(),
                m.Migration.plan[("forecast", "totalSeconds")].as_float(),
-               ).where(m.Migration.state.in_(FINAL_MIGRATION_STATES))
+               ).where(m.Migration.state.in_([s.value for s in MIGRATION_FINAL_STATES]))
     rows = []
     for state, policy, duration_ms, wall_s, downtime_ms, forecast_s in session.execute(q):
         rows.append(mp.finished_row(state, policy, {"duration_ms": duration_ms, "wall_s": wall_s,
@@ -72,11 +72,10 @@ class EngineCollector(Collector):
         self.db = db
 
     def families(self) -> list[mp.Family]:
-        with self.db.session() as session:
-            store = Store(session)
-            migrations = [r.to_dict() for r in store.list_migrations(active=True, limit=IN_FLIGHT_LIMIT)]
-            hosts = [h.to_dict() for h in store.list_hosts()]
-            finished = finished_rows(session)
+        with self.db.unit_of_work() as store:   # reads only: nothing to commit
+            migrations = [r.to_dict() for r in store.migrations.list(active=True, limit=IN_FLIGHT_LIMIT)]
+            hosts = [h.to_dict() for h in store.hosts.list()]
+            finished = finished_rows(store.session)
         return (mp.in_flight_families(migrations) + mp.finished_families(finished)
                 + mp.host_families(hosts, migrations))
 

@@ -85,7 +85,9 @@ def install(app: FastAPI) -> CollectorRegistry:
                                                 "Authorization", "not a metrics token")["detail"])
         return token
 
-    @app.get("/metrics", tags=["engine"], response_class=Response)
+    @app.get("/metrics", tags=["engine"], response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}})
     def metrics(request: Request, _: TokenRecord = Depends(scraper)) -> Response:
         """Prometheus metrics (text exposition format), built from the database at each scrape."""
         return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

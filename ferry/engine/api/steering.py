@@ -11,15 +11,16 @@
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import Field, StrictInt
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, StrictInt
 
 from ferry.common.errors import Conflict, OperationFailed
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
 from ferry.engine import tokens
 from ferry.engine.api.auth import require_token
+from ferry.engine.api.deps import DatabaseDep, OrchestratorDep
 from ferry.engine.api.schemas import Body
-from ferry.engine.db import Store
+from ferry.engine.db.records import MigrationState
 from ferry.engine.db.tokens import TokenRecord
 
 router = APIRouter(prefix="/api")
@@ -31,20 +32,33 @@ class SpeedRequest(Body):
     mibs: StrictInt = Field(ge=1, le=MAX_MIBS, description="the new bandwidth cap in MiB/s (1..1000000)")
 
 
-@router.post("/migrations/{migration_id}/speed", tags=["migrations"])
-def set_speed(migration_id: str, body: SpeedRequest, request: Request) -> dict:
+class SpeedOut(BaseModel):
+    migration: str
+    vm: str
+    source: str | None
+    max_bandwidth_mibs: int
+    message: str
+
+
+class WhoAmIOut(BaseModel):
+    name: str
+    role: str
+    may_change: bool
+
+
+@router.post("/migrations/{migration_id}/speed", tags=["migrations"], response_model=SpeedOut)
+def set_speed(migration_id: str, body: SpeedRequest, db: DatabaseDep, orchestrator: OrchestratorDep) -> dict:
     """Change the bandwidth cap of a running migration (VM.migrateChangeParams on the source)."""
-    with request.app.state.db.session() as session:
-        store = Store(session)
-        record = store.get_migration(migration_id)
-        if record.state != "RUNNING":
-            raise Conflict(f"migration {migration_id} is {record.state}: only a RUNNING migration's speed "
+    with db.unit_of_work() as store:   # read, then talk to the agent outside the transaction
+        record = store.migrations.get(migration_id)
+        if record.state != MigrationState.RUNNING:
+            raise Conflict(f"migration {migration_id} is {record.state.value}: only a RUNNING migration's speed "
                            "can be changed")
-        agent_url = store.get_host(record.source).agent_url
-        vm_uuid = store.get_vm(record.vm).uuid
+        agent_url = store.hosts.get(record.source).agent_url
+        vm_uuid = store.vms.get(record.vm).uuid
     params = {"vmID": vm_uuid, "params": {"maxBandwidth": body.mibs}}
     try:
-        answer = request.app.state.orchestrator.agent(agent_url).call("VM.migrateChangeParams", params)
+        answer = orchestrator.agent(agent_url).call("VM.migrateChangeParams", params)
     except JsonRpcError as exc:
         if exc.code != TRANSPORT_ERROR and exc.name == "migCancelErr":
             raise Conflict(f"migration {migration_id}: the source agent is no longer migrating VM "
@@ -55,7 +69,7 @@ def set_speed(migration_id: str, body: SpeedRequest, request: Request) -> dict:
             "message": message or f"maxBandwidth set to {body.mibs} MiB/s"}
 
 
-@router.get("/whoami", tags=["engine"])
+@router.get("/whoami", tags=["engine"], response_model=WhoAmIOut)
 def whoami(token: TokenRecord = Depends(require_token)) -> dict:
     """The token the request came with: its name and role, and whether it may change things."""
     return {"name": token.name, "role": token.role, "may_change": tokens.may(token.role, "POST")}

@@ -4,30 +4,29 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ferry.engine.db import Database, Store, upgrade_database
+from ferry.engine.db import Database, upgrade_database
 from ferry.engine.metrics_collector import EngineCollector, finished_rows
 
 
 def fill(url: str) -> None:
     db = Database(url)
     try:
-        with db.session() as session:
-            store = Store(session)
-            store.create_cluster("c")
+        with db.unit_of_work() as store:
+            store.clusters.create("c")
             for i in (1, 2):
-                store.add_host(f"h{i}", cluster="c", address=f"127.9.0.{i}")
-            store.add_vm({"name": "vm1", "memory_mib": 512, "vcpus": 1, "kernel": "/k"}, cluster="c", host="h1")
+                store.hosts.add(f"h{i}", cluster="c", address=f"127.9.0.{i}")
+            store.vms.add({"name": "vm1", "memory_mib": 512, "vcpus": 1, "kernel": "/k"}, cluster="c", host="h1")
             plan = {"policy": {"id": "p1", "name": "Very large VMs"}}
-            done = store.create_migration("vm1", source="h1", destination="h2", plan=plan)
-            store.update_migration(done.id, state="SUCCEEDED",
+            done = store.migrations.create("vm1", source="h1", destination="h2", plan=plan)
+            store.migrations.update(done.id, state="SUCCEEDED",
                                    result={"duration_ms": 12000, "downtime_ms": 80, "wall_s": 13.2})
-            forecast = store.create_migration("vm1", source="h1", destination="h2",
+            forecast = store.migrations.create("vm1", source="h1", destination="h2",
                                               plan={**plan, "forecast": {"outcome": "converge", "totalSeconds": 10}})
-            store.update_migration(forecast.id, state="SUCCEEDED", result={"duration_ms": 11000, "downtime_ms": 50})
-            failed = store.create_migration("vm1", source="h1", destination="h2", plan=None)
-            store.update_migration(failed.id, state="FAILED", result={"wall_s": 2.5})
-            live = store.create_migration("vm1", source="h1", destination="h2", plan=plan)
-            store.update_migration(live.id, state="RUNNING", started_at=datetime(2026, 12, 2, 5, tzinfo=UTC),
+            store.migrations.update(forecast.id, state="SUCCEEDED", result={"duration_ms": 11000, "downtime_ms": 50})
+            failed = store.migrations.create("vm1", source="h1", destination="h2", plan=None)
+            store.migrations.update(failed.id, state="FAILED", result={"wall_s": 2.5})
+            live = store.migrations.create("vm1", source="h1", destination="h2", plan=plan)
+            store.migrations.update(live.id, state="RUNNING", started_at=datetime(2026, 12, 2, 5, tzinfo=UTC),
                                    figures={"data_total": 1000, "data_processed": 300, "data_remaining": 700})
     finally:
         db.dispose()
@@ -38,8 +37,8 @@ def test_finished_rows_pick_the_json_fields(database_url):
     fill(database_url)
     db = Database(database_url)
     try:
-        with db.session() as session:
-            rows = sorted(finished_rows(session), key=lambda r: (r.state, r.duration_s or 0))
+        with db.unit_of_work() as store:
+            rows = sorted(finished_rows(store.session), key=lambda r: (r.state, r.duration_s or 0))
     finally:
         db.dispose()
     assert [(r.state, r.policy, r.duration_s, r.downtime_s, r.forecast_s) for r in rows] == [
