@@ -152,9 +152,10 @@ class LabGuests:
         found = []
         for h, dom in self._domains_named(name):
             try:
+                persistent = dom.isPersistent()  # asked first: a destroyed transient domain is gone
                 if dom.isActive():
                     dom.destroy()
-                if dom.isPersistent():
+                if persistent:
                     dom.undefine()
                 found.append(h.name)
             except libvirt.libvirtError:

@@ -340,9 +340,10 @@ class Lab(LabGuests):
             with self._open(host) as conn:
                 for dom in conn.listAllDomains():
                     try:
+                        persistent = dom.isPersistent()
                         if dom.isActive():
                             dom.destroy()
-                        if dom.isPersistent():
+                        if persistent:
                             dom.undefine()
                     except libvirt.libvirtError:
                         pass
