@@ -173,28 +173,25 @@ class LabGuests:
         """
         libvirt = libvirt_module()
         h = self.host(host)
-        conn = self.connect(h, local=True)
-        stream = None
         try:
-            dom = conn.lookupByName(vm)
-            stream = conn.newStream(0)
-            dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            stream.send(b"S")
-            deadline = time.monotonic() + (timeout if until else 3.0)
-            while time.monotonic() < deadline:
-                if until is not None and until():
-                    return True
-                time.sleep(0.3)
-            return until is None
+            with self._open(h) as conn:
+                stream = conn.newStream(0)
+                try:
+                    conn.lookupByName(vm).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+                    stream.send(b"S")
+                    deadline = time.monotonic() + (timeout if until else 3.0)
+                    while time.monotonic() < deadline:
+                        if until is not None and until():
+                            return True
+                        time.sleep(0.3)
+                    return until is None
+                finally:
+                    try:
+                        stream.abort()
+                    except libvirt.libvirtError:
+                        pass
         except libvirt.libvirtError as exc:
             raise OperationFailed(f"cannot reach the console of {vm} on {h.name}: {exc}") from None
-        finally:
-            if stream is not None:
-                try:
-                    stream.abort()
-                except libvirt.libvirtError:
-                    pass
-            conn.close()
 
     def verify(self, vm: str, host: object | None = None, timeout: float = 120.0) -> VerifyReport:
         """Is `vm`'s memory intact? Requests a full scan, waits for it, analyses every host's log."""

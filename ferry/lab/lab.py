@@ -169,12 +169,17 @@ class Lab(LabGuests):
             self._write_state(state)
             if agents:
                 if agent_available():
+                    spawned = []  # all agents start at once, then the lab waits for each
                     for host in self.plan.hosts(hosts):
                         hs = hstates[str(host.index)]
                         agent = hs.get("agent") or {}
                         if procs.is_same_process(agent.get("pid"), agent.get("start")):
                             continue
-                        hs["agent"] = self._start_agent(host, hs, agent.get("extra_args", []), progress)
+                        hs["agent"] = self._spawn_agent(host, hs, agent.get("extra_args", []))
+                        spawned.append(host)
+                    for host in spawned:
+                        hs = hstates[str(host.index)]
+                        self._wait_agent(host, hs, hs["agent"], progress)
                 else:
                     progress("host agent: not available in this installation (ferry.agent has no "
                              "runnable module yet); hosts run without agents")
@@ -257,19 +262,26 @@ class Lab(LabGuests):
                 "--log-file", str(host.dir / "agent.log"), *lab_tls.agent_mode_args(self.plan), *extra_args]
 
     def _start_agent(self, host: HostPlan, hs: dict, extra_args: list[str], progress: Progress) -> dict:
+        return self._wait_agent(host, hs, self._spawn_agent(host, hs, extra_args), progress)
+
+    def _spawn_agent(self, host: HostPlan, hs: dict, extra_args: list[str]) -> dict:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                         env.get("PYTHONPATH", "")] if p)
         pid = procs.spawn(self.agent_command(host, hs["pid"], list(extra_args)),
                           host.dir / "agent.out", env=env)
-        agent = {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
+        return {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
+
+    def _wait_agent(self, host: HostPlan, hs: dict, agent: dict, progress: Progress) -> dict:
+        """Wait until the agent listens inside its host (read locally: works while cut off)."""
+        pid = agent["pid"]
         deadline = time.monotonic() + AGENT_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if not procs.alive(pid):
                 agent["error"] = f"exited: {self._tail(host.dir / 'agent.out', 300)}"
                 progress(f"{host.name}: agent failed to start: {agent['error']}")
                 return agent
-            if procs.listening_on(pid, AGENT_PORT):
+            if procs.same_netns(pid, hs["pid"]) and procs.listening_on(pid, AGENT_PORT):
                 progress(f"{host.name}: agent listening on {host.agent_url} (pid {pid})")
                 return agent
             time.sleep(0.1)

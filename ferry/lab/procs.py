@@ -119,6 +119,15 @@ def has_host_mounts(pid: int, host: HostPlan) -> bool:
     return False
 
 
+def same_netns(pid: int, other: int) -> bool:
+    """Whether two processes share a network namespace (an agent not yet inside its host's
+    namespace would otherwise see the machine's own sockets)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{other}/ns/net")
+    except OSError:
+        return False
+
+
 def listening_on(pid: int, port: int) -> bool:
     """Whether a TCP socket listens on `port` in pid's network namespace (read from
     /proc/<pid>/net/tcp: a local path, so it works while the host's link is cut)."""

@@ -143,3 +143,37 @@ def test_lab_link_rejects_bad_input_naming_the_field(args, field):
 def test_lab_cut_off_seconds_must_be_positive():
     result = CliRunner().invoke(cli, ["lab", "--lab-id", "9", "cut-off", "1", "--seconds", "0"])
     assert result.exit_code == 2 and "--seconds" in result.output
+
+
+# ---- Lab._open -------------------------------------------------------------------------------
+class _RecordingLibvirt:
+    """Stands in for the libvirt module: records which URIs were opened and which closed."""
+
+    def __init__(self):
+        self.opened: list[str] = []
+        self.closed: list[str] = []
+
+    def open(self, uri):
+        self.opened.append(uri)
+        module = self
+
+        class Conn:
+            def close(self):
+                module.closed.append(uri)
+        return Conn()
+
+
+def test_open_uses_the_local_socket_by_default_and_always_closes(monkeypatch, tmp_path):
+    from ferry.lab import guests
+    from ferry.lab.lab import Lab
+
+    fake = _RecordingLibvirt()
+    monkeypatch.setattr(guests, "libvirt_module", lambda: fake)
+    lab = Lab(6, root=tmp_path)
+    h = lab.host(2)
+    with lab._open(h):
+        pass
+    with pytest.raises(RuntimeError), lab._open(h, local=False):
+        raise RuntimeError("the body failed")
+    assert fake.opened == [h.local_uri, h.uri] == fake.closed
+    assert h.local_uri == f"qemu+unix:///system?socket={tmp_path}/lab6/h2/run/libvirt-sock"
