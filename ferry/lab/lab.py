@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ferry.common.errors import OperationFailed
+from ferry.common.errors import InvalidInput, OperationFailed
 from ferry.lab import network, procs
 from ferry.lab import tls as lab_tls
 from ferry.lab.accel import AccelChoice, detect_accel
 from ferry.lab.config import libvirtd_conf, qemu_conf
 from ferry.lab.guests import Guest, LabGuests, libvirt_module, state_name  # noqa: F401  (Guest: re-exported)
 from ferry.lab.images import GuestImages, build_images
-from ferry.lab.link import LinkShape, apply_shape
+from ferry.lab.link import LinkShape, apply_shape, remove_machine_side
 from ferry.lab.plan import (
     AGENT_PORT,
     DEFAULT_HOSTS,
@@ -189,7 +189,7 @@ class Lab(LabGuests):
     def _check_can_run(self) -> None:
         if os.geteuid() != 0:
             raise OperationFailed("the lab needs root (mount/UTS/network namespaces, libvirtd)")
-        for tool in ("unshare", "nsenter", "libvirtd", "qemu-system-x86_64", "ip", "tc"):
+        for tool in ("unshare", "nsenter", "libvirtd", "qemu-system-x86_64", "ip", "tc", "nft"):
             if shutil.which(tool) is None:
                 raise OperationFailed(f"{tool} not found: run `ferry lab install` first")
 
@@ -324,6 +324,7 @@ class Lab(LabGuests):
                 t.join()
             for host in self.plan.hosts(4):  # also those a failed up left behind
                 if network.netns_exists(host) or network.link_exists(host.veth):
+                    remove_machine_side(host)
                     network.remove_host(host)
             network.remove_bridge(self.plan)
             self._delete_legacy_table()
@@ -432,8 +433,13 @@ class Lab(LabGuests):
         if not network.link_exists(h.veth):
             raise OperationFailed(f"{h.name} is not up (no link {h.veth}; run `ferry lab up`)")
         with self._locked() as state:
-            apply_shape(h, shape)
             hs = state.setdefault("hosts", {}).setdefault(str(h.index), {})
+            try:
+                apply_shape(h, shape)
+            except InvalidInput:
+                hs["shape"] = None  # a refused shape leaves the link cleared
+                self._write_state(state)
+                raise
             hs["shape"] = shape.to_dict()
         return shape
 

@@ -6,16 +6,21 @@ does. A shape applies to both directions of the host's link: on the outer end of
 (traffic towards the host) and on eth0 inside its namespace (traffic from the host), so a
 shaped host sends and receives at most `rate`.
 
-How, with what this kernel offers: a rate alone is a token bucket (`tbf`); loss is an
-nftables rule in the host's namespace dropping that share of packets at random (`numgen`);
-a delay needs the `netem` qdisc, which then carries rate and loss too. Kernels without
-sch_netem (this machine's) cannot add delay: the lab says so, naming the field.
+How, with what this kernel offers: a rate alone is a token bucket (`tbf`); loss is two
+nftables rules dropping that share of packets at random (`numgen`) where they arrive: at the
+ingress of the outer veth end (from the host; table `netdev <veth>_loss` in the machine's
+namespace) and at the ingress of eth0 (to the host; in the host's namespace). Dropping on
+arrival is what a lossy wire does: the sender's stack learns nothing and retransmits (a drop
+on the way out would hand TCP a local error instead). A delay needs the `netem` qdisc, which
+then carries rate and loss too. Kernels without sch_netem (this machine's) cannot add delay:
+the lab says so, naming the field.
 
 Parsing and command building are pure; `apply_shape` / `clear_shape` run them.
 """
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -26,7 +31,7 @@ from ferry.lab.plan import HostPlan
 MAX_RATE_BPS = 100 * 10**9
 MIN_RATE_BPS = 8 * 10**3
 MAX_DELAY_MS = 10_000.0
-LOSS_TABLE = "ferry_link"
+LOSS_TABLE = "ferry_link"  # in the host's namespace
 LOSS_SCALE = 100_000  # loss resolution: 0.001 %
 TBF_LATENCY_MS = 50
 TBF_MIN_BURST = 128 * 1024  # above a GSO packet over veth (64 KiB)
@@ -142,18 +147,23 @@ def qdisc_args(shape: LinkShape) -> list[str] | None:
     return None
 
 
-def loss_ruleset(shape: LinkShape) -> str | None:
-    """nft script for the host's namespace dropping loss_pct of eth0's packets each way
-    (None when netem does the loss, or there is none)."""
+def root_loss_table(host: HostPlan) -> str:
+    """The machine-side table dropping the host's outgoing packets (one per host)."""
+    return f"{host.veth}_loss"
+
+
+def loss_rulesets(host: HostPlan, shape: LinkShape) -> tuple[str, str] | None:
+    """nft scripts (machine side, host side) dropping loss_pct of the packets arriving over the
+    host's link each way (None when netem does the loss, or there is none)."""
     if shape.loss_pct is None or shape.needs_netem:
         return None
     n = round(shape.loss_pct * LOSS_SCALE / 100)
     rule = f"numgen random mod {LOSS_SCALE} < {n} drop"
-    return "\n".join([
-        f"table inet {LOSS_TABLE} {{",
-        f"  chain out {{ type filter hook output priority 0; policy accept; oifname \"{INNER_IFACE}\" {rule}; }}",
-        f"  chain in {{ type filter hook input priority 0; policy accept; iifname \"{INNER_IFACE}\" {rule}; }}",
-        "}", ""])
+
+    def table(name: str, chain: str, device: str) -> str:
+        return (f"table netdev {name} {{\n  chain {chain} {{ type filter hook ingress device \"{device}\" "
+                f"priority 0; policy accept; {rule}; }}\n}}\n")
+    return (table(root_loss_table(host), "from_host", host.veth), table(LOSS_TABLE, "to_host", INNER_IFACE))
 
 
 @dataclass(frozen=True)
@@ -168,18 +178,29 @@ class Step:
 def shape_commands(host: HostPlan, shape: LinkShape) -> list[Step]:
     """The steps that replace whatever shaping the host's link had with `shape`.
     Clearing first makes every shape, and clearing itself, idempotent."""
-    steps = [Step(tuple(c), clearing=True) for c in (
-        ["tc", "qdisc", "del", "dev", host.veth, "root"],
-        netns_exec(host, ["tc", "qdisc", "del", "dev", INNER_IFACE, "root"]),
-        netns_exec(host, ["nft", "delete", "table", "inet", LOSS_TABLE]))]
+    steps = [Step(tuple(c), clearing=True) for c in clear_commands(host)]
     q = qdisc_args(shape)
     if q is not None:
         steps.append(Step(("tc", "qdisc", "replace", "dev", host.veth, "root", *q)))
         steps.append(Step(tuple(netns_exec(host, ["tc", "qdisc", "replace", "dev", INNER_IFACE, "root", *q]))))
-    rules = loss_ruleset(shape)
+    rules = loss_rulesets(host, shape)
     if rules is not None:
-        steps.append(Step(tuple(netns_exec(host, ["nft", "-f", "-"])), stdin=rules))
+        steps.append(Step(("nft", "-f", "-"), stdin=rules[0]))
+        steps.append(Step(tuple(netns_exec(host, ["nft", "-f", "-"])), stdin=rules[1]))
     return steps
+
+
+def clear_commands(host: HostPlan) -> list[list[str]]:
+    return [["tc", "qdisc", "del", "dev", host.veth, "root"],
+            netns_exec(host, ["tc", "qdisc", "del", "dev", INNER_IFACE, "root"]),
+            ["nft", "delete", "table", "netdev", root_loss_table(host)],
+            netns_exec(host, ["nft", "delete", "table", "netdev", LOSS_TABLE])]
+
+
+def remove_machine_side(host: HostPlan) -> None:
+    """Drop the machine-side loss table of a host going down (its namespace takes the rest)."""
+    if shutil.which("nft"):
+        subprocess.run(["nft", "delete", "table", "netdev", root_loss_table(host)], capture_output=True)
 
 
 # Errors of the clearing steps that mean "nothing to clear".

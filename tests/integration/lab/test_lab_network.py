@@ -19,6 +19,7 @@ import pytest
 libvirt = pytest.importorskip("libvirt")
 
 from ferry.common.domain_xml import build_domain_xml  # noqa: E402
+from ferry.common.errors import InvalidInput  # noqa: E402
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError  # noqa: E402
 from ferry.lab.link import LinkShape  # noqa: E402
 from ferry.lab.network import netns_exec  # noqa: E402
@@ -122,7 +123,8 @@ def test_cut_source_stops_its_migration_stream_while_its_agent_answers_locally_a
     assert report.intact, report.reasons
 
 
-def iperf_mbit(lab, server: int, client: int, seconds: float = 2.0) -> float:
+def iperf(lab, server: int, client: int, seconds: float = 2.0) -> dict:
+    """Received Mbit/s and the sender's TCP retransmissions of one iperf3 run between hosts."""
     srv = lab.run_in_host(server, ["iperf3", "-s", "-1", "-B", lab.host(server).address],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -130,7 +132,9 @@ def iperf_mbit(lab, server: int, client: int, seconds: float = 2.0) -> float:
         argv = ["iperf3", "-J", "-c", lab.host(server).address, "-t", str(seconds)]
         out = subprocess.run(netns_exec(lab.host(client), argv), capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr or out.stdout[-500:]
-        return json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+        end = json.loads(out.stdout)["end"]
+        return {"mbit": end["sum_received"]["bits_per_second"] / 1e6,
+                "retransmits": end["sum_sent"].get("retransmits", 0)}
     finally:
         srv.wait(10)
 
@@ -153,15 +157,15 @@ def migrate_mbit(lab, name: str, src: int, dst: int) -> float:
 def test_lab_link_rate_limits_iperf3_and_a_live_migration(lab, lab_guest):
     rate_mbit = 100
     guest = lab_guest(host=2, memory_mib=512, fill_mib=32)
-    free = iperf_mbit(lab, 2, 3)
+    free = iperf(lab, 2, 3)["mbit"]
     free_mig = migrate_mbit(lab, guest.name, 2, 3)
     cli = subprocess.run([sys.executable, "-m", "ferry", "lab", "--lab-id", str(lab.lab_id), "link", "3",
                           "--rate", f"{rate_mbit}mbit"], capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
     try:
         assert lab.status()["hosts"][2]["shape"] == f"rate {rate_mbit}mbit"
-        shaped = iperf_mbit(lab, 2, 3)
-        back = iperf_mbit(lab, 3, 2)  # both directions of the link are shaped
+        shaped = iperf(lab, 2, 3)["mbit"]
+        back = iperf(lab, 3, 2)["mbit"]  # both directions of the link are shaped
         shaped_mig = migrate_mbit(lab, guest.name, 3, 2)  # out of the shaped host
     finally:
         lab.link(3, LinkShape())
@@ -175,6 +179,51 @@ def test_lab_link_rate_limits_iperf3_and_a_live_migration(lab, lab_guest):
     assert shaped_mig <= 1.1 * rate_mbit, shaped_mig
     assert free_mig >= 1.5 * shaped_mig, (free_mig, shaped_mig)
     assert lab.verify(guest.name).intact
+
+
+def test_lab_link_loss_drops_packets_and_delay_needs_netem(lab):
+    clean = iperf(lab, 1, 2)
+    lab.link(2, LinkShape.parse(loss="5%"))
+    try:
+        assert lab.status()["hosts"][1]["shape"] == "loss 5%"
+        lossy = iperf(lab, 1, 2)
+    finally:
+        lab.link(2, LinkShape())
+    print(f"\nloss 5% on h2's link: iperf3 {clean['mbit']:.0f} -> {lossy['mbit']:.0f} Mbit/s, "
+          f"retransmissions {clean['retransmits']} -> {lossy['retransmits']}")
+    assert lossy["retransmits"] > max(200, 10 * clean["retransmits"]), (clean, lossy)
+    assert lossy["mbit"] < clean["mbit"] / 2, (clean, lossy)
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert f"{lab.host(2).veth}_loss" not in tables  # clearing removed the machine-side rule
+    # Delay needs the kernel's netem qdisc: with it the link is delayed, without it the lab
+    # says so, naming the field, and leaves the link unshaped.
+    try:
+        lab.link(2, LinkShape.parse(delay="1ms"))
+    except InvalidInput as exc:
+        assert exc.field == "delay" and "netem" in exc.reason
+    else:
+        try:
+            assert connect_ms(lab, 1, lab.host(2).address) >= 1.8  # 1 ms each way on h2's link
+        finally:
+            lab.link(2, LinkShape())
+    assert lab.status()["hosts"][1]["shape"] == "unshaped"
+
+
+CONNECT_MS = """
+import socket, sys, time
+times = []
+for _ in range(5):
+    t0 = time.perf_counter(); socket.create_connection((sys.argv[1], 16509), timeout=5).close()
+    times.append((time.perf_counter() - t0) * 1000)
+print(sorted(times)[2])
+"""
+
+
+def connect_ms(lab, host: int, address: str) -> float:
+    """Median TCP connect time (one round trip) from inside `host` to libvirtd at `address`."""
+    proc = lab.run_in_host(host, [sys.executable, "-c", CONNECT_MS, address], stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=30)
+    return float(out)
 
 
 def test_verify_judges_the_running_copy_not_a_paused_incoming_copy_or_a_shut_off_definition(lab, lab_guest):

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from ferry.cli.main import cli
 from ferry.common.errors import InvalidInput
 from ferry.lab import network
-from ferry.lab.link import LinkShape, loss_ruleset, parse_delay, parse_loss, parse_rate, qdisc_args, shape_commands
+from ferry.lab.link import LinkShape, loss_rulesets, parse_delay, parse_loss, parse_rate, qdisc_args, shape_commands
 from ferry.lab.plan import LabPlan
 
 ROOT = Path("/r")
@@ -107,27 +107,34 @@ def test_delay_uses_netem_which_then_carries_rate_and_loss():
     q = qdisc_args(LinkShape(rate_bps=2 * 10**9, delay_ms=1.0, loss_pct=0.1))
     assert q[:3] == ["netem", "delay", "1ms"]
     assert q[q.index("rate") + 1] == "2000000000bit" and q[q.index("loss") + 1] == "0.1%"
-    assert loss_ruleset(LinkShape(delay_ms=1.0, loss_pct=0.1)) is None  # netem drops, not nft
+    assert loss_rulesets(H2, LinkShape(delay_ms=1.0, loss_pct=0.1)) is None  # netem drops, not nft
 
 
-def test_loss_without_delay_is_an_nft_rule_each_way_on_eth0():
-    rules = loss_ruleset(LinkShape(loss_pct=0.1))
-    assert 'oifname "eth0" numgen random mod 100000 < 100 drop' in rules
-    assert 'iifname "eth0" numgen random mod 100000 < 100 drop' in rules
+def test_loss_without_delay_drops_where_packets_arrive_each_way():
+    machine, host = loss_rulesets(H2, LinkShape(loss_pct=0.1))
+    # From the host: at the ingress of the outer veth end, in the machine's namespace.
+    assert machine.startswith("table netdev ferry6h2_loss {")
+    assert 'hook ingress device "ferry6h2"' in machine and "numgen random mod 100000 < 100 drop" in machine
+    # To the host: at the ingress of eth0, inside the host's namespace.
+    assert host.startswith("table netdev ferry_link {")
+    assert 'hook ingress device "eth0"' in host and "numgen random mod 100000 < 100 drop" in host
     assert qdisc_args(LinkShape(loss_pct=0.1)) is None
-    assert loss_ruleset(LinkShape(rate_bps=10**9)) is None
+    assert loss_rulesets(H2, LinkShape(rate_bps=10**9)) is None
 
 
 def test_shaping_clears_first_then_shapes_both_ends_of_the_cable():
     steps = shape_commands(H2, LinkShape(rate_bps=10**9, loss_pct=1.0))
-    assert [s.clearing for s in steps] == [True, True, True, False, False, False]
-    outer, inner, loss = steps[3:]
+    assert [s.clearing for s in steps] == [True] * 4 + [False] * 4
+    outer, inner, loss_out, loss_in = steps[4:]
     assert outer.argv[:6] == ("tc", "qdisc", "replace", "dev", "ferry6h2", "root")
     assert inner.argv[:3] == ("nsenter", "--net=/run/netns/ferry6-h2", "--")
     assert inner.argv[3:9] == ("tc", "qdisc", "replace", "dev", "eth0", "root")
-    assert loss.argv[-3:] == ("nft", "-f", "-") and "mod 100000 < 1000 drop" in loss.stdin
-    # Clearing is the same three clearing steps and nothing else.
-    assert [s.argv for s in shape_commands(H2, LinkShape())] == [s.argv for s in steps[:3]]
+    assert loss_out.argv == ("nft", "-f", "-") and "ferry6h2_loss" in loss_out.stdin
+    assert loss_in.argv[:3] == inner.argv[:3] and "mod 100000 < 1000 drop" in loss_in.stdin
+    # Clearing is the same clearing steps and nothing else; it removes both loss tables.
+    clear = [s.argv for s in shape_commands(H2, LinkShape())]
+    assert clear == [s.argv for s in steps[:4]]
+    assert ("nft", "delete", "table", "netdev", "ferry6h2_loss") in clear
 
 
 # ---- the CLI ---------------------------------------------------------------------------------
