@@ -309,9 +309,25 @@ class MigrationJob:
     def _on_lifecycle(self, event: int, detail: int) -> None:
         lv = self.lv
         if event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY:
+            self._postcopy_started("event")
+
+    def _postcopy_started(self, seen_from: str) -> None:
+        with self._lock:
+            if self._postcopy:
+                return
             self._postcopy = True
-            self.runner.postcopy_started()
-            self.version.bump()
+        self.runner.postcopy_started()
+        log.info("VM %s: post-copy started (%s)", self.vm_name, seen_from)
+        self.version.bump()
+
+    def _check_postcopy_state(self) -> None:
+        """A requested switch whose event we missed: the source pauses for post-copy."""
+        try:
+            state, reason = self.dom.state()[:2]
+        except self.lv.libvirtError:
+            return
+        if state == self.lv.VIR_DOMAIN_PAUSED and reason == self.lv.VIR_DOMAIN_PAUSED_POSTCOPY:
+            self._postcopy_started("domain state")
 
     def _monitor(self) -> None:
         init_done = False
@@ -357,6 +373,8 @@ class MigrationJob:
             return None
         figures = figures_from_job_stats(stats)
         self._update_figures(figures)
+        if self.runner.postcopy_requested:
+            self._check_postcopy_state()
         return figures
 
     def _update_figures(self, figures: JobFigures, final: bool = False) -> None:
@@ -388,9 +406,9 @@ class MigrationJob:
                 with self._lock:
                     self.max_downtime_ms = action.downtime_ms  # shown with the action's record below
             elif action.name == POSTCOPY:
+                # Post-copy counts as started only when libvirt says so (the SUSPENDED_POSTCOPY
+                # lifecycle event, or the paused-for-post-copy state seen by a poll).
                 self.dom.migrateStartPostCopy(0)
-                self._postcopy = True
-                self.runner.postcopy_started()
             elif action.name == ABORT:
                 self._aborted_by_schedule = True
                 self.dom.abortJob()
@@ -398,6 +416,8 @@ class MigrationJob:
             record["ok"] = False
             record["error"] = _msg(exc)
             log.warning("VM %s: schedule action %s failed: %s", self.vm_name, action, _msg(exc))
+            if action.name == POSTCOPY:
+                self.runner.postcopy_failed()   # Vdsm goes on with the next item (the abort)
         with self._lock:
             self.actions_run.append(record)
         self.version.bump()

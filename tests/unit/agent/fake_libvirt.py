@@ -27,7 +27,11 @@ class FakeDomain:
                                                                    and root.find("memory").get("unit") == "MiB" else 1)
         self.vcpus = int(root.findtext("vcpu") or 1)
         self.running = True
+        self.paused = False
+        self.pause_reason = libvirt.VIR_DOMAIN_PAUSED_USER
         self.persistent = persistent
+        self.postcopy_error: str | None = None   # migrateStartPostCopy raises this
+        self.postcopy_event = True               # a successful switch fires SUSPENDED_POSTCOPY
         self.job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
         self.aborted = threading.Event()
         self.migration_script = None
@@ -43,7 +47,21 @@ class FakeDomain:
         return self._name
 
     def state(self):
-        return [libvirt.VIR_DOMAIN_RUNNING if self.running else libvirt.VIR_DOMAIN_SHUTOFF, 1]
+        if not self.running:
+            return [libvirt.VIR_DOMAIN_SHUTOFF, 1]
+        if self.paused:
+            return [libvirt.VIR_DOMAIN_PAUSED, self.pause_reason]
+        return [libvirt.VIR_DOMAIN_RUNNING, 1]
+
+    def suspend(self):
+        self._rec("suspend")
+        self.paused, self.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_USER
+        return 0
+
+    def resume(self):
+        self._rec("resume")
+        self.paused = False
+        return 0
 
     def info(self):
         return [self.state()[0], self.memory_kib, self.memory_kib, self.vcpus, 123456789]
@@ -89,6 +107,12 @@ class FakeDomain:
 
     def migrateStartPostCopy(self, flags=0):
         self._rec("migrateStartPostCopy", flags)
+        if self.postcopy_error:
+            raise libvirt.libvirtError(self.postcopy_error)
+        self.paused, self.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY
+        if self.postcopy_event:
+            self.conn.fire_lifecycle(self, libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                                     libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
         return 0
 
     def migrateToURI3(self, duri, params, flags):
