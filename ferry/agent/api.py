@@ -29,6 +29,7 @@ from ferry.agent.vms import (
     domain_stats,
     domain_summary,
     domain_xml_from_create_params,
+    migration_refusal,
     status_name,
 )
 from ferry.common import memlock
@@ -289,10 +290,10 @@ class Agent:
         with self._lock:
             if self._running_job(vm_id):
                 raise agent_error("migrationInProgress", f"VM {vm_id} is already migrating", vmID=vm_id)
-            state = dom.state()[0]
-            if state != self.lv.VIR_DOMAIN_RUNNING:
-                raise agent_error("vmNotRunning", f"VM {vm_id} is not running (status {status_name(self.lv, state)})",
-                                  vmID=vm_id)
+            state, reason = dom.state()[:2]
+            refusal = migration_refusal(self.lv, state, reason)
+            if refusal:
+                raise agent_error("vmNotRunning", f"VM {vm_id} {refusal}", vmID=vm_id)
             if unrecognized:
                 log.info("VM %s: parameters %s were not recognized", vm_id, list(unrecognized))
             job = MigrationJob(
@@ -405,7 +406,9 @@ class Agent:
         if uuid not in self.incoming:
             return
         if event == lv.VIR_DOMAIN_EVENT_RESUMED or (
-                event == lv.VIR_DOMAIN_EVENT_STARTED and detail != lv.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
+                event == lv.VIR_DOMAIN_EVENT_STARTED and detail != lv.VIR_DOMAIN_EVENT_STARTED_MIGRATED) or (
+                # a paused VM arrived (VIR_MIGRATE_PAUSED): libvirt's finish step says "paused"
+                event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_PAUSED):
             self._end_incoming(uuid, "succeeded")
         elif event in (lv.VIR_DOMAIN_EVENT_STOPPED, lv.VIR_DOMAIN_EVENT_UNDEFINED):
             self._end_incoming(uuid, "failed")

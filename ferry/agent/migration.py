@@ -13,6 +13,7 @@ aborted (the schedule's abort action).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -34,6 +35,7 @@ PENDING, WAITING, RUNNING = "pending", "waiting", "running"
 SUCCEEDED, FAILED, CANCELLED, ABORTED = "succeeded", "failed", "cancelled", "aborted"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, ABORTED)
 ACTIVE_STATES = (PENDING, WAITING, RUNNING)
+PAUSED_FLAG = "VIR_MIGRATE_PAUSED"   # leave the domain suspended on the destination
 COMPLETED_EVENT_WAIT_S = 2.0   # how long a finished migrateToURI3 waits for libvirt's JOB_COMPLETED
 
 
@@ -190,6 +192,12 @@ class MigrationJob:
         p = self.params
         self.flags = build_migration_flags(p, zerocopy_available=self.zerocopy_available,
                                            libvirt_transport=self.libvirt_transport)
+        if self._paused_here():
+            # libvirt's peer-to-peer migration would carry the paused state over by itself; say it
+            # explicitly so the destination never resumes a guest its owner paused.
+            self.flags = dataclasses.replace(
+                self.flags, names=(*self.flags.names, PAUSED_FLAG),
+                notes=(*self.flags.notes, "the VM is paused: it stays paused on the destination"))
         for note in self.flags.notes:
             log.info("VM %s: %s", self.vm_name, note)
         for warning in self.flags.warnings:
@@ -241,6 +249,12 @@ class MigrationJob:
         else:
             self._finish(FAILED, f"Migration failed: {message}", message)
         self._cleanup_destination()
+
+    def _paused_here(self) -> bool:
+        try:
+            return self.dom.state()[0] == self.lv.VIR_DOMAIN_PAUSED
+        except self.lv.libvirtError:
+            return False
 
     def _prepare_destination(self) -> bool:
         """VM.migrationCreate on the destination, retried while it is full; False if we stop."""
