@@ -18,6 +18,7 @@ from typing import Any
 from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
 from ferry.agent.config import AgentConfig
+from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
@@ -301,7 +302,12 @@ class Agent:
                 unrecognized=unrecognized, slots=self.outgoing, destination=self._destination,
                 zerocopy_available=self.zerocopy_available() if parsed.zerocopy else False,
                 libvirt_transport=self.config.libvirt_transport, status_interval=self.config.status_interval,
-                retry_interval=self.config.migrate_limit_retry)
+                retry_interval=self.config.migrate_limit_retry,
+                hard_limits=effective_limits(
+                    HardLimits(self.config.max_time_per_gib, self.config.progress_timeout),
+                    max_time_per_gib=parsed.max_time_per_gib, progress_timeout=parsed.progress_timeout,
+                    has_schedule=parsed.schedule is not None),
+                memory_mib=dom.info()[1] // 1024)
             self.jobs[vm_id] = job
             job.start()
         return {"status": {"code": 0, "message": "Migration in progress"}, "progress": 0}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.agent.hard_limits import VDSM_MAX_TIME_PER_GIB_S, VDSM_PROGRESS_TIMEOUT_S
 from ferry.agent.limits import DEFAULT_MAX_INCOMING, default_outgoing_limit
 
 DEFAULT_PORT = 54321
@@ -22,6 +23,9 @@ class AgentConfig:
     max_incoming: int = DEFAULT_MAX_INCOMING
     incoming_timeout: float = 600.0     # drop an expected incoming VM that never arrived (s)
     destination_timeout: float = 30.0   # JSON-RPC timeout towards other agents (s)
+    # Vdsm's hard limits (ferry.agent.hard_limits): s per GiB of memory, s without a new low
+    max_time_per_gib: int = VDSM_MAX_TIME_PER_GIB_S
+    progress_timeout: int = VDSM_PROGRESS_TIMEOUT_S
     pki_dir: str = "/etc/pki/ferry"     # cacert.pem, certs/agentcert.pem, keys/agentkey.pem (not in --dev)
 
     @property

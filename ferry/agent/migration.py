@@ -23,6 +23,7 @@ from typing import Any
 
 from ferry.agent import libvirt_edge
 from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
+from ferry.agent.hard_limits import HardLimits, LowMark, Verdict, decide, observe
 from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
 from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
@@ -43,7 +44,8 @@ class MigrationJob:
     def __init__(self, *, vm_id: str, vm_name: str, dom, lv, events, params: MigrateParams,
                  unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
                  zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
-                 retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None):
+                 retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None,
+                 hard_limits: HardLimits = HardLimits(0, 0), memory_mib: int = 0):
         self.vm_id = vm_id
         self.vm_name = vm_name
         self.dom = dom
@@ -58,6 +60,10 @@ class MigrationJob:
         self.status_interval = status_interval
         self.retry_interval = retry_interval
         self.on_finished = on_finished
+        self.hard_limits = hard_limits
+        self.memory_mib = memory_mib
+        self._low_mark = LowMark()
+        self._limit_verdict: Verdict | None = None   # set when a hard limit aborted the job
 
         self.schedule = params.effective_schedule()
         self.runner = ScheduleRunner(self.schedule)
@@ -244,6 +250,10 @@ class MigrationJob:
         message = _msg(outcome_error)
         if self._cancel.is_set():
             self._finish(CANCELLED, "Migration cancelled", message)
+        elif self._limit_verdict is not None:
+            v = self._limit_verdict
+            self._finish(ABORTED, f"Migration aborted by {v.limit}: {v.reason}",
+                         f"{v.limit}: {v.reason} (libvirt: {message})")
         elif self._aborted_by_schedule:
             self._finish(ABORTED, "Migration aborted by the convergence schedule", message)
         else:
@@ -366,6 +376,8 @@ class MigrationJob:
                 continue
             if not init_done and self._job_active(figures):
                 init_done = self._run_init()
+            if self._job_active(figures):
+                self._check_hard_limits(figures)
             if init_done and figures.iteration:
                 self._on_iteration(figures.iteration, source="poll")
 
@@ -405,7 +417,28 @@ class MigrationJob:
         if changed:
             self.version.bump()
 
+    def _check_hard_limits(self, figures: JobFigures) -> None:
+        if self._limit_verdict is not None or self.migration_started_at is None:
+            return
+        now = time.time()
+        if figures.data_total:
+            self._low_mark = observe(self._low_mark, figures.data_remaining, now)
+        verdict = decide(self.hard_limits, memory_mib=self.memory_mib, elapsed_s=now - self.migration_started_at,
+                         mark=self._low_mark, now=now, postcopy=self._postcopy)
+        if not verdict.abort:
+            return
+        self._limit_verdict = verdict
+        self.runner.finished = True   # the schedule has nothing more to say
+        log.warning("VM %s: aborting the migration: %s: %s", self.vm_name, verdict.limit, verdict.reason)
+        try:
+            self.dom.abortJob()
+        except self.lv.libvirtError as exc:
+            log.warning("VM %s: abortJob for %s: %s", self.vm_name, verdict.limit, _msg(exc))
+        self.version.bump()
+
     def _on_iteration(self, iteration: int, source: str) -> None:
+        if self._limit_verdict is not None:
+            return
         action = self.runner.on_iteration(iteration)
         if action is not None:
             n = iteration - (self.runner.baseline or iteration)

@@ -27,7 +27,8 @@ BOOL_PARAMS = {
 # Keys every agent knows; `zerocopy` is added only by agents that know zero-copy.
 BASE_MIGRATE_PARAMS = frozenset(
     {"dst", "dstqemu", "method", "parallel", "maxBandwidth", "convergenceSchedule", "outgoingLimit",
-     "incomingLimit", "consoleAddress", "downtime", "vmId", "src", "mode"} | set(BOOL_PARAMS)
+     "incomingLimit", "consoleAddress", "downtime", "vmId", "src", "mode", "maxTimePerGiB",
+     "progressTimeout"} | set(BOOL_PARAMS)
 )
 ZEROCOPY_PARAM = "zerocopy"
 
@@ -51,6 +52,10 @@ class MigrateParams:
     incoming_limit: int | None = None
     console_address: str | None = None
     downtime: int | None = None               # legacy max downtime (ms)
+    # Ferry: Vdsm's hard limits for this call (s per GiB of memory / s without a new low of the
+    # remaining data; 0 = off); None = the agent's (see ferry.agent.hard_limits)
+    max_time_per_gib: int | None = None
+    progress_timeout: int | None = None
 
     @property
     def dst_host(self) -> str:
@@ -148,6 +153,9 @@ def parse_migrate_params(raw: dict, *, knows_zerocopy: bool = True) -> tuple[Mig
             values[attr] = parse_int(raw[key], key, minimum=1, maximum=MAX_MIGRATION_LIMIT)
     if raw.get("downtime") is not None:
         values["downtime"] = parse_int(raw["downtime"], "downtime", minimum=1, maximum=3_600_000)
+    for key, attr in (("maxTimePerGiB", "max_time_per_gib"), ("progressTimeout", "progress_timeout")):
+        if raw.get(key) is not None:
+            values[attr] = parse_int(raw[key], key, minimum=0, maximum=86_400)
     if raw.get("convergenceSchedule") is not None:
         values["schedule"] = parse_schedule(raw["convergenceSchedule"])
     return MigrateParams(**values), unrecognized
