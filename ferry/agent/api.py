@@ -11,7 +11,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,34 @@ AGENT_VERSION = "0.1.0"
 def invalid(exc: InvalidInput) -> JsonRpcError:
     return JsonRpcError(INVALID_PARAMS, f"invalid parameter {exc}",
                         {"name": "invalidParams", "field": exc.field, "reason": exc.reason})
+
+
+def libvirt_message(exc: Exception) -> str:
+    getter = getattr(exc, "get_error_message", None)
+    return (getter() if getter else None) or str(exc)
+
+
+@contextmanager
+def translated(lv, failed: str | None = None, *, name: str = "unexpected",
+               exists: bool = False) -> Iterator[None]:
+    """The one place a verb's exceptions become JSON-RPC errors.
+
+    InvalidInput -> invalidParams naming the field and the reason. With `failed` (what was being
+    done, e.g. "VM.destroy failed"), a libvirtError -> the Vdsm-style `name` error
+    "<failed>: <libvirt's message>", or 'exist' when `exists` and libvirt says it already exists.
+    Without `failed`, libvirt errors pass through (the caller handles them).
+    """
+    try:
+        yield
+    except InvalidInput as exc:
+        raise invalid(exc) from None
+    except lv.libvirtError as exc:
+        if failed is None:
+            raise
+        message = libvirt_message(exc)
+        if exists and "already exists" in message:
+            raise agent_error("exist", f"Virtual machine already exists: {message}") from None
+        raise agent_error(name, f"{failed}: {message}") from None
 
 
 @dataclass
@@ -222,17 +251,10 @@ class Agent:
     # ---- VM lifecycle --------------------------------------------------------------------------
 
     def vm_create(self, params: dict) -> dict:
-        try:
+        with translated(self.lv):
             xml = domain_xml_from_create_params(params)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
-        try:
+        with translated(self.lv, "VM.create failed", exists=True):
             dom = self.conn.createXML(xml, 0)
-        except self.lv.libvirtError as exc:
-            message = exc.get_error_message() or str(exc)
-            if "already exists" in message:
-                raise agent_error("exist", f"Virtual machine already exists: {message}") from None
-            raise agent_error("unexpected", f"VM.create failed: {message}") from None
         log.info("VM %s (%s) created", dom.name(), dom.UUIDString())
         return {"vmID": dom.UUIDString(), "name": dom.name(), "status": self._status(dom.UUIDString(), dom)}
 
@@ -256,13 +278,11 @@ class Agent:
         if job is not None:
             job.cancel()
             job.wait(30)
-        try:
+        with translated(self.lv, "VM.destroy failed"):
             if dom.isActive():
                 dom.destroy()
             if dom.isPersistent():
                 dom.undefine()
-        except self.lv.libvirtError as exc:
-            raise agent_error("unexpected", f"VM.destroy failed: {exc.get_error_message() or exc}") from None
         log.info("VM %s destroyed", vm_id)
         return {"vmID": vm_id, "status": "Down"}
 
@@ -283,10 +303,8 @@ class Agent:
         raw = params.get("params")
         if raw is None:  # also accept the migration parameters beside vmID
             raw = {k: v for k, v in params.items() if k != "vmID"}
-        try:
+        with translated(self.lv):
             parsed, unrecognized = parse_migrate_params(raw, knows_zerocopy=not self.config.old_agent)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         dom = self._lookup(vm_id)
         with self._lock:
             if self._running_job(vm_id):
@@ -326,18 +344,14 @@ class Agent:
         raw = params.get("params", {})
         if not isinstance(raw, dict) or "maxBandwidth" not in raw:
             raise invalid(InvalidInput("params.maxBandwidth", "is required (MiB/s)"))
-        try:
+        with translated(self.lv):
             mibs = parse_int(raw["maxBandwidth"], "maxBandwidth", minimum=1)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         job = self._running_job(vm_id)
         if job is None:
             self._lookup(vm_id)
             raise agent_error("migCancelErr", f"Migration not in progress for VM {vm_id}", vmID=vm_id)
-        try:
+        with translated(self.lv, "cannot change bandwidth", name="migrateErr"):
             job.change_max_bandwidth(mibs)
-        except self.lv.libvirtError as exc:
-            raise agent_error("migrateErr", f"cannot change bandwidth: {exc.get_error_message() or exc}") from None
         return {"status": {"code": 0, "message": f"maxBandwidth set to {mibs} MiB/s"}}
 
     def vm_get_migration_status(self, params: dict) -> dict:
@@ -345,10 +359,8 @@ class Agent:
         ferry.agent.long_poll) it answers once the outgoing migration's status version differs
         from the one given, or at the timeout. Each call holds only its own request thread."""
         vm_id = self._vm_id(params)
-        try:
+        with translated(self.lv):
             wait = parse_wait_for_change(params.get(WAIT_PARAM))
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         job = self.jobs.get(vm_id)
         if job is not None:
             if wait is not None and wait.timeout > 0:
@@ -368,10 +380,8 @@ class Agent:
         name = params.get("name") or vm_id
         limit = None
         if params.get("incomingLimit") is not None:
-            try:
+            with translated(self.lv):
                 limit = parse_int(params["incomingLimit"], "incomingLimit", minimum=1)
-            except InvalidInput as exc:
-                raise invalid(exc) from None
         self._expire_incoming()
         with self._lock:
             try:
