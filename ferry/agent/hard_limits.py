@@ -94,13 +94,13 @@ def decide(limits: HardLimits, *, memory_mib: int, elapsed_s: float, mark: LowMa
         allowed = max_time_s(limits.max_time_per_gib, memory_mib)
         if 0 < allowed < elapsed_s:
             return Verdict(True, MAX_TIME_LIMIT,
-                           f"the migration ran {elapsed_s:.0f} s, longer than its maximum of {allowed} s "
+                           f"the migration ran {elapsed_s:.1f} s, longer than its maximum of {allowed} s "
                            f"({MAX_TIME_LIMIT} {limits.max_time_per_gib} s/GiB x {memory_mib / 1024:g} GiB)")
     if limits.progress_timeout > 0 and mark.lowest is not None:
         stalled = now - mark.at
         if stalled > limits.progress_timeout:
             return Verdict(True, PROGRESS_LIMIT,
-                           f"the remaining data has not reached a new low for {stalled:.0f} s "
+                           f"the remaining data has not reached a new low for {stalled:.1f} s "
                            f"({PROGRESS_LIMIT} {limits.progress_timeout} s; lowest "
                            f"{mark.lowest // (1024 * 1024)} MiB)")
     return CONTINUE

@@ -62,7 +62,7 @@ def test_rule_progress_timeout_aborts_only_past_the_timeout_since_the_last_low()
     assert not d(mark=mark, now=340.0, elapsed_s=1.0).abort     # exactly 240 s: not yet
     v = d(mark=mark, now=340.5, elapsed_s=1.0)
     assert v.abort and v.limit == PROGRESS_LIMIT
-    assert "migration_progress_timeout 240 s" in v.reason and "new low for 240 s" in v.reason
+    assert "migration_progress_timeout 240 s" in v.reason and "new low for 240.5 s" in v.reason
     assert "lowest 10 MiB" in v.reason
 
 
