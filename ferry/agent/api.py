@@ -20,6 +20,7 @@ from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
 from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
+from ferry.agent.host_caps import CapabilitiesCache
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
@@ -41,6 +42,7 @@ from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, ag
 log = logging.getLogger("ferry.agent")
 
 AGENT_VERSION = "0.1.0"
+DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
 
 
 def invalid(exc: InvalidInput) -> JsonRpcError:
@@ -93,6 +95,7 @@ class Agent:
                  destination: Callable[[str], Any] | None = None,
                  zerocopy_facts: Callable[[], caps.ZerocopyFacts] | None = None):
         self.conn = conn
+        self.link: libvirt_edge.LibvirtLink | None = getattr(conn, "link", None)  # None: a plain connection
         self.lv = lv
         self.events = events
         self.config = config
@@ -104,11 +107,39 @@ class Agent:
         self._destination = destination or self._default_destination
         self._zerocopy_facts_fn = zerocopy_facts or self._probe_zerocopy_facts
         self._static_facts: caps.ZerocopyFacts | None = None
+        self.capabilities = CapabilitiesCache(self._compute_capabilities)
         events.subscribe_all(libvirt_edge.LIFECYCLE, self._on_lifecycle)
 
     # ---- plumbing ------------------------------------------------------------------------------
 
     def methods(self) -> dict[str, Callable[[dict], Any]]:
+        return {verb: self._guarded(verb, fn) for verb, fn in self._verbs().items()}
+
+    def _libvirt_up(self) -> bool:
+        return self.link is None or self.link.alive
+
+    def _unavailable(self) -> JsonRpcError:
+        reason = self.link.describe() if self.link is not None else "libvirt unavailable"
+        return agent_error("libvirtUnavailable", reason)
+
+    def _guarded(self, verb: str, fn: Callable[[dict], Any]) -> Callable[[dict], Any]:
+        """While libvirt is away every verb answers libvirtUnavailable at once, except
+        VM.getMigrationStatus of a migration this agent follows (answered from memory)."""
+        def call(params: dict) -> Any:
+            if not self._libvirt_up() and verb != "VM.getMigrationStatus":
+                raise self._unavailable()
+            try:
+                return fn(params)
+            except libvirt_edge.LibvirtUnavailable:
+                raise self._unavailable() from None
+            except (JsonRpcError, self.lv.libvirtError):
+                if not self._libvirt_up():
+                    raise self._unavailable() from None
+                raise
+        call.__name__ = fn.__name__
+        return call
+
+    def _verbs(self) -> dict[str, Callable[[dict], Any]]:
         return {
             "Host.getCapabilities": self.host_get_capabilities,
             "Host.getStats": self.host_get_stats,
@@ -159,11 +190,15 @@ class Agent:
     # ---- Host.* --------------------------------------------------------------------------------
 
     def zerocopy_facts(self) -> caps.ZerocopyFacts:
+        """Probed facts (static, once) plus the running VMs' hand-set hard limits. Domains
+        migrating here or away are skipped: libvirt holds their XML until the migration ends."""
         if self._static_facts is None:
             self._static_facts = self._zerocopy_facts_fn()
         hard_limits = []
         for dom in self._domains():
             try:
+                if self._migrating(dom.UUIDString()):
+                    continue
                 kib = caps.hard_limit_kib(dom.XMLDesc(0))
             except Exception:  # noqa: BLE001 - a domain vanishing mid-listing
                 continue
@@ -190,9 +225,26 @@ class Agent:
     def zerocopy_available(self) -> bool:
         if self.config.old_agent or self.config.zerocopy_disabled:
             return False
-        return caps.evaluate_zerocopy(self.zerocopy_facts())[0]
+        return bool(self.capabilities.get().get("zerocopy_migrations"))
+
+    def _migrating(self, vm_id: str) -> bool:
+        inc = self.incoming.get(vm_id)
+        return self._running_job(vm_id) is not None or (inc is not None and inc.state == "running")
 
     def host_get_capabilities(self, params: dict) -> dict:
+        """The kept answer (ferry.agent.host_caps): never waits for libvirt after the first."""
+        return self.capabilities.get()
+
+    def adopt_running_jobs(self) -> list[str]:
+        """Placeholder until adoption lands: nothing adopted."""
+        return []
+
+    def on_libvirt_connected(self, conn) -> None:
+        """A (new) libvirt connection: refresh what we keep, adopt migrations libvirt runs."""
+        self.capabilities.invalidate()
+        self.adopt_running_jobs()
+
+    def _compute_capabilities(self) -> dict:
         result = {
             "hostname": self.conn.getHostname(),
             "agentVersion": AGENT_VERSION,
@@ -276,8 +328,10 @@ class Agent:
             raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
         job = self._running_job(vm_id)
         if job is not None:
+            # Not waiting behind the migration: libvirt destroys a migrating domain, and the
+            # job then ends as cancelled on its own.
             job.cancel()
-            job.wait(30)
+            job.wait(DESTROY_JOB_WAIT_S)
         with translated(self.lv, "VM.destroy failed"):
             if dom.isActive():
                 dom.destroy()
@@ -419,6 +473,9 @@ class Agent:
 
     def _on_lifecycle(self, uuid: str, event: int, detail: int) -> None:
         lv = self.lv
+        if self.capabilities.ready and event in (lv.VIR_DOMAIN_EVENT_STARTED, lv.VIR_DOMAIN_EVENT_STOPPED,
+                                                 lv.VIR_DOMAIN_EVENT_UNDEFINED):
+            self.capabilities.invalidate()   # the hard-limit warnings list the running VMs
         if uuid not in self.incoming:
             return
         if event == lv.VIR_DOMAIN_EVENT_RESUMED or (

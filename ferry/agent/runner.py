@@ -7,7 +7,7 @@ import threading
 
 from ferry.agent.api import Agent
 from ferry.agent.config import AgentConfig
-from ferry.agent.libvirt_edge import EventHub, open_connection
+from ferry.agent.libvirt_edge import EventHub, LibvirtLink, LibvirtUnavailable, ReconnectingConnection, open_connection
 from ferry.agent.server import make_server
 
 log = logging.getLogger("ferry.agent")
@@ -34,10 +34,15 @@ def run_agent(config: AgentConfig) -> None:
         check_dev_address(config.address)
     else:
         tls = server_context(config.tls_files)
-    conn = open_connection(config.libvirt_uri)
+    # The agent serves even while libvirtd is away: verbs answer libvirtUnavailable until the
+    # link (re)connects; each new connection re-registers the event callbacks.
+    link = LibvirtLink(libvirt, lambda: open_connection(config.libvirt_uri))
+    conn = ReconnectingConnection(link)
     events = EventHub(conn, libvirt)
-    events.register()
     agent = Agent(conn, libvirt, events, config)
+    link.on_connect(events.reregister)
+    link.on_connect(agent.on_libvirt_connected)
+    link.start()
     server = make_server(config.address, config.port, agent.methods(), tls=tls)
     stop = threading.Event()
 
@@ -62,8 +67,9 @@ def run_agent(config: AgentConfig) -> None:
     stop.wait()
     log.info("agent stopping")
     server.shutdown()
+    link.stop()
     events.close()
     try:
         conn.close()
-    except libvirt.libvirtError:
+    except (libvirt.libvirtError, LibvirtUnavailable):
         pass

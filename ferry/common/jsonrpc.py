@@ -38,6 +38,7 @@ ERROR_CODES = {
     "migCancelErr": 82,        # Vdsm: Migration not in progress
     "migrationInProgress": 101,  # Ferry: the VM is already migrating
     "vmNotRunning": 102,       # Ferry: the VM exists but is not running
+    "libvirtUnavailable": 103,  # Ferry: no libvirt connection right now (the agent reconnects)
     "invalidParams": INVALID_PARAMS,
 }
 

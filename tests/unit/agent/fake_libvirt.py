@@ -47,6 +47,7 @@ class FakeDomain:
         return self._name
 
     def state(self):
+        self.conn._check()
         if not self.running:
             return [libvirt.VIR_DOMAIN_SHUTOFF, 1]
         if self.paused:
@@ -64,6 +65,7 @@ class FakeDomain:
         return 0
 
     def info(self):
+        self.conn._check()
         return [self.state()[0], self.memory_kib, self.memory_kib, self.vcpus, 123456789]
 
     def isActive(self):
@@ -73,6 +75,7 @@ class FakeDomain:
         return int(self.persistent)
 
     def XMLDesc(self, flags=0):
+        self.conn._check()
         self._rec("XMLDesc", flags)
         return self.xml
 
@@ -90,6 +93,7 @@ class FakeDomain:
         return 0
 
     def jobStats(self, flags=0):
+        self.conn._check()
         return dict(self.job_stats)
 
     def abortJob(self):
@@ -135,6 +139,23 @@ class FakeConnection:
         self.lib_version = lib_version
         self.qemu_version = qemu_version
         self.refuse_migration: str | None = None
+        self.alive = True
+        self.closed = False
+
+    # a connection that dies (libvirtd gone): every call then fails as libvirt's do
+    def die(self):
+        self.alive = False
+
+    def _check(self):
+        if not self.alive:
+            raise libvirt.libvirtError("internal error: client socket is closed")
+
+    def isAlive(self):
+        return int(self.alive)
+
+    def close(self):
+        self.closed = True
+        return 0
 
     def add_domain(self, xml: str, persistent=False) -> FakeDomain:
         dom = FakeDomain(self, xml, persistent)
@@ -143,6 +164,7 @@ class FakeConnection:
 
     # libvirt API
     def createXML(self, xml, flags=0):
+        self._check()
         self.calls.append(("createXML", (xml, flags)))
         name = ET.fromstring(xml).findtext("name")
         if any(d.name() == name for d in self.domains.values()):
@@ -150,33 +172,42 @@ class FakeConnection:
         return self.add_domain(xml)
 
     def lookupByUUIDString(self, uuid):
+        self._check()
         try:
             return self.domains[uuid]
         except KeyError:
             raise libvirt.libvirtError(f"Domain not found: no domain with matching uuid '{uuid}'") from None
 
     def listAllDomains(self, flags=0):
+        self._check()
         return [d for d in self.domains.values() if d.running]
 
     def getLibVersion(self):
+        self._check()
         return self.lib_version
 
     def getVersion(self):
+        self._check()
         return self.qemu_version
 
     def getHostname(self):
+        self._check()
         return self.hostname
 
     def getInfo(self):
+        self._check()
         return ["x86_64", 24000, 2, 2000, 1, 1, 2, 1]
 
     def getFreeMemory(self):
+        self._check()
         return 8 * GiB
 
     def getDomainCapabilities(self, *args):
+        self._check()
         return "<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path></domainCapabilities>"
 
     def domainEventRegisterAny(self, dom, event_id, cb, opaque):
+        self._check()
         self.callbacks.setdefault(event_id, []).append(cb)
         return len(self.callbacks)
 
