@@ -35,6 +35,7 @@ class FakeDomain:
         self.job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
         self.aborted = threading.Event()
         self.migration_script = None
+        self.xml_blocker: threading.Event | None = None
 
     # recording
     def _rec(self, method, *args):
@@ -76,6 +77,8 @@ class FakeDomain:
 
     def XMLDesc(self, flags=0):
         self.conn._check()
+        if self.xml_blocker is not None and not flags:
+            self.xml_blocker.wait(30)   # libvirt holds a migrating domain's live XML
         self._rec("XMLDesc", flags)
         return self.xml
 
