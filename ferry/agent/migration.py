@@ -312,7 +312,18 @@ class MigrationJob:
             self._update_figures(figures_from_job_stats(stats), final=True)
         with self._lock:
             self.progress = 100
+        self._undefine_leftover()
         self._finish(SUCCEEDED, "Migration succeeded")
+
+    def _undefine_leftover(self) -> None:
+        """A persistent VM (one that once migrated here with PERSIST_DEST) leaves its shut-off
+        definition behind when it migrates away; the VM now lives elsewhere, so drop it."""
+        try:
+            if not self.dom.isActive() and self.dom.isPersistent():
+                self.dom.undefine()
+                log.info("VM %s: removed the shut-off definition left on this host", self.vm_name)
+        except self.lv.libvirtError as exc:   # already gone: nothing left to remove
+            log.debug("VM %s: leftover definition: %s", self.vm_name, _msg(exc))
 
     def _finish(self, state: str, message: str, error: str | None = None) -> None:
         with self._lock:

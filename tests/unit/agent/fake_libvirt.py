@@ -129,7 +129,8 @@ class FakeDomain:
         if self.migration_script is not None:
             self.migration_script(self)
         self.running = False
-        self.conn.domains.pop(self._uuid, None)
+        if not self.persistent:       # a persistent domain stays defined, shut off (reason migrated)
+            self.conn.domains.pop(self._uuid, None)
         return 0
 
 

@@ -53,3 +53,24 @@ def test_incoming_paused_vm_ends_the_incoming_migration(pair):
     assert dst.incoming_slots.taken == 0
     assert rpc(dst, "VM.getMigrationStatus", {"vmID": VM})["state"] == "succeeded"
     assert rpc(dst, "VM.getStats", {"vmID": VM})["status"] == "Paused"
+
+
+def test_a_persistent_vm_leaves_no_shut_off_definition_on_the_source(pair):
+    """Issue 11 "No stale state": every former source kept a shut-off definition."""
+    src, sconn = pair[:2]
+    sconn.domains.clear()
+    dom = sconn.add_domain(domain_xml(), persistent=True)     # it had migrated here once
+    dom.migration_script = iterating_script([1, 2])
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "127.0.1.3"}})
+    assert wait_final(src)["state"] == "succeeded"
+    assert VM not in sconn.domains and sconn.named_calls("undefine") == [(VM,)]
+
+
+def test_a_failed_migration_keeps_the_definition(pair):
+    src, sconn = pair[:2]
+    sconn.domains.clear()
+    dom = sconn.add_domain(domain_xml(), persistent=True)
+    dom.migration_script = iterating_script([1, 2], fail_message="internal error: qemu unexpectedly closed")
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "127.0.1.3"}})
+    assert wait_final(src)["state"] == "failed"
+    assert VM in sconn.domains and sconn.named_calls("undefine") == []
