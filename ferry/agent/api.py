@@ -18,6 +18,7 @@ from typing import Any
 
 from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
+from ferry.agent.adopted import OUTGOING, AdoptedJob, job_kind
 from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.host_caps import CapabilitiesCache
@@ -88,6 +89,7 @@ class Incoming:
     state: str = "running"
     ended_at: float | None = None
     history: list = field(default_factory=list)
+    holds_slot: bool = True   # False: adopted while every incoming slot was taken
 
 
 class Agent:
@@ -236,13 +238,46 @@ class Agent:
         return self.capabilities.get()
 
     def adopt_running_jobs(self) -> list[str]:
-        """Placeholder until adoption lands: nothing adopted."""
-        return []
+        """Follow the migrations libvirt runs that no job of ours follows (ferry.agent.adopted);
+        returns the adopted VM ids. Outgoing ones report through VM.getMigrationStatus."""
+        adopted = []
+        for dom in self._domains():
+            try:
+                vm_id = dom.UUIDString()
+                if self._migrating(vm_id):
+                    continue
+                kind = job_kind(self.lv, dom.jobStats())
+                if kind is None:
+                    continue
+                with self._lock:
+                    if self._migrating(vm_id):
+                        continue
+                    if kind == OUTGOING:
+                        job = AdoptedJob(vm_id=vm_id, vm_name=dom.name(), dom=dom, lv=self.lv, events=self.events,
+                                         slots=self.outgoing, stats=dom.jobStats(),
+                                         status_interval=self.config.status_interval)
+                        self.jobs[vm_id] = job
+                        job.start()
+                    else:
+                        slot = self.incoming_slots.try_acquire()   # held, if one is free, until it ends
+                        self.incoming[vm_id] = Incoming(vm_id, dom.name(), time.time(), holds_slot=slot)
+                adopted.append(vm_id)
+                log.info("VM %s (%s): adopted a running %s migration from libvirt", dom.name(), vm_id, kind)
+            except self.lv.libvirtError as exc:   # a domain that went away meanwhile
+                log.debug("adopting migrations: %s", exc)
+        return adopted
 
     def on_libvirt_connected(self, conn) -> None:
-        """A (new) libvirt connection: refresh what we keep, adopt migrations libvirt runs."""
+        """A (new) libvirt connection: refresh what we keep, adopt migrations libvirt runs
+        (in its own thread: a destination's job query may wait behind its migration)."""
         self.capabilities.invalidate()
-        self.adopt_running_jobs()
+        threading.Thread(target=self._adopt_quietly, name="adopt-migrations", daemon=True).start()
+
+    def _adopt_quietly(self) -> None:
+        try:
+            self.adopt_running_jobs()
+        except Exception:  # noqa: BLE001 - adoption is best effort; libvirt stays the truth
+            log.exception("adopting running migrations failed")
 
     def _compute_capabilities(self) -> dict:
         result = {
@@ -462,7 +497,8 @@ class Agent:
                 return
             inc.state = state
             inc.ended_at = time.time()
-            self.incoming_slots.release()
+            if inc.holds_slot:
+                self.incoming_slots.release()
         log.info("VM %s: incoming migration %s", vm_id, state)
 
     def _expire_incoming(self) -> None:

@@ -33,6 +33,7 @@ class FakeDomain:
         self.postcopy_error: str | None = None   # migrateStartPostCopy raises this
         self.postcopy_event = True               # a successful switch fires SUSPENDED_POSTCOPY
         self.job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
+        self.completed_job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
         self.aborted = threading.Event()
         self.migration_script = None
         self.xml_blocker: threading.Event | None = None
@@ -97,6 +98,8 @@ class FakeDomain:
 
     def jobStats(self, flags=0):
         self.conn._check()
+        if flags & libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED:
+            return dict(self.completed_job_stats)
         return dict(self.job_stats)
 
     def abortJob(self):
