@@ -41,6 +41,24 @@ def job_kind(lv, stats: dict | None) -> str | None:
     return None
 
 
+def running_migrations(lv, domains, followed) -> list[tuple]:
+    """(dom, vm_id, kind, stats) for each domain whose libvirt job is a migration that no job of
+    ours follows (`followed(vm_id)`); domains that vanish meanwhile are skipped."""
+    found = []
+    for dom in domains:
+        try:
+            vm_id = dom.UUIDString()
+            if followed(vm_id):
+                continue
+            stats = dom.jobStats()
+        except lv.libvirtError:
+            continue
+        kind = job_kind(lv, stats)
+        if kind is not None:
+            found.append((dom, vm_id, kind, stats))
+    return found
+
+
 def outcome_of(lv, completed: dict | None, still_here: bool) -> tuple[str, str]:
     """(state, message) of an adopted migration that ended, from libvirt's completed-job
     statistics when it kept them, else from where the VM is."""

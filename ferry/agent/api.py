@@ -11,22 +11,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge
-from ferry.agent.adopted import OUTGOING, AdoptedJob, job_kind
+from ferry.agent.adopted import OUTGOING, AdoptedJob, running_migrations
 from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.host_caps import CapabilitiesCache
+from ferry.agent.incoming import DestinationSide, Incoming
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
 from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
+from ferry.agent.rpc_errors import invalid, libvirt_message, translated  # noqa: F401 - the verbs' one translation
 from ferry.agent.vms import (
     MIGRATION_DESTINATION,
     MIGRATION_SOURCE,
@@ -36,9 +36,8 @@ from ferry.agent.vms import (
     migration_refusal,
     status_name,
 )
-from ferry.common import memlock
 from ferry.common.errors import InvalidInput
-from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
+from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError, agent_error
 
 log = logging.getLogger("ferry.agent")
 
@@ -46,53 +45,7 @@ AGENT_VERSION = "0.1.0"
 DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
 
 
-def invalid(exc: InvalidInput) -> JsonRpcError:
-    return JsonRpcError(INVALID_PARAMS, f"invalid parameter {exc}",
-                        {"name": "invalidParams", "field": exc.field, "reason": exc.reason})
-
-
-def libvirt_message(exc: Exception) -> str:
-    getter = getattr(exc, "get_error_message", None)
-    return (getter() if getter else None) or str(exc)
-
-
-@contextmanager
-def translated(lv, failed: str | None = None, *, name: str = "unexpected",
-               exists: bool = False) -> Iterator[None]:
-    """The one place a verb's exceptions become JSON-RPC errors.
-
-    InvalidInput -> invalidParams naming the field and the reason. With `failed` (what was being
-    done, e.g. "VM.destroy failed"), a libvirtError -> the Vdsm-style `name` error
-    "<failed>: <libvirt's message>", or 'exist' when `exists` and libvirt says it already exists.
-    Without `failed`, libvirt errors pass through (the caller handles them).
-    """
-    try:
-        yield
-    except InvalidInput as exc:
-        raise invalid(exc) from None
-    except lv.libvirtError as exc:
-        if failed is None:
-            raise
-        message = libvirt_message(exc)
-        if exists and "already exists" in message:
-            raise agent_error("exist", f"Virtual machine already exists: {message}") from None
-        raise agent_error(name, f"{failed}: {message}") from None
-
-
-@dataclass
-class Incoming:
-    """A VM this host was asked to expect (VM.migrationCreate) and holds an incoming slot for."""
-
-    vm_id: str
-    name: str
-    since: float
-    state: str = "running"
-    ended_at: float | None = None
-    history: list = field(default_factory=list)
-    holds_slot: bool = True   # False: adopted while every incoming slot was taken
-
-
-class Agent:
+class Agent(DestinationSide):
     def __init__(self, conn, lv, events, config: AgentConfig,
                  destination: Callable[[str], Any] | None = None,
                  zerocopy_facts: Callable[[], caps.ZerocopyFacts] | None = None):
@@ -209,20 +162,7 @@ class Agent:
         return caps.ZerocopyFacts(**{**self._static_facts.__dict__, "vms_with_hard_limit": tuple(hard_limits)})
 
     def _probe_zerocopy_facts(self) -> caps.ZerocopyFacts:
-        qemu_caps, qemu_error = None, None
-        try:
-            emulator = caps.emulator_from_domain_capabilities(self.conn.getDomainCapabilities(None, None, None, None, 0))
-            qemu_caps = caps.probe_qemu_migration_capabilities(emulator or "/usr/bin/qemu-system-x86_64")
-        except Exception as exc:  # noqa: BLE001 - reported as a failed check
-            qemu_error = str(exc)
-        zc_ok, zc_error = caps.kernel_msg_zerocopy()
-        return caps.ZerocopyFacts(
-            binding_has_flag=hasattr(self.lv, "VIR_MIGRATE_ZEROCOPY"),
-            libvirt_version=self.conn.getLibVersion(),
-            qemu_migration_capabilities=qemu_caps, qemu_probe_error=qemu_error,
-            msg_zerocopy=zc_ok, msg_zerocopy_error=zc_error,
-            memlock_hard_limit=memlock.memlock_hard_limit(), can_raise_memlock=memlock.can_raise_memlock(),
-            optmem_max=caps.read_optmem_max())
+        return caps.probe_zerocopy_facts(self.conn, self.lv)
 
     def zerocopy_available(self) -> bool:
         if self.config.old_agent or self.config.zerocopy_disabled:
@@ -241,20 +181,14 @@ class Agent:
         """Follow the migrations libvirt runs that no job of ours follows (ferry.agent.adopted);
         returns the adopted VM ids. Outgoing ones report through VM.getMigrationStatus."""
         adopted = []
-        for dom in self._domains():
+        for dom, vm_id, kind, stats in running_migrations(self.lv, self._domains(), self._migrating):
             try:
-                vm_id = dom.UUIDString()
-                if self._migrating(vm_id):
-                    continue
-                kind = job_kind(self.lv, dom.jobStats())
-                if kind is None:
-                    continue
                 with self._lock:
                     if self._migrating(vm_id):
                         continue
                     if kind == OUTGOING:
                         job = AdoptedJob(vm_id=vm_id, vm_name=dom.name(), dom=dom, lv=self.lv, events=self.events,
-                                         slots=self.outgoing, stats=dom.jobStats(),
+                                         slots=self.outgoing, stats=stats,
                                          status_interval=self.config.status_interval)
                         self.jobs[vm_id] = job
                         job.start()
@@ -461,64 +395,3 @@ class Agent:
                     "startedAt": inc.since, "endedAt": inc.ended_at, "message": f"incoming migration {inc.state}"}
         self._lookup(vm_id)
         return {"vmID": vm_id, "state": "idle", "direction": None, "progress": 0, "message": "no migration"}
-
-    # ---- destination side ----------------------------------------------------------------------
-
-    def vm_migration_create(self, params: dict) -> dict:
-        vm_id = self._vm_id(params)
-        name = params.get("name") or vm_id
-        limit = None
-        if params.get("incomingLimit") is not None:
-            with translated(self.lv):
-                limit = parse_int(params["incomingLimit"], "incomingLimit", minimum=1)
-        self._expire_incoming()
-        with self._lock:
-            try:
-                dom = self.conn.lookupByUUIDString(vm_id)
-                if dom.isActive():
-                    raise agent_error("exist", f"Virtual machine already exists here: vmID {vm_id}", vmID=vm_id)
-            except self.lv.libvirtError:
-                pass
-            inc = self.incoming.get(vm_id)
-            if inc is not None and inc.state == "running":
-                raise agent_error("exist", f"an incoming migration of vmID {vm_id} is already expected", vmID=vm_id)
-            if not self.incoming_slots.try_acquire(limit):
-                raise agent_error("migrateLimit", "Incoming migration limit exceeded "
-                                  f"({self.incoming_slots.taken} running, limit "
-                                  f"{min(self.incoming_slots.limit, limit or self.incoming_slots.limit)})")
-            self.incoming[vm_id] = Incoming(vm_id, str(name), time.time())
-        log.info("VM %s (%s): expecting incoming migration", name, vm_id)
-        return {"vmID": vm_id, "status": MIGRATION_DESTINATION}
-
-    def _end_incoming(self, vm_id: str, state: str) -> None:
-        with self._lock:
-            inc = self.incoming.get(vm_id)
-            if inc is None or inc.state != "running":
-                return
-            inc.state = state
-            inc.ended_at = time.time()
-            if inc.holds_slot:
-                self.incoming_slots.release()
-        log.info("VM %s: incoming migration %s", vm_id, state)
-
-    def _expire_incoming(self) -> None:
-        now = time.time()
-        for vm_id, inc in list(self.incoming.items()):
-            if inc.state == "running" and now - inc.since > self.config.incoming_timeout:
-                self._end_incoming(vm_id, "expired")
-
-    def _on_lifecycle(self, uuid: str, event: int, detail: int) -> None:
-        lv = self.lv
-        if self.capabilities.ready and event in (lv.VIR_DOMAIN_EVENT_STARTED, lv.VIR_DOMAIN_EVENT_STOPPED,
-                                                 lv.VIR_DOMAIN_EVENT_UNDEFINED):
-            self.capabilities.invalidate()   # the hard-limit warnings list the running VMs
-        if uuid not in self.incoming:
-            return
-        if event == lv.VIR_DOMAIN_EVENT_RESUMED or (
-                event == lv.VIR_DOMAIN_EVENT_STARTED and detail != lv.VIR_DOMAIN_EVENT_STARTED_MIGRATED) or (
-                # a paused VM arrived (VIR_MIGRATE_PAUSED): libvirt's finish step says "paused"
-                event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_PAUSED):
-            self._end_incoming(uuid, "succeeded")
-        elif event in (lv.VIR_DOMAIN_EVENT_STOPPED, lv.VIR_DOMAIN_EVENT_UNDEFINED):
-            self._end_incoming(uuid, "failed")
-
