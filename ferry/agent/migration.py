@@ -23,7 +23,8 @@ from typing import Any
 
 from ferry.agent import libvirt_edge
 from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
-from ferry.agent.hard_limits import HardLimits, LowMark, Verdict, decide, observe
+from ferry.agent.hard_limits import HardLimits, LowMark, Verdict
+from ferry.agent.migration_watch import MigrationWatch, _msg
 from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
 from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
@@ -40,7 +41,7 @@ PAUSED_FLAG = "VIR_MIGRATE_PAUSED"   # leave the domain suspended on the destina
 COMPLETED_EVENT_WAIT_S = 2.0   # how long a finished migrateToURI3 waits for libvirt's JOB_COMPLETED
 
 
-class MigrationJob:
+class MigrationJob(MigrationWatch):
     def __init__(self, *, vm_id: str, vm_name: str, dom, lv, events, params: MigrateParams,
                  unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
                  zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
@@ -260,12 +261,6 @@ class MigrationJob:
             self._finish(FAILED, f"Migration failed: {message}", message)
         self._cleanup_destination()
 
-    def _paused_here(self) -> bool:
-        try:
-            return self.dom.state()[0] == self.lv.VIR_DOMAIN_PAUSED
-        except self.lv.libvirtError:
-            return False
-
     def _prepare_destination(self) -> bool:
         """VM.migrationCreate on the destination, retried while it is full; False if we stop."""
         p = self.params
@@ -315,16 +310,6 @@ class MigrationJob:
         self._undefine_leftover()
         self._finish(SUCCEEDED, "Migration succeeded")
 
-    def _undefine_leftover(self) -> None:
-        """A persistent VM (one that once migrated here with PERSIST_DEST) leaves its shut-off
-        definition behind when it migrates away; the VM now lives elsewhere, so drop it."""
-        try:
-            if not self.dom.isActive() and self.dom.isPersistent():
-                self.dom.undefine()
-                log.info("VM %s: removed the shut-off definition left on this host", self.vm_name)
-        except self.lv.libvirtError as exc:   # already gone: nothing left to remove
-            log.debug("VM %s: leftover definition: %s", self.vm_name, _msg(exc))
-
     def _finish(self, state: str, message: str, error: str | None = None) -> None:
         with self._lock:
             self.state = state
@@ -345,24 +330,6 @@ class MigrationJob:
         lv = self.lv
         if event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY:
             self._postcopy_started("event")
-
-    def _postcopy_started(self, seen_from: str) -> None:
-        with self._lock:
-            if self._postcopy:
-                return
-            self._postcopy = True
-        self.runner.postcopy_started()
-        log.info("VM %s: post-copy started (%s)", self.vm_name, seen_from)
-        self.version.bump()
-
-    def _check_postcopy_state(self) -> None:
-        """A requested switch whose event we missed: the source pauses for post-copy."""
-        try:
-            state, reason = self.dom.state()[:2]
-        except self.lv.libvirtError:
-            return
-        if state == self.lv.VIR_DOMAIN_PAUSED and reason == self.lv.VIR_DOMAIN_PAUSED_POSTCOPY:
-            self._postcopy_started("domain state")
 
     def _monitor(self) -> None:
         init_done = False
@@ -428,25 +395,6 @@ class MigrationJob:
         if changed:
             self.version.bump()
 
-    def _check_hard_limits(self, figures: JobFigures) -> None:
-        if self._limit_verdict is not None or self.migration_started_at is None:
-            return
-        now = time.time()
-        if figures.data_total:
-            self._low_mark = observe(self._low_mark, figures.data_remaining, now)
-        verdict = decide(self.hard_limits, memory_mib=self.memory_mib, elapsed_s=now - self.migration_started_at,
-                         mark=self._low_mark, now=now, postcopy=self._postcopy)
-        if not verdict.abort:
-            return
-        self._limit_verdict = verdict
-        self.runner.finished = True   # the schedule has nothing more to say
-        log.warning("VM %s: aborting the migration: %s: %s", self.vm_name, verdict.limit, verdict.reason)
-        try:
-            self.dom.abortJob()
-        except self.lv.libvirtError as exc:
-            log.warning("VM %s: abortJob for %s: %s", self.vm_name, verdict.limit, _msg(exc))
-        self.version.bump()
-
     def _on_iteration(self, iteration: int, source: str) -> None:
         if self._limit_verdict is not None:
             return
@@ -480,8 +428,3 @@ class MigrationJob:
             self.actions_run.append(record)
         self.version.bump()
 
-
-def _msg(exc: Exception) -> str:
-    getter = getattr(exc, "get_error_message", None)
-    message = getter() if getter else None
-    return message or str(exc)
