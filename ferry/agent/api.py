@@ -42,6 +42,7 @@ from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError, agent_error
 log = logging.getLogger("ferry.agent")
 
 AGENT_VERSION = "0.1.0"
+SLOW_VERB_S = 0.25         # a verb that took longer in the agent itself is logged (it should not happen)
 DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
 
 
@@ -83,6 +84,7 @@ class Agent(DestinationSide):
         def call(params: dict) -> Any:
             if not self._libvirt_up() and verb != "VM.getMigrationStatus":
                 raise self._unavailable()
+            t0 = time.monotonic()
             try:
                 return fn(params)
             except libvirt_edge.LibvirtUnavailable:
@@ -91,6 +93,10 @@ class Agent(DestinationSide):
                 if not self._libvirt_up():
                     raise self._unavailable() from None
                 raise
+            finally:
+                took = time.monotonic() - t0
+                if took > SLOW_VERB_S and not (verb == "VM.getMigrationStatus" and params.get(WAIT_PARAM)):
+                    log.warning("slow verb: %s took %.3f s in the agent", verb, took)
         call.__name__ = fn.__name__
         return call
 
@@ -312,8 +318,11 @@ class Agent(DestinationSide):
     def vm_get_stats(self, params: dict) -> dict:
         vm_id = self._vm_id(params)
         dom = self._lookup(vm_id)
-        stats = domain_stats(self.lv, dom)
-        stats["status"] = self._status(vm_id, dom)
+        try:
+            stats = domain_stats(self.lv, dom)
+            stats["status"] = self._status(vm_id, dom)
+        except self.lv.libvirtError:   # it left meanwhile (a migration ending): as if looked up now
+            raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
         job = self.jobs.get(vm_id)
         if job is not None and job.active:
             stats["migrationProgress"] = job.status()["progress"]

@@ -34,3 +34,20 @@ def test_already_exists_is_exist_only_where_asked():
 def test_without_a_step_libvirt_errors_pass_through():
     with pytest.raises(libvirt.libvirtError), translated(libvirt):
         raise libvirt.libvirtError("Domain not found")
+
+
+def test_vm_that_vanishes_between_lookup_and_stats_is_no_vm():
+    """A migration ending under VM.getStats: noVM, not an 'unexpected' error (seen on the lab)."""
+    from tests.unit.agent.fake_libvirt import FakeConnection, domain_xml
+    from tests.unit.agent.test_agent_api import VM, make_agent, rpc
+
+    conn = FakeConnection()
+    dom = conn.add_domain(domain_xml())
+
+    def gone():
+        raise libvirt.libvirtError("Domain not found: no domain with matching uuid")
+    dom.info = gone
+    agent, _ = make_agent(conn)
+    with pytest.raises(JsonRpcError) as err:
+        rpc(agent, "VM.getStats", {"vmID": VM})
+    assert err.value.name == "noVM"
