@@ -21,6 +21,7 @@ from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.host_caps import CapabilitiesCache
 from ferry.agent.incoming import DestinationSide, Incoming
+from ferry.agent.kept import KeptAnswers
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
@@ -64,6 +65,7 @@ class Agent(DestinationSide):
         self._zerocopy_facts_fn = zerocopy_facts or self._probe_zerocopy_facts
         self._static_facts: caps.ZerocopyFacts | None = None
         self.capabilities = CapabilitiesCache(self._compute_capabilities)
+        self.kept = KeptAnswers()       # libvirt queries answered within a deadline (ferry.agent.kept)
         events.subscribe_all(libvirt_edge.LIFECYCLE, self._on_lifecycle)
 
     # ---- plumbing ------------------------------------------------------------------------------
@@ -244,36 +246,61 @@ class Agent(DestinationSide):
     def _domains(self) -> list:
         return list(self.conn.listAllDomains(self.lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
 
-    def host_get_stats(self, params: dict) -> dict:
-        self._expire_incoming()
-        domains = self._domains()
-        with self._lock:
-            outgoing = sum(1 for j in self.jobs.values() if j.active)
-            incoming = sum(1 for i in self.incoming.values() if i.state == "running")
+    def _listing(self) -> dict:
+        """The running domains as libvirt lists them, and free memory (may wait for libvirt)."""
+        vms, active = [], 0
+        for dom in self._domains():
+            try:
+                summary = domain_summary(self.lv, dom)
+                active += dom.state()[0] == self.lv.VIR_DOMAIN_RUNNING
+            except self.lv.libvirtError:   # gone meanwhile
+                continue
+            vms.append(summary)
         free_kib = 0
         try:
             free_kib = self.conn.getFreeMemory() // 1024
         except self.lv.libvirtError:
             pass
-        return {
+        return {"vms": vms, "active": active, "free_kib": free_kib}
+
+    def _kept_listing(self) -> tuple[dict, float | None]:
+        return self.kept.get("listing", self._listing)
+
+    def host_get_stats(self, params: dict) -> dict:
+        self._expire_incoming()
+        listing, stale = self._kept_listing()
+        with self._lock:
+            outgoing = sum(1 for j in self.jobs.values() if j.active)
+            incoming = sum(1 for i in self.incoming.values() if i.state == "running")
+        result = {
             "incomingVmMigrations": incoming,
             "outgoingVmMigrations": outgoing,
-            "vmCount": len(domains),
-            "vmActive": sum(1 for d in domains if d.state()[0] == self.lv.VIR_DOMAIN_RUNNING),
-            "memFree": free_kib // 1024,
+            "vmCount": len(listing["vms"]),
+            "vmActive": listing["active"],
+            "memFree": listing["free_kib"] // 1024,
             "cpuCores": os.cpu_count(),
             "loadAvg": list(os.getloadavg()),
             "outgoingSlotsTaken": self.outgoing.taken,
             "incomingSlotsTaken": self.incoming_slots.taken,
         }
+        if stale is not None:
+            result["staleSeconds"] = round(stale, 3)   # Ferry: libvirt was late; the last answer
+        return result
 
     def host_get_vm_list(self, params: dict) -> dict:
+        listing, stale = self._kept_listing()
         vms = []
-        for dom in self._domains():
-            summary = domain_summary(self.lv, dom)
-            summary["status"] = self._status(summary["vmID"], dom)
+        for summary in listing["vms"]:
+            summary = dict(summary)
+            if self._running_job(summary["vmID"]):
+                summary["status"] = MIGRATION_SOURCE
+            elif self._migrating(summary["vmID"]):
+                summary["status"] = MIGRATION_DESTINATION
             vms.append(summary)
-        return {"vms": vms}
+        result = {"vms": vms}
+        if stale is not None:
+            result["staleSeconds"] = round(stale, 3)
+        return result
 
     # ---- VM lifecycle --------------------------------------------------------------------------
 
@@ -317,12 +344,22 @@ class Agent(DestinationSide):
 
     def vm_get_stats(self, params: dict) -> dict:
         vm_id = self._vm_id(params)
-        dom = self._lookup(vm_id)
-        try:
-            stats = domain_stats(self.lv, dom)
-            stats["status"] = self._status(vm_id, dom)
-        except self.lv.libvirtError:   # it left meanwhile (a migration ending): as if looked up now
-            raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
+
+        def query() -> dict:
+            dom = self._lookup(vm_id)
+            try:
+                return domain_stats(self.lv, dom)
+            except self.lv.libvirtError:   # it left meanwhile (a migration ending): as if looked up now
+                raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
+
+        stats, stale = self.kept.get(("VM.getStats", vm_id), query)
+        stats = dict(stats)
+        if self._running_job(vm_id):
+            stats["status"] = MIGRATION_SOURCE
+        elif self._migrating(vm_id):
+            stats["status"] = MIGRATION_DESTINATION
+        if stale is not None:
+            stats["staleSeconds"] = round(stale, 3)
         job = self.jobs.get(vm_id)
         if job is not None and job.active:
             stats["migrationProgress"] = job.status()["progress"]
