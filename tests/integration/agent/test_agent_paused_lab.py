@@ -53,3 +53,26 @@ def test_paused_vm_migrates_and_stays_paused_then_resumes_intact(agent_lab, gues
     assert domain_state(lab, dst)[0] == libvirt.VIR_DOMAIN_RUNNING
     report = lab.verify(GUEST, dst)
     assert report.intact, report.reasons
+
+
+def test_migrating_back_leaves_no_shut_off_definition_on_the_former_source(agent_lab, guest):
+    """Issue 11 "No stale state": the VM is persistent where it migrated in (PERSIST_DEST); when
+    it migrates away again, its old host keeps no shut-off definition of it."""
+    lab = agent_lab.lab
+    src = agent_lab.where(guest)
+    dst = agent_lab.other(src)
+    conn = lab.connect(src)
+    try:
+        assert conn.lookupByName(GUEST).isPersistent()
+    finally:
+        conn.close()
+    agent_lab.migrate(src, guest, maxBandwidth=0)
+    status = agent_lab.wait_final(src, guest, timeout=180)
+    assert status["state"] == "succeeded", status
+    conn = lab.connect(src)
+    try:
+        left = [d.name() for d in conn.listAllDomains() if d.name() == GUEST]
+    finally:
+        conn.close()
+    assert left == [], f"{src.name} still defines {left}"
+    assert agent_lab.where(guest) == dst
