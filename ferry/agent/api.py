@@ -21,7 +21,7 @@ from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.host_caps import CapabilitiesCache
 from ferry.agent.incoming import DestinationSide, Incoming
-from ferry.agent.kept import KeptAnswers
+from ferry.agent.kept import KeptAnswers, call_within
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
@@ -45,6 +45,7 @@ log = logging.getLogger("ferry.agent")
 AGENT_VERSION = "0.1.0"
 SLOW_VERB_S = 0.25         # a verb that took longer in the agent itself is logged (it should not happen)
 DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
+CHANGE_WAIT_S = 0.5        # VM.migrateChangeParams waits this long for libvirt, then answers "requested"
 
 
 class Agent(DestinationSide):
@@ -419,8 +420,19 @@ class Agent(DestinationSide):
         if job is None:
             self._lookup(vm_id)
             raise agent_error("migCancelErr", f"Migration not in progress for VM {vm_id}", vmID=vm_id)
-        with translated(self.lv, "cannot change bandwidth", name="migrateErr"):
-            job.change_max_bandwidth(mibs)
+        # libvirt holds the domain while a migration ends: answer within the deadline regardless.
+        finished, _, error = call_within(lambda: job.change_max_bandwidth(mibs), CHANGE_WAIT_S)
+        if not finished:
+            return {"status": {"code": 0, "message": f"maxBandwidth {mibs} MiB/s requested; libvirt is busy "
+                                                     "(the migration may be ending) and applies it when it answers"}}
+        if isinstance(error, self.lv.libvirtError):
+            if not job.active or error.get_error_code() == self.lv.VIR_ERR_NO_DOMAIN:
+                raise agent_error("migCancelErr", f"Migration not in progress for VM {vm_id} (it has ended)",
+                                  vmID=vm_id) from None
+            with translated(self.lv, "cannot change bandwidth", name="migrateErr"):
+                raise error
+        if error is not None:
+            raise error
         return {"status": {"code": 0, "message": f"maxBandwidth set to {mibs} MiB/s"}}
 
     def vm_get_migration_status(self, params: dict) -> dict:

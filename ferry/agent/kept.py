@@ -72,3 +72,24 @@ class KeptAnswers:
             with self._lock:
                 slot.running = None
             done.set()
+
+
+def call_within(fn: Callable[[], Any], deadline_s: float) -> tuple[bool, Any, BaseException | None]:
+    """Run `fn` in a worker; (finished, value, error) after at most `deadline_s`. A late call
+    goes on in its worker (its outcome is then only logged by `fn` itself)."""
+    box: list = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box.append((fn(), None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box.append((None, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True, name="bounded-call").start()
+    if not done.wait(deadline_s):
+        return False, None, None
+    value, error = box[0]
+    return True, value, error

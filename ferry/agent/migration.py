@@ -122,8 +122,14 @@ class MigrationJob(MigrationWatch):
                 log.warning("VM %s: abortJob during cancel: %s", self.vm_name, _msg(exc))
 
     def change_max_bandwidth(self, mibs: int) -> None:
-        self.dom.migrateSetMaxSpeed(mibs, 0)
-        log.info("VM %s: migration bandwidth set to %d MiB/s", self.vm_name, mibs)
+        t0 = time.monotonic()
+        try:
+            self.dom.migrateSetMaxSpeed(mibs, 0)
+        except self.lv.libvirtError as exc:
+            log.warning("VM %s: setting migration bandwidth to %d MiB/s: %s", self.vm_name, mibs, _msg(exc))
+            raise
+        log.info("VM %s: migration bandwidth set to %d MiB/s (libvirt took %.3f s)", self.vm_name, mibs,
+                 time.monotonic() - t0)
 
     def status(self) -> dict:
         with self._lock:

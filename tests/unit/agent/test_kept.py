@@ -64,3 +64,49 @@ def test_host_verbs_answer_in_time_while_libvirt_holds_the_domain_list():
         assert rpc(agent, "Host.getVMList", {})["vms"][0]["vmID"] == VM
     finally:
         gate.set()
+
+
+def test_change_params_answers_in_time_while_libvirt_holds_the_domain():
+    from tests.unit.agent.test_agent_api import Direct
+
+    dst, _ = make_agent()
+    src, conn = make_agent(destination=lambda address: Direct(dst))
+    dom = conn.add_domain(domain_xml())
+    release, gate = threading.Event(), threading.Event()
+    dom.migration_script = lambda d: release.wait(5)
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "127.0.1.3"}})
+    real = dom.migrateSetMaxSpeed
+    dom.migrateSetMaxSpeed = lambda bw, flags=0: gate.wait(5) and real(bw, flags)
+    try:
+        t0 = time.monotonic()
+        answer = rpc(src, "VM.migrateChangeParams", {"vmID": VM, "params": {"maxBandwidth": 30}})
+        assert time.monotonic() - t0 < 0.9 and "requested" in answer["status"]["message"]
+    finally:
+        gate.set()
+        release.set()
+
+
+def test_change_params_on_a_migration_that_just_ended_is_not_in_progress():
+    import libvirt
+
+    from ferry.common.jsonrpc import JsonRpcError
+    from tests.unit.agent.test_agent_api import Direct
+
+    dst, _ = make_agent()
+    src, conn = make_agent(destination=lambda address: Direct(dst))
+    dom = conn.add_domain(domain_xml())
+    release = threading.Event()
+    dom.migration_script = lambda d: release.wait(5)
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "127.0.1.3"}})
+
+    def gone(bw, flags=0):
+        err = libvirt.libvirtError("Domain not found: no domain with matching uuid")
+        err.err = (libvirt.VIR_ERR_NO_DOMAIN, 0, "Domain not found", 2, None, None, None, 0, 0)
+        raise err
+    dom.migrateSetMaxSpeed = gone
+    try:
+        with pytest.raises(JsonRpcError) as err:
+            rpc(src, "VM.migrateChangeParams", {"vmID": VM, "params": {"maxBandwidth": 30}})
+        assert err.value.name == "migCancelErr" and "ended" in err.value.message
+    finally:
+        release.set()
