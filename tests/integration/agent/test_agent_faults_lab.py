@@ -118,7 +118,10 @@ def test_agent_comes_back_by_itself_after_its_libvirtd_restarts(agent_lab, tmp_p
         print(f"\nlibvirtd stopped: 'libvirt unavailable' answered {noticed_after:.2f} s later; the agent "
               f"answered again {back_after:.2f} s after `lab up` returned (outage {time.monotonic() - stopped_at:.1f} s)")
         assert stats["vmCount"] >= 0 and proc.poll() is None          # the same process
-        assert "libvirt connection back after" in log_file.read_text()
+        text = log_file.read_text()
+        assert "libvirt connection back after" in text
+        print("".join(line for line in text.splitlines(keepends=True)
+                      if "libvirt connection" in line or "reconnect attempt" in line))
     finally:
         proc.terminate()
         try:
