@@ -49,9 +49,10 @@ def running_migrations(lv, domains, followed) -> list[tuple]:
     """(dom, vm_id, kind, stats) for each domain whose libvirt job is a migration that no job of
     ours follows (`followed(vm_id)`); domains that vanish meanwhile are skipped.
 
-    A destination's job query waits behind its incoming migration (libvirt allows none during
-    it), so a domain paused for a migration whose job query does not answer within
-    INCOMING_QUERY_WAIT_S is taken as incoming; a source answers its job query at once."""
+    libvirt answers a job query only on the source ("migration statistics are available only on
+    the source host"; it may also wait behind the incoming migration), so a domain paused for a
+    migration whose job query fails or does not answer within INCOMING_QUERY_WAIT_S is taken as
+    incoming; a source answers its job query at once."""
     found = []
     for dom in domains:
         try:
@@ -63,11 +64,11 @@ def running_migrations(lv, domains, followed) -> list[tuple]:
             continue
         paused_for_migration = state == lv.VIR_DOMAIN_PAUSED and reason == lv.VIR_DOMAIN_PAUSED_MIGRATION
         finished, stats, error = call_within(dom.jobStats, INCOMING_QUERY_WAIT_S)
-        if not finished:
+        if not finished or error is not None:
+            # libvirt 11 refuses a destination's query ("migration statistics are available only
+            # on the source host"); older ones may make it wait behind the migration.
             if paused_for_migration:
                 found.append((dom, vm_id, INCOMING, {}))
-            continue
-        if error is not None:
             continue
         kind = job_kind(lv, stats)
         if kind is not None:
