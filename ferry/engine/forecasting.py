@@ -127,9 +127,9 @@ def measured_from_dirty_rate(answer: Mapping[str, Any], *, memory_mib: float, **
     est = answer.get("estimate")
     if not isinstance(est, Mapping):
         rate = _number(answer.get("dirtyRateMiBs"), "dirtyRateMiBs")
-        corrected = bias.correct(rate, str(answer.get("mode") or bias.PAGE_SAMPLING),
-                                 _number(answer.get("seconds"), "seconds"))
-        est = corrected.to_wire()
+        c = bias.correct(rate, str(answer.get("mode") or bias.PAGE_SAMPLING),
+                         _number(answer.get("seconds"), "seconds"))
+        est = {"estimateMiBs": c.estimate, "lowMiBs": c.low, "highMiBs": c.high, "reason": c.reason}
     touched = answer.get("touchedMiB")
     touched = None if touched is None else _number(touched, "touchedMiB")
     memory = answer.get("memoryMiB")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import yaml
 
 from ferry.common.errors import InvalidInput, NotFound
+from ferry.engine.forecasting import Measured, forecast_wire, link_mibs, plan_forecast
 from ferry.engine.options import (
     BandwidthMode,
     BandwidthSetting,
@@ -23,7 +24,6 @@ from ferry.engine.options import (
     ZeroCopySupport,
     short_form,
 )
-from ferry.engine.forecasting import Measured, forecast_wire, link_mibs, plan_forecast
 from ferry.engine.planner import MigrationPlan, effective_policy_id, plan_migration
 from ferry.engine.policies import (
     BUILTIN_POLICIES,
