@@ -78,6 +78,40 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
     _finish(result, as_json, report)
 
 
+@bench.command("forecast")
+@click.option("--case", "cases", multiple=True, metavar="SIZE:TOUCHED:DIRTY:CAP:MODE:POLICY",
+              help="Run this case (repeatable), e.g. '512:60:32:40:plain:Minimal downtime' (MiB, %, MiB/s, "
+                   "MiB/s); default: issue 14's full matrix.")
+@click.option("--dirty-seconds", default=2, show_default=True, type=click.IntRange(1, 60),
+              help="VM.getDirtyRate's window.")
+@click.option("--pattern", type=click.Choice(["linear", "random"]), default="random", show_default=True,
+              help="The write pattern the forecast assumes (the lab's workload writes random pages).")
+@click.option("--engine-url", default=None, help="A running engine's URL (default: start one).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the raw result (JSON) here.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
+@click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
+def forecast_cmd(cases, dirty_seconds, pattern, engine_url, out, report, lab_id):
+    """Measure, forecast, migrate through the engine and compare, per case."""
+    from ferry.bench.engine_driver import engine_driver
+    from ferry.bench.forecast_bench import ForecastBench, full_matrix, parse_case
+    from ferry.bench.forecast_report import summary_text, write_forecast_report
+
+    chosen = [parse_case(c) for c in cases] if cases else full_matrix()
+    lab = _needs_two_hosts(_lab(lab_id))
+    _progress(f"bench forecast on lab {lab.lab_id}: {len(chosen)} migration(s)"
+              + ("" if cases else " (issue 14's full matrix)"))
+    with engine_driver(lab, engine_url, progress=_progress) as driver:
+        result = ForecastBench(lab, driver, chosen, progress=_progress, dirty_seconds=dirty_seconds,
+                               pattern=pattern).run()
+    result["full_matrix"] = not cases
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1, sort_keys=True)
+    if report:
+        _progress(f"report written: {write_forecast_report(report, result)}")
+    click.echo(summary_text(result))
+
+
 def _needs_two_hosts(lab):
     from ferry.common.errors import OperationFailed
 

@@ -21,6 +21,7 @@ from ferry.forecast.model import (
     DEFAULT_BANDWIDTH_SPREAD,
     FIXED_COST_S,
     LINEAR,
+    RANDOM,
     SET_DOWNTIME,
     Forecast,
     ForecastInputs,
@@ -29,6 +30,9 @@ from ferry.forecast.model import (
 )
 from ferry.protocol.migrate_params import DEFAULT_MAX_BANDWIDTH_MIBS
 from ferry.protocol.schedule import Schedule
+
+__all__ = ["LINEAR", "RANDOM", "Measured", "calibration", "forecast_inputs", "forecast_wire", "link_mibs",
+           "measured_from_dirty_rate", "pair_samples", "plan_forecast", "schedule_items"]
 
 MBPS_TO_MIBS = 1_000_000 / 8 / (1 << 20)     # a link's Mbit/s in MiB/s
 # A sample whose cap was within this factor of its throughput ran at the cap, not at what

@@ -19,13 +19,16 @@ def plan(vm: str, store: StoreDep, orchestrator: OrchestratorDep,
          forecast: bool = Query(False, description="also forecast the migration: the source agent measures "
                                 "the VM's dirty rate (VM.getDirtyRate, `dirtySeconds` s) first"),
          dirty_seconds: int = Query(DEFAULT_DIRTY_SECONDS, alias="dirtySeconds", ge=1, le=60,
-                                    description="the dirty-rate measurement's window (s)")) -> dict:
+                                    description="the dirty-rate measurement's window (s)"),
+         dirty_pattern: str = Query("linear", alias="dirtyPattern", pattern="^(linear|random)$",
+                                    description="how the guest writes, if known: linear (new pages, the "
+                                    "worst case) or random (uniformly random pages of its memory)")) -> dict:
     """What VM.migrate would be sent now: params, libvirt flags, and why values differ from
     what the admin set; with `forecast=true` also whether it will converge, abort or switch to
     post-copy, when, and with what downtime (docs/forecast.md). Reads only; nothing is migrated."""
     if forecast:
         return forecast_for_vm(store, orchestrator.agent, vm, to=body.to, policy=body.policy,
-                               seconds=dirty_seconds)
+                               seconds=dirty_seconds, pattern=dirty_pattern)
     return plan_for_vm(store, vm, to=body.to, policy=body.policy).to_dict()
 
 

@@ -41,7 +41,8 @@ def measure_vm(agent: AgentFactory, agent_url: str, vm_uuid: str, seconds: int) 
 
 
 def forecast_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str | None = None,
-                    policy: str | None = None, seconds: int = DEFAULT_DIRTY_SECONDS) -> dict:
+                    policy: str | None = None, seconds: int = DEFAULT_DIRTY_SECONDS,
+                    pattern: str = fx.LINEAR) -> dict:
     """The plan's dict with a `forecast` object added (issue 14 item 3)."""
     plan = plan_for_vm(store, vm_ref, to=to, policy=policy)
     vm = store.vms.get(vm_ref)
@@ -50,7 +51,7 @@ def forecast_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str |
     mibs, spread, n = pair_calibration(store, plan)
     measured = fx.measured_from_dirty_rate(
         answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs, bandwidth_spread=spread,
-        bandwidth_samples=n, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps))
+        bandwidth_samples=n, dirty_pattern=pattern, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps))
     return with_forecast(plan, measured)
 
 
