@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from ferry.bench.machine import machine_facts
 from ferry.client.follow import wait_for
-from ferry.common.errors import InvalidInput
+from ferry.common.errors import InvalidInput, NotFound
 from ferry.engine.migration_eta import migration_eta
 from ferry.engine.policies import find_policy
 
@@ -77,7 +77,10 @@ def _check(case: Case) -> Case:
         raise InvalidInput("touched", f"must be 1..100 %, got {case.touched_pct}")
     if case.dirty_mib_s * 2 > case.fill_mib:
         raise InvalidInput("dirty", f"{case.dirty_mib_s} MiB/s is more than half the {case.fill_mib} MiB filled")
-    find_policy(case.policy, field="policy")
+    try:
+        find_policy(case.policy, field="policy")
+    except NotFound:
+        raise InvalidInput("policy", f"unknown policy {case.policy!r}") from None
     return case
 
 

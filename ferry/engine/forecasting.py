@@ -20,9 +20,12 @@ from ferry.forecast import bias
 from ferry.forecast.model import (
     DEFAULT_BANDWIDTH_SPREAD,
     FIXED_COST_S,
+    IN_PASS_CHUNK_CAPPED_S,
+    IN_PASS_CHUNK_FREE_S,
     LINEAR,
     RANDOM,
     SET_DOWNTIME,
+    SWITCHOVER_SYNCS,
     Forecast,
     ForecastInputs,
     ScheduleItem,
@@ -97,6 +100,9 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
                                         "speeds are unknown")
     init_ms, items = schedule_items(params.effective_schedule())
     touched = m.memory_mib if m.touched_mib is None else min(m.touched_mib, m.memory_mib)
+    # the final copy runs with the rate limit lifted: at what the pair reaches, when known
+    free = [x for x in (m.measured_bandwidth_mibs, m.link_mibs) if x]
+    final = min(free) if free else None
     spread = m.bandwidth_spread if chosen.source == bw.MEASURED and m.bandwidth_spread is not None else None
     return ForecastInputs(
         memory_mib=m.memory_mib, touched_mib=touched, dirty_rate_mibs=m.dirty_rate_mibs,
@@ -107,7 +113,14 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
         auto_converge=params.auto_converge,
         # QEMU 10.0 refuses post-copy with multifd; the planner drops it then, this says why too
         postcopy_allowed=not params.parallel, fixed_cost_s=m.fixed_cost_s, dirty_pattern=m.dirty_pattern,
+        check_chunk_s=check_chunk(chosen.source), switchover_syncs=SWITCHOVER_SYNCS,
+        final_bandwidth_mibs=final if final is not None and final > chosen.mibs else None,
     )
+
+
+def check_chunk(bandwidth_source: str) -> float:
+    """Seconds of data between QEMU's convergence checks: one rate-limit window at a cap."""
+    return IN_PASS_CHUNK_CAPPED_S if bandwidth_source == bw.CAP else IN_PASS_CHUNK_FREE_S
 
 
 def plan_forecast(plan: MigrationPlan, m: Measured) -> Forecast:

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry.common.errors import InvalidInput
-from ferry.engine.forecasting import schedule_items
+from ferry.engine.forecasting import check_chunk, schedule_items
 from ferry.forecast.live import Eta, LiveStats, live_eta
+from ferry.forecast.model import SWITCHOVER_SYNCS
 from ferry.protocol.migrate_params import MigrateParams
 
 MIB = 1 << 20
@@ -74,7 +75,9 @@ def migration_eta(record: Mapping[str, Any]) -> Eta | None:
                       throughput_mibs=bps / MIB, iteration=n, elapsed_s=(_num(f, "time_elapsed_ms") or 0) / 1000,
                       downtime_ms=limit)
     return live_eta(stats, touched_mib=total / MIB, memory_mib=total / MIB, pending=pending_items(items, n),
-                    auto_converge=params.auto_converge, postcopy_allowed=not params.parallel)
+                    auto_converge=params.auto_converge, postcopy_allowed=not params.parallel,
+                    check_chunk_s=check_chunk("cap" if params.bandwidth_mibs else "measured"),
+                    switchover_syncs=SWITCHOVER_SYNCS)
 
 
 def with_eta(record: dict) -> dict:
