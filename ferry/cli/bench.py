@@ -89,13 +89,32 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
 @click.option("--engine-url", default=None, help="A running engine's URL (default: start one).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the raw result (JSON) here.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
+@click.option("--from-raw", "from_raw", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Do not migrate: report on a stored raw result (--out of an earlier run).")
+@click.option("--final-speeds", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A `ferry bench migrate` raw result: also forecast every run again with the current "
+                   "physics, the final copy at that benchmark's uncapped speed per host pair and mode.")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
-def forecast_cmd(cases, dirty_seconds, pattern, engine_url, out, report, lab_id):
+def forecast_cmd(cases, dirty_seconds, pattern, engine_url, out, report, from_raw, final_speeds, lab_id):
     """Measure, forecast, migrate through the engine and compare, per case."""
     from ferry.bench.engine_driver import engine_driver
     from ferry.bench.forecast_bench import ForecastBench, full_matrix, parse_case
-    from ferry.bench.forecast_report import summary_text, write_forecast_report
+    from ferry.bench.forecast_report import final_speeds as speeds_of
+    from ferry.bench.forecast_report import reforecast_all, summary_text, write_forecast_report
 
+    if from_raw:
+        with open(from_raw) as f:
+            result = json.load(f)
+        second = None
+        if final_speeds:
+            with open(final_speeds) as f:
+                again = reforecast_all(result, speeds_of(json.load(f)))
+            second = ("### The same runs, forecast again with the current physics", again, [])
+            click.echo(summary_text(again))
+        if report:
+            _progress(f"report written: {write_forecast_report(report, result, second=second)}")
+        click.echo(summary_text(result))
+        return
     chosen = [parse_case(c) for c in cases] if cases else full_matrix()
     lab = _needs_two_hosts(_lab(lab_id))
     _progress(f"bench forecast on lab {lab.lab_id}: {len(chosen)} migration(s)"

@@ -167,6 +167,24 @@ class ForecastInputs:
             "switchoverSyncs": self.switchover_syncs, "finalBandwidthMiBs": self.final_bandwidth_mibs,
         }
 
+    @classmethod
+    def from_wire(cls, w: dict) -> ForecastInputs:
+        """The inputs back from `to_wire()` (a stored forecast, rerun with other physics)."""
+        rng = w.get("dirtyRateRangeMiBs") or {}
+        return cls(memory_mib=w["memoryMiB"], touched_mib=w["touchedMiB"], dirty_rate_mibs=w["dirtyRateMiBs"],
+                   dirty_rate_low_mibs=rng.get("low"), dirty_rate_high_mibs=rng.get("high"),
+                   bandwidth_mibs=w["bandwidthMiBs"], bandwidth_source=w.get("bandwidthSource", "cap"),
+                   bandwidth_spread=w.get("bandwidthSpread", DEFAULT_BANDWIDTH_SPREAD),
+                   parallel=w.get("parallel", 0), init_downtime_ms=w.get("initDowntimeMs"),
+                   stalling=tuple((i["limit"], i["action"], i["value"]) for i in w.get("stalling") or ()),
+                   auto_converge=w.get("autoConverge", False),
+                   throttle_initial_pct=w.get("throttleInitialPct", THROTTLE_INITIAL_PCT),
+                   throttle_increment_pct=w.get("throttleIncrementPct", THROTTLE_INCREMENT_PCT),
+                   fixed_cost_s=w.get("fixedCostSeconds", FIXED_COST_S), switchover_ms=w.get("switchoverMs", 0.0),
+                   postcopy_allowed=w.get("postcopyAllowed", True), max_seconds=w.get("maxSeconds"),
+                   dirty_pattern=w.get("dirtyPattern", LINEAR), check_chunk_s=w.get("checkChunkSeconds"),
+                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"))
+
     @property
     def dirty_low(self) -> float:
         return self.dirty_rate_mibs if self.dirty_rate_low_mibs is None else self.dirty_rate_low_mibs

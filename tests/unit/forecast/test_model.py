@@ -300,3 +300,11 @@ def test_new_inputs_are_checked(field, value):
     with pytest.raises(InvalidInput) as err:
         _inp(**{field: value})
     assert err.value.field == field
+
+
+def test_inputs_read_back_from_their_wire_form():
+    from ferry.forecast.model import ForecastInputs
+    inp = _inp(check_chunk_s=0.1, switchover_syncs=2, final_bandwidth_mibs=900.0, dirty_rate_mibs=8.0,
+               dirty_rate_low_mibs=6.0, dirty_rate_high_mibs=12.0, stalling=((1, "setDowntime", 700), (-1, "abort", None)),
+               auto_converge=True, parallel=4, postcopy_allowed=False, dirty_pattern="random")
+    assert ForecastInputs.from_wire(inp.to_wire()) == inp
