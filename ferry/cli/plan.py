@@ -127,7 +127,23 @@ def render_forecast(fc: dict, max_steps: int = 12) -> str:
     return "\n".join(lines)
 
 
-def _scenario_plan(path: str, policy: str | None, forecast: bool = False) -> dict:
+def render_recommendation(rec: dict) -> str:
+    """The ranking as a table and the recommendation with its reason."""
+    lines = [f"Policies for {rec.get('vm')}: {rec.get('source')} → {rec.get('destination')}, best first", ""]
+    rows = rec.get("ranking") or []
+    width = max((len(r["policy"]["name"]) for r in rows), default=6)
+    lines.append(f"  {'policy':<{width}}  outcome   total      downtime")
+    for r in rows:
+        total = "–" if r.get("outcome") is None else _seconds(r.get("totalSeconds"))
+        dt = r.get("downtimeMs")
+        lines.append(f"  {r['policy']['name']:<{width}}  {str(r.get('outcome') or 'n/a'):<8}  {total:<9}  "
+                     f"{'–' if dt is None else f'{dt:.0f} ms'}")
+    best = rec.get("recommended")
+    lines += ["", f"Recommended: {best['name'] if best else 'none'}", f"  why: {rec.get('reason')}"]
+    return "\n".join(lines)
+
+
+def _scenario_plan(path: str, policy: str | None, forecast: bool = False, recommend: bool = False) -> dict:
     from ferry.engine.scenario import load_scenario_text
 
     file = Path(path)
@@ -141,15 +157,16 @@ def _scenario_plan(path: str, policy: str | None, forecast: bool = False) -> dic
         scenario = load_scenario_text(text)
     except InvalidInput as exc:
         raise InvalidInput(f"{path}: {exc.field}", exc.reason) from None
-    if forecast:
+    if forecast or recommend:
         try:
-            return scenario.forecast(policy)
+            return scenario.recommend() if recommend else scenario.forecast(policy)
         except InvalidInput as exc:
             raise InvalidInput(f"{path}: {exc.field}", exc.reason) from None
     return scenario.plan(policy).to_dict()
 
 
-def _live_plan(vm: str, to_host: str | None, policy: str | None, forecast: bool = False) -> dict:
+def _live_plan(vm: str, to_host: str | None, policy: str | None, forecast: bool = False,
+               recommend: bool = False) -> dict:
     """Asks the engine: POST /api/vms/{vm}/plan[?forecast=true] with {"to": HOST|null, "policy": P|null}."""
     try:
         from ferry.client import engine_client
@@ -159,6 +176,8 @@ def _live_plan(vm: str, to_host: str | None, policy: str | None, forecast: bool 
         raise OperationFailed("planning on live inventory needs the engine client, which is not "
                               "installed; use --scenario FILE") from None
     with engine_client.EngineClient.from_env() as client:
+        if recommend:
+            return client.post(f"/api/vms/{quote(vm, safe='')}/recommend", {"to": to_host})
         path = f"/api/vms/{quote(vm, safe='')}/plan" + ("?forecast=true" if forecast else "")
         return client.post(path, {"to": to_host, "policy": policy})
 
@@ -169,8 +188,9 @@ def _live_plan(vm: str, to_host: str | None, policy: str | None, forecast: bool 
 @click.option("--to", "to_host", metavar="HOST", help="Destination host (live mode; default: the engine chooses).")
 @click.option("--policy", metavar="P", help="Plan with this policy (name or id) instead of the effective one.")
 @click.option("--forecast", is_flag=True, help="Also forecast it: converge/abort/post-copy, time, downtime.")
+@click.option("--recommend", is_flag=True, help="Forecast every policy for this workload and recommend one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(vm, scenario, to_host, policy, forecast, as_json):
+def plan_command(vm, scenario, to_host, policy, forecast, recommend, as_json):
     """Show how VM would be migrated: VM.migrate parameters, libvirt flags and why.
 
     Either VM (the engine plans on its inventory) or --scenario FILE (see
@@ -178,16 +198,20 @@ def plan_command(vm, scenario, to_host, policy, forecast, as_json):
     """
     if scenario and vm:
         raise InvalidInput("VM", "give either a VM or --scenario FILE, not both")
+    if recommend and policy:
+        raise InvalidInput("--policy", "not with --recommend, which forecasts every policy")
     if scenario:
         if to_host:
             raise InvalidInput("--to", "only with a VM: a scenario names its destination host")
-        result = _scenario_plan(scenario, policy, forecast)
+        result = _scenario_plan(scenario, policy, forecast, recommend)
     elif vm:
-        result = _live_plan(vm, to_host, policy, forecast)
+        result = _live_plan(vm, to_host, policy, forecast, recommend)
     else:
         raise InvalidInput("VM", "give a VM name or --scenario FILE")
     if as_json:
         click.echo(json.dumps(result, indent=2))
+    elif recommend:
+        click.echo(render_recommendation(result))
     else:
         click.echo(render_plan(result))
         if result.get("forecast"):

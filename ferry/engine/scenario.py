@@ -29,9 +29,11 @@ from ferry.engine.policies import (
     BUILTIN_POLICIES,
     MINIMAL_DOWNTIME_ID,
     MigrationPolicy,
+    check_policy_allowed,
     find_policy,
     policy_from_dict,
 )
+from ferry.engine.recommend import Candidate, recommendation
 
 TOP_KEYS = {"description", "cluster", "vm", "source", "destination", "policies"}
 CLUSTER_KEYS = {"policy", "parallel", "encrypted", "bandwidth", "auto_converge", "compressed",
@@ -94,6 +96,21 @@ class Scenario:
                         dirty_reason="given in the scenario", measured_bandwidth_mibs=w.measured_mibs,
                         bandwidth_samples=0 if w.measured_mibs is None else 1,
                         link_mibs=link_mibs(self.source.link_speed_mbps, self.destination.link_speed_mbps))
+
+    def recommend(self) -> dict:
+        """Every policy (built-in and the scenario's) forecast on the scenario's figures, ranked."""
+        measured = self.measured()
+        candidates = []
+        for p in (*BUILTIN_POLICIES, *self.policies):
+            try:
+                check_policy_allowed(p, self.cluster.parallel_supported)
+            except InvalidInput as exc:
+                candidates.append(Candidate(p.id, p.name, None, f"cannot be used here: {exc.reason}"))
+                continue
+            plan = self.plan(p.id)
+            candidates.append(Candidate(p.id, p.name, forecast_wire(plan_forecast(plan, measured), measured)))
+        return {"vm": self.vm_name, "source": self.source.name, "destination": self.destination.name,
+                **recommendation(candidates)}
 
     def forecast(self, policy: str | None = None) -> dict:
         """The plan's dict with its `forecast` object (ferry.engine.forecasting)."""

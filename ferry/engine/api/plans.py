@@ -4,10 +4,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, Query
 
 from ferry.engine.api.deps import OrchestratorDep, StoreDep
-from ferry.engine.api.responses import EventOut, MigrationOut, PlanOut
+from ferry.engine.api.responses import EventOut, MigrationOut, PlanOut, RecommendationOut
 from ferry.engine.api.schemas import PlanRequest
 from ferry.engine.migration_eta import with_eta
-from ferry.engine.services.forecasts import DEFAULT_DIRTY_SECONDS, forecast_for_vm
+from ferry.engine.services.forecasts import DEFAULT_DIRTY_SECONDS, forecast_for_vm, recommend_for_vm
 from ferry.engine.services.planning import plan_for_vm
 
 router = APIRouter(prefix="/api")
@@ -30,6 +30,19 @@ def plan(vm: str, store: StoreDep, orchestrator: OrchestratorDep,
         return forecast_for_vm(store, orchestrator.agent, vm, to=body.to, policy=body.policy,
                                seconds=dirty_seconds, pattern=dirty_pattern)
     return plan_for_vm(store, vm, to=body.to, policy=body.policy).to_dict()
+
+
+@router.post("/vms/{vm}/recommend", tags=["plans"], response_model=RecommendationOut)
+def recommend(vm: str, store: StoreDep, orchestrator: OrchestratorDep,
+              body: PlanRequest = Body(default_factory=PlanRequest),
+              dirty_seconds: int = Query(DEFAULT_DIRTY_SECONDS, alias="dirtySeconds", ge=1, le=60,
+                                         description="the dirty-rate measurement's window (s)"),
+              dirty_pattern: str = Query("linear", alias="dirtyPattern", pattern="^(linear|random)$",
+                                         description="how the guest writes, if known")) -> dict:
+    """Which policy to migrate the VM with: the source agent measures it once, every policy
+    (built-in and custom) is forecast for it, ranked by outcome, total time and downtime
+    (`policy` in the body is ignored). Reads only; nothing is migrated."""
+    return recommend_for_vm(store, orchestrator.agent, vm, to=body.to, seconds=dirty_seconds, pattern=dirty_pattern)
 
 
 @router.get("/migrations", tags=["migrations"], response_model=list[MigrationOut])

@@ -162,6 +162,27 @@ class ForecastOut(Out):
     reason: str | None = None
 
 
+class RankedPolicyOut(Out):
+    policy: PolicyRef
+    outcome: str | None = Field(description="converge | abort | postcopy; null: the policy cannot be used here")
+    totalSeconds: float | None
+    downtimeMs: float | None
+    iterations: int | None
+    reason: str | None
+
+
+class RecommendationOut(Out):
+    """Every policy forecast for the VM's measured workload, best first (issue 17 item 1)."""
+
+    vm: str
+    source: str
+    destination: str
+    recommended: PolicyRef | None = Field(description="null: no policy is forecast to finish")
+    reason: str
+    ranking: list[RankedPolicyOut]
+    measured: dict[str, Any] | None = None
+
+
 class EtaOut(Out):
     seconds: float | None = Field(description="from now; null: it never ends")
     outcome: str = Field(description="converge | abort | postcopy")

@@ -8,12 +8,13 @@ migration records. The pure part (plan + figures -> model inputs) is ferry.engin
 """
 from __future__ import annotations
 
-from ferry.common.errors import Conflict, OperationFailed
+from ferry.common.errors import Conflict, InvalidInput, OperationFailed
 from ferry.common.jsonrpc import JsonRpcError
 from ferry.engine import forecasting as fx
 from ferry.engine.db.store import Store
 from ferry.engine.monitor import AgentFactory
 from ferry.engine.planner import MigrationPlan
+from ferry.engine.recommend import Candidate, recommendation
 from ferry.engine.services.planning import plan_for_vm
 
 DEFAULT_DIRTY_SECONDS = 2        # VM.getDirtyRate's window: the band under 4 s is the narrower one
@@ -53,6 +54,34 @@ def forecast_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str |
         answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs, bandwidth_spread=spread,
         bandwidth_samples=n, dirty_pattern=pattern, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps))
     return with_forecast(plan, measured)
+
+
+def recommend_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str | None = None,
+                     seconds: int = DEFAULT_DIRTY_SECONDS, pattern: str = fx.LINEAR) -> dict:
+    """Every policy (built-in and custom) forecast on one measurement of the VM, ranked
+    (ferry.engine.recommend; issue 17 item 1). The destination is fixed first, so all face
+    the same host pair."""
+    first = plan_for_vm(store, vm_ref, to=to)
+    vm = store.vms.get(vm_ref)
+    source, destination = store.hosts.get(first.source), store.hosts.get(first.destination)
+    answer = measure_vm(agent, source.agent_url, vm.uuid, seconds)
+    link = fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps)
+    candidates = []
+    for policy in store.policies.list():
+        try:
+            plan = plan_for_vm(store, vm_ref, to=destination.name, policy=policy.id)
+        except InvalidInput as exc:
+            candidates.append(Candidate(policy.id, policy.name, None, f"cannot be used here: {exc.reason}"))
+            continue
+        mibs, spread, n = pair_calibration(store, plan)
+        measured = fx.measured_from_dirty_rate(answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs,
+                                               bandwidth_spread=spread, bandwidth_samples=n, dirty_pattern=pattern,
+                                               link_mibs=link)
+        candidates.append(Candidate(policy.id, policy.name, fx.forecast_wire(fx.plan_forecast(plan, measured), measured)))
+    return {"vm": vm.name, "source": first.source, "destination": first.destination,
+            "measured": {k: answer.get(k) for k in ("dirtyRateMiBs", "estimate", "memoryMiB", "touchedMiB", "mode",
+                                                    "seconds")},
+            **recommendation(candidates)}
 
 
 def with_forecast(plan: MigrationPlan, measured: fx.Measured) -> dict:
