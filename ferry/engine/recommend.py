@@ -67,8 +67,9 @@ def reason(ranked: list[Candidate]) -> str:
     converging = [c for c in planned if c.forecast["outcome"] == CONVERGE]
     if f["outcome"] == CONVERGE:
         others = len(converging) - 1
+        only = "; it is the only one forecast to converge"
         tail = (f"; {others} other polic{'y' if others == 1 else 'ies'} converge{'s' if others == 1 else ''} too, "
-                "none more than 5% sooner, and it has the least downtime of those as fast" if others else "; it is the only one forecast to converge")
+                "none more than 5% sooner, and it has the least downtime of those as fast" if others else only)
         return (f"{best.policy_name} is forecast to converge in {_secs(f['totalSeconds'])} with "
                 f"{f['downtimeMs']:.0f} ms downtime{tail}")
     if f["outcome"] == POSTCOPY:
