@@ -129,18 +129,46 @@ def cluster_for(case: Case) -> dict:
             "encrypted": False, "auto_converge": False, "compressed": False}
 
 
+CALIBRATION_MBPS = 80_000      # far above what the lab's loopback migrations reach: uncapped
+
+
 class ForecastBench:
     def __init__(self, lab, driver, cases: list[Case], *, progress: Progress, dirty_seconds: int = 2,
-                 pattern: str = "random"):
+                 pattern: str = "random", calibrate: bool = False):
         self.lab, self.driver, self.cases = lab, driver, cases
         self.client = driver.client
         self.progress = progress
         self.dirty_seconds, self.pattern = dirty_seconds, pattern
+        self.calibrate = calibrate
+
+    def _calibration(self, h1, h2) -> list[dict]:
+        """Uncapped migrations of an idle guest, each way, before the cases and not compared:
+        the engine keeps their throughput, the per-pair figure its forecasts calibrate from."""
+        vm = "bench-fc-calibration"
+        self.lab.destroy_guest(vm)
+        guest = self.lab.boot_guest(h1, vm, memory_mib=512, fill_mib=256, dirty_mib_s=0)
+        self.driver.adopt(guest, h1)
+        self.client.patch("/api/clusters/bench", {"policy": "Legacy", "parallel": {"mode": "DISABLED"},
+                                                  "bandwidth": {"mode": "CUSTOM", "custom_mbps": CALIBRATION_MBPS}})
+        done = []
+        try:
+            for src, dst in ((h1, h2), (h2, h1)):
+                for h in (src, dst):
+                    self.client.post(f"/api/hosts/{h.name}/refresh", {})
+                rec = wait_for(self.client, self.client.post(f"/api/vms/{vm}/migrate", {"to": dst.name}), timeout=300)
+                mibs = (rec.get("result") or {}).get("throughput_mibps")
+                done.append({"source": src.name, "destination": dst.name, "state": rec["state"], "mibs": mibs})
+                self.progress(f"calibration {src.name} -> {dst.name}: {rec['state']}, {mibs} MiB/s")
+        finally:
+            self.lab.destroy_guest(vm)
+            self.driver.release(vm)
+        return done
 
     def run(self) -> dict:
         h1, h2 = self.lab.hosts()[:2]
         started = datetime.now(UTC)
         runs: list[dict] = []
+        calibration = self._calibration(h1, h2) if self.calibrate else []
         for key, group in itertools.groupby(self.cases, key=lambda c: c.guest_key):
             size, fill, dirty = key
             vm = f"bench-fc-{size}-{fill}-{dirty}"
@@ -164,6 +192,7 @@ class ForecastBench:
                 self.driver.release(vm)
         return {"kind": "forecast", "started_at": started.isoformat(), "ended_at": datetime.now(UTC).isoformat(),
                 "dirty_seconds": self.dirty_seconds, "pattern": self.pattern, "cases": len(self.cases),
+                "calibration": calibration,
                 "machine": machine_facts(self.lab), "runs": runs}
 
     def _one(self, case: Case, vm: str, src, dst) -> dict:

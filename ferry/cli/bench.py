@@ -87,6 +87,8 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
 @click.option("--pattern", type=click.Choice(["linear", "random"]), default="random", show_default=True,
               help="The write pattern the forecast assumes (the lab's workload writes random pages).")
 @click.option("--engine-url", default=None, help="A running engine's URL (default: start one).")
+@click.option("--calibrate", is_flag=True, help="First migrate an idle guest uncapped each way (not compared): "
+              "the engine's per-host-pair calibration.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the raw result (JSON) here.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
 @click.option("--from-raw", "from_raw", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -95,7 +97,7 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
               help="A `ferry bench migrate` raw result: also forecast every run again with the current "
                    "physics, the final copy at that benchmark's uncapped speed per host pair and mode.")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
-def forecast_cmd(cases, dirty_seconds, pattern, engine_url, out, report, from_raw, final_speeds, lab_id):
+def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, report, from_raw, final_speeds, lab_id):
     """Measure, forecast, migrate through the engine and compare, per case."""
     from ferry.bench.engine_driver import engine_driver
     from ferry.bench.forecast_bench import ForecastBench, full_matrix, parse_case
@@ -121,7 +123,7 @@ def forecast_cmd(cases, dirty_seconds, pattern, engine_url, out, report, from_ra
               + ("" if cases else " (issue 14's full matrix)"))
     with engine_driver(lab, engine_url, progress=_progress) as driver:
         result = ForecastBench(lab, driver, chosen, progress=_progress, dirty_seconds=dirty_seconds,
-                               pattern=pattern).run()
+                               pattern=pattern, calibrate=calibrate).run()
     result["full_matrix"] = not cases
     if out:
         with open(out, "w") as f:
