@@ -160,8 +160,9 @@ class ForecastBench:
                 done.append({"source": src.name, "destination": dst.name, "state": rec["state"], "mibs": mibs})
                 self.progress(f"calibration {src.name} -> {dst.name}: {rec['state']}, {mibs} MiB/s")
         finally:
+            # the VM's record stays: deleting it would delete its migrations (ON DELETE CASCADE),
+            # and with them the history the engine calibrates from
             self.lab.destroy_guest(vm)
-            self.driver.release(vm)
         return done
 
     def run(self) -> dict:
