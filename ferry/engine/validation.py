@@ -205,10 +205,14 @@ MAX_JSON_DEPTH = 16
 MAX_JSON_ITEMS = 10_000
 
 
-def check_json(field: str, value: Any, depth: int = MAX_JSON_DEPTH) -> Any:
+def check_json(field: str, value: Any, depth: int = MAX_JSON_DEPTH, *, inner_names: bool = False) -> Any:
     """A JSON value the database can store and give back: bounded depth and size, 64-bit
-    integers, finite numbers, keys and strings without NUL or lone surrogates."""
+    integers, finite numbers, keys and strings without NUL or lone surrogates. With
+    `inner_names`, a problem inside is named by its own path ("init[0].name"), not under `field`."""
     count = 0
+
+    def join(path: str, key: str) -> str:
+        return key if inner_names and path == field else f"{path}.{key}"
 
     def walk(v: Any, path: str, level: int) -> None:
         nonlocal count
@@ -231,8 +235,8 @@ def check_json(field: str, value: Any, depth: int = MAX_JSON_DEPTH) -> Any:
             for k, item in v.items():
                 if not isinstance(k, str):
                     raise InvalidInput(path, f"keys must be strings, got {show(k)}")
-                check_text(f"{path}.<key>", k, MAX_REF)
-                walk(item, f"{path}.{k}", level + 1)
+                check_text(join(path, "<key>"), k, MAX_REF)
+                walk(item, join(path, k), level + 1)
         elif isinstance(v, (list, tuple)):
             for i, item in enumerate(v):
                 walk(item, f"{path}[{i}]", level + 1)
@@ -256,13 +260,13 @@ def policy_input(data: Any) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise InvalidInput("policy", "must be an object")
     data = dict(data)
-    check_json("policy", data)
     if "name" in data:
         check_policy_name("name", data["name"])
     if data.get("description") is not None:
         check_text("description", data["description"])
     if data.get("id") is not None:
         check_ref("id", data["id"])
+    check_json("policy", data, inner_names=True)
     for marker in ("builtin", "legacy"):
         if marker in data and data[marker] is False:
             del data[marker]

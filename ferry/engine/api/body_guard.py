@@ -6,8 +6,9 @@ any route parses them, with the API's error shape naming the field.
   because Python's JSON parser otherwise gives up with a RecursionError, which FastAPI
   answers with a bare 400 "There was an error parsing the body";
 - a JSON key or string holding a lone surrogate ("\\ud800", which JSON allows and UTF-8 cannot
-  encode): 422 naming it, because the database cannot store it and an error echoing it could
-  not be sent either.
+  encode) or a NUL, or a string longer than MAX_STRING (64 Ki characters): 422 naming it by
+  its JSON path, because the database cannot store such text and give it back (and an error
+  echoing a surrogate could not be sent either). Fields get tighter bounds from their models.
 
 Pure ASGI (the body is read once and handed on), so it needs nothing from the routes.
 """
@@ -22,6 +23,7 @@ from ferry.engine.validation import show, text_problem
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+MAX_STRING = 65536
 _OPEN, _CLOSE, _QUOTE, _BACKSLASH = frozenset(b"[{"), frozenset(b"]}"), ord('"'), ord("\\")
 
 
@@ -48,17 +50,21 @@ def json_depth(body: bytes) -> int:
 
 
 def unstorable_text(value: Any, path: str = "") -> tuple[str, str] | None:
-    """(field, reason) of the first key or string in a parsed JSON value with a lone surrogate."""
+    """(field, reason) of the first key or string in a parsed JSON value that holds a lone
+    surrogate or a NUL, or is longer than MAX_STRING."""
     stack = [(value, path)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
-            if text_problem(item.replace("\x00", "")):
-                return where or "body", "must be valid Unicode (it holds a lone surrogate such as \\ud800)"
+            problem = text_problem(item) or (f"must be at most {MAX_STRING} characters"
+                                             if len(item) > MAX_STRING else None)
+            if problem:
+                return where or "body", problem
         elif isinstance(item, dict):
             for key, sub in item.items():
-                if text_problem(key.replace("\x00", "")):
-                    return (where or "body"), f"key {show(key)} must be valid Unicode (it holds a lone surrogate)"
+                problem = text_problem(key) or ("is too long" if len(key) > 255 else None)
+                if problem:
+                    return (where or "body"), f"key {show(key)}: {problem}"
                 stack.append((sub, f"{where}.{key}" if where else key))
         elif isinstance(item, list):
             stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))

@@ -53,6 +53,7 @@ def Int(lo: int, hi: int, **kw: Any) -> Any:  # noqa: N802 - a type, read as one
     return Annotated[int, Field(ge=lo, le=hi, **kw)]
 
 
+Int64 = Int(-v.MAX_ROW_ID - 1, v.MAX_ROW_ID)  # what the database can hold; the meaning is checked later
 Ref = _text(v.MAX_REF)                      # a name or id something is looked up by
 Name = _text(v.MAX_NAME)                    # a new object's name (the services check its characters)
 Text = _text(v.MAX_TEXT, one_line=False)    # descriptions
@@ -194,7 +195,7 @@ class OverridesBody(Body):
     encrypted: bool | None = None
     auto_converge: bool | None = None
     compressed: bool | None = None
-    downtime_ms: Int(1, v.MAX_DOWNTIME_MS) | None = None
+    downtime_ms: Int64 | None = Field(None, description="1..600000 (checked by the engine, field downtime_ms)")
 
     def changes(self) -> dict[str, Any]:
         given = self.given()

@@ -79,9 +79,10 @@ def check_host_changes(changes: Mapping[str, Any], fields: tuple[str, ...] = HOS
 def check_overrides(overrides: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     if not overrides:
         return overrides
-    _check_refs(overrides, ("policy", "parallel"), "overrides.")
+    # Named like the repository names them ("policy", "downtime_ms"), as the API always has.
+    _check_refs(overrides, ("policy", "parallel"))
     if "downtime_ms" in overrides:
-        check_optional_int("overrides.downtime_ms", overrides["downtime_ms"], 1, MAX_DOWNTIME_MS)
+        check_optional_int("downtime_ms", overrides["downtime_ms"], 1, MAX_DOWNTIME_MS)
     for key in overrides:
         check_ref("overrides", key)
     return overrides
