@@ -10,13 +10,17 @@ any route parses them, with the API's error shape naming the field.
   its JSON path, because the database cannot store such text and give it back (and an error
   echoing a surrogate could not be sent either). Fields get tighter bounds from their models.
 
-Pure ASGI (the body is read once and handed on), so it needs nothing from the routes.
+Pure ASGI (the body is read once and handed on). Authentication still comes first: a refused
+body is not answered here but marked in the request's state and replaced by an empty one, and
+`refuse_marked_body`, a dependency every router runs after the bearer-token check, answers it;
+so a client without a valid token gets its 401/403, never a hint about the body.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferry.engine.validation import show, text_problem
@@ -109,13 +113,22 @@ class BodyGuard:
         body = b"".join(chunks) if size <= MAX_BODY_BYTES else b"x" * (MAX_BODY_BYTES + 1)
         problem = body_problem(body) if body else None
         if problem is not None:
-            from ferry.engine.api.errors import error_body, json_response
-
-            status, field, reason = problem
-            response = json_response(error_body(f"{field}: {reason}", field, reason), status)
-            await response(scope, receive, send)
-            return
+            scope.setdefault("state", {})[PROBLEM_KEY] = problem
+            chunks = []
         await self.app(scope, _replay(chunks, None, receive), send)
+
+
+PROBLEM_KEY = "ferry_body_problem"
+
+
+def refuse_marked_body(request: Request) -> None:
+    """The guard's refusal, after authentication (a router dependency, see create_app)."""
+    problem = request.scope.get("state", {}).get(PROBLEM_KEY)
+    if problem is not None:
+        from ferry.engine.api.errors import error_body
+
+        status, field, reason = problem
+        raise HTTPException(status, detail=error_body(f"{field}: {reason}", field, reason)["detail"])
 
 
 def _replay(chunks: list[bytes], pending: Message | None, receive: Receive) -> Receive:

@@ -141,3 +141,9 @@ def test_cli_vcpus_zero_is_sent_as_zero_not_one():
     with pytest.raises(InvalidInput) as err:  # a workload guest's spec is built (and refused) here
         _vm_body("vm2", "c1", 1024, 0, None, None, None, None, None, "fill=64", none)
     assert err.value.field == "vcpus"
+
+
+def test_without_a_token_a_bad_body_still_gets_401_first(api):
+    body = b"[" * 5000 + b"]" * 5000
+    r = api.post("/api/clusters", content=body, headers={"Authorization": "", "Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["detail"]["field"] == "Authorization"
