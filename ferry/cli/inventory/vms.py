@@ -115,7 +115,7 @@ def _vm_body(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, ac
     if wl is not None:
         if kernel or initrd or cmdline:
             raise InvalidInput("workload", "give either --workload (a lab guest) or --kernel/--initrd/--cmdline")
-        body = {**workload_vm_spec(name, memory_mib, vcpus or 1, wl), "cluster": cluster, "workload": wl}
+        body = {**workload_vm_spec(name, memory_mib, 1 if vcpus is None else vcpus, wl), "cluster": cluster, "workload": wl}
         if uuid:
             body["uuid"] = uuid
         if accel:
@@ -123,7 +123,7 @@ def _vm_body(name, cluster, memory_mib, vcpus, kernel, initrd, cmdline, uuid, ac
     else:
         if not kernel:
             raise InvalidInput("kernel", "is required (or --workload for a lab workload guest)")
-        body = {"name": name, "cluster": cluster, "memory_mib": memory_mib, "vcpus": vcpus or 1,
+        body = {"name": name, "cluster": cluster, "memory_mib": memory_mib, "vcpus": 1 if vcpus is None else vcpus,
                 "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "uuid": uuid, "accel": accel}
     body = {k: v for k, v in body.items() if v is not None}
     o = _overrides_body(**overrides)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 import ferry
 from ferry.engine.api import inventory, operations, plans, policies, steering
 from ferry.engine.api.auth import require_token
+from ferry.engine.api.body_guard import refuse_marked_body
 from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
 from ferry.engine.api.responses import HealthOut
@@ -57,8 +58,8 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     app.state.monitor = monitor
     app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
-    for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth)
-        app.include_router(router, dependencies=[Depends(require_token)])
+    for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth), then a sound body
+        app.include_router(router, dependencies=[Depends(require_token), Depends(refuse_marked_body)])
 
     @app.get("/api/health", tags=["engine"], response_model=HealthOut)
     def health(db: DatabaseDep) -> dict:

@@ -78,8 +78,9 @@ def list_vms(store: StoreDep, cluster: str | None = None, host: str | None = Non
 
 @router.post("/vms", status_code=201, tags=["vms"], response_model=VmOut)
 def add_vm(body: VmCreate, store: StoreDep) -> dict:
-    v = store.vms.add(body.spec(), cluster=body.cluster, host=body.host, status=body.status,
-                      overrides=body.overrides.changes() if body.overrides else None, workload=body.workload)
+    v = inventory.add_vm(store, body.spec(), cluster=body.cluster, host=body.host, status=body.status,
+                         overrides=body.overrides.changes() if body.overrides else None,
+                         workload=body.workload_figures())
     return vm_view(store, v)
 
 

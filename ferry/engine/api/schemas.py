@@ -4,15 +4,61 @@ Pydantic checks shapes and types (errors name the field by its JSON path); the v
 and ferry.engine.validation check meaning (ranges, known names, the zero-copy gate) and raise
 InvalidInput naming the field. Response bodies are in ferry.engine.api.responses. Settings that
 have a short text form accept it too: parallel "CUSTOM:8" or 8, bandwidth "CUSTOM:5000" or 5000.
+
+Every string is bounded and refuses NUL and lone surrogates (`Ref`, `Text`, `PathText`), and
+every integer has the bounds the engine and the agents use (`Int(lo, hi)`), so the OpenAPI
+document states them and an out-of-range value is a 422 naming the field, never a value that
+reaches the database (SQLite's integers are 64-bit).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from ferry.common.errors import InvalidInput
-from ferry.engine.options import BandwidthMode, BandwidthSetting, ParallelMode, ParallelSetting, short_form
+from ferry.engine import validation as v
+from ferry.engine import vm_validation as vv
+from ferry.engine.options import (
+    BandwidthMode,
+    BandwidthSetting,
+    ParallelMode,
+    ParallelSetting,
+    short_form,
+)
+from ferry.engine.policies import MAX_MIGRATIONS_LIMIT, MAX_STALLING_LIMIT
+from ferry.protocol.schedule import MAX_DOWNTIME_MS as MAX_ACTION_DOWNTIME_MS
+
+
+def _storable(value: str) -> str:
+    problem = v.text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line")
+    return value
+
+
+def _text(max_length: int, *, one_line: bool = True, **kw: Any) -> Any:
+    checks = [AfterValidator(_storable)] + ([AfterValidator(_one_line)] if one_line else [])
+    return Annotated[str, Field(max_length=max_length, **kw), *checks]
+
+
+def Int(lo: int, hi: int, **kw: Any) -> Any:  # noqa: N802 - a type, read as one
+    """An integer within lo..hi (stated in the OpenAPI document)."""
+    return Annotated[int, Field(ge=lo, le=hi, **kw)]
+
+
+Int64 = Int(-v.MAX_ROW_ID - 1, v.MAX_ROW_ID)  # what the database can hold; the meaning is checked later
+Ref = _text(v.MAX_REF)                      # a name or id something is looked up by
+Name = _text(v.MAX_NAME)                    # a new object's name (the services check its characters)
+Text = _text(v.MAX_TEXT, one_line=False)    # descriptions
+PathText = _text(vv.MAX_PATH)               # a file on the hosts (the services check where)
+Json = dict[str, Any]                       # checked by ferry.engine.validation.check_json
 
 
 class Body(BaseModel):
@@ -37,8 +83,8 @@ def _mode_and_number(value: Any, number_key: str) -> Any:
 class ParallelBody(Body):
     """Parallel migration connections: AUTO, AUTO_PARALLEL, DISABLED, or CUSTOM with 2..255."""
 
-    mode: str = Field(description="AUTO | AUTO_PARALLEL | DISABLED | CUSTOM")
-    connections: int | None = Field(None, description="with CUSTOM: 2..255")
+    mode: Ref = Field(description="AUTO | AUTO_PARALLEL | DISABLED | CUSTOM")
+    connections: Int(0, 2 ** 31) | None = Field(None, description="with CUSTOM: 2..255")
 
     @model_validator(mode="before")
     @classmethod
@@ -57,8 +103,8 @@ class ParallelBody(Body):
 class BandwidthBody(Body):
     """Migration bandwidth: AUTO (slower host link), HYPERVISOR_DEFAULT, or CUSTOM Mbps."""
 
-    mode: str = Field(description="AUTO | HYPERVISOR_DEFAULT | CUSTOM")
-    custom_mbps: int | None = Field(None, description="with CUSTOM: the bandwidth in Mbps")
+    mode: Ref = Field(description="AUTO | HYPERVISOR_DEFAULT | CUSTOM")
+    custom_mbps: Int(1, v.MAX_BANDWIDTH_MBPS) | None = Field(None, description="with CUSTOM: the bandwidth in Mbps")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,14 +133,14 @@ def _cluster_changes(given: dict[str, Any]) -> dict[str, Any]:
 
 
 class ClusterUpdate(Body):
-    description: str | None = None
-    policy: str | None = Field(None, description="policy name or id")
+    description: Text | None = None
+    policy: Ref | None = Field(None, description="policy name or id")
     parallel: ParallelBody | None = None
     encrypted: bool | None = None
     bandwidth: BandwidthBody | None = None
     auto_converge: bool | None = None
     compressed: bool | None = None
-    resilience: str | None = Field(None, description="MIGRATE | MIGRATE_HIGHLY_AVAILABLE | DO_NOT_MIGRATE")
+    resilience: Ref | None = Field(None, description="MIGRATE | MIGRATE_HIGHLY_AVAILABLE | DO_NOT_MIGRATE")
     parallel_supported: bool | None = Field(None, description="oVirt's cluster-level gate for parallel "
                                                               "(and so zero-copy) migrations")
 
@@ -103,7 +149,7 @@ class ClusterUpdate(Body):
 
 
 class ClusterCreate(ClusterUpdate):
-    name: str
+    name: Name
 
     def changes(self) -> dict[str, Any]:
         given = self.given()
@@ -112,14 +158,14 @@ class ClusterCreate(ClusterUpdate):
 
 
 class HostUpdate(Body):
-    cluster: str | None = None
-    address: str | None = None
-    agent_url: str | None = None
-    migration_address: str | None = None
+    cluster: Ref | None = None
+    address: Ref | None = None
+    agent_url: _text(v.MAX_URL) | None = None
+    migration_address: Ref | None = None
     migration_network_up: bool | None = None
-    link_speed_mbps: int | None = None
-    status: str | None = Field(None, description="UNKNOWN | UP | DOWN | MAINTENANCE")
-    capabilities: dict[str, Any] | None = Field(None, description="the agent's last Host.getCapabilities")
+    link_speed_mbps: Int(1, v.MAX_LINK_SPEED_MBPS) | None = None
+    status: Ref | None = Field(None, description="UNKNOWN | UP | DOWN | MAINTENANCE")
+    capabilities: Json | None = Field(None, description="the agent's last Host.getCapabilities")
 
     def changes(self) -> dict[str, Any]:
         given = self.given()
@@ -130,9 +176,9 @@ class HostUpdate(Body):
 
 
 class HostCreate(HostUpdate):
-    name: str
-    cluster: str
-    address: str = Field(description="the agent's (management) address")
+    name: Name
+    cluster: Ref
+    address: Ref = Field(description="the agent's (management) address")
 
     def changes(self) -> dict[str, Any]:
         given = super().changes()
@@ -144,12 +190,12 @@ class HostCreate(HostUpdate):
 class OverridesBody(Body):
     """Per-VM overrides; null = inherit the cluster's. In a PATCH only the keys sent change."""
 
-    policy: str | None = None
+    policy: Ref | None = None
     parallel: ParallelBody | None = None
     encrypted: bool | None = None
     auto_converge: bool | None = None
     compressed: bool | None = None
-    downtime_ms: int | None = None
+    downtime_ms: Int64 | None = Field(None, description="1..600000 (checked by the engine, field downtime_ms)")
 
     def changes(self) -> dict[str, Any]:
         given = self.given()
@@ -158,21 +204,39 @@ class OverridesBody(Body):
         return given
 
 
+MemoryMib = Int(vv.MIN_MEMORY_MIB, vv.MAX_MEMORY_MIB)
+Vcpus = Int(1, vv.MAX_VCPUS)
+HardLimitKib = Int(1, vv.MAX_HARD_LIMIT_KIB)
+Cmdline = _text(vv.MAX_CMDLINE)
+
+
+class WorkloadBody(Body):
+    """A lab workload guest's figures (ferry.lab.guest.Workload); fill at most the VM's memory."""
+
+    fill_mib: Int(1, vv.MAX_MEMORY_MIB) | None = None
+    dirty_mib_s: Int(0, vv.MAX_DIRTY_MIB_S) | None = None
+    spot_pages: Int(0, vv.MAX_SPOT_PAGES) | None = None
+
+
+def _workload(body: WorkloadBody | None) -> dict[str, Any] | None:
+    return None if body is None else body.model_dump(exclude_unset=True)
+
+
 class VmUpdate(Body):
-    memory_mib: int | None = None
-    vcpus: int | None = None
-    kernel: str | None = None
-    initrd: str | None = None
-    cmdline: str | None = None
-    accel: str | None = None
-    memtune_hard_limit_kib: int | None = None
-    console_log: str | None = None
-    emulator: str | None = None
-    machine: str | None = None
-    cluster: str | None = None
-    host: str | None = Field(None, description="the host it runs on; null = not running")
-    status: str | None = Field(None, description="DOWN | UP | PAUSED | MIGRATING")
-    workload: dict[str, Any] | None = None
+    memory_mib: MemoryMib | None = None
+    vcpus: Vcpus | None = None
+    kernel: PathText | None = Field(None, description="a file name or a path under the images directories")
+    initrd: PathText | None = None
+    cmdline: Cmdline | None = None
+    accel: Ref | None = None
+    memtune_hard_limit_kib: HardLimitKib | None = None
+    console_log: PathText | None = Field(None, description="a file name or a path under the console log directory")
+    emulator: PathText | None = Field(None, description="one of the engine's allowed emulators")
+    machine: Ref | None = None
+    cluster: Ref | None = None
+    host: Ref | None = Field(None, description="the host it runs on; null = not running")
+    status: Ref | None = Field(None, description="DOWN | UP | PAUSED | MIGRATING")
+    workload: WorkloadBody | None = None
     overrides: OverridesBody | None = None
 
     _NULLABLE = ("initrd", "memtune_hard_limit_kib", "console_log", "host", "workload", "status", "overrides")
@@ -183,29 +247,34 @@ class VmUpdate(Body):
             if value is None and key not in self._NULLABLE:
                 raise InvalidInput(key, "cannot be null")
         overrides = given.pop("overrides", None)
+        if "workload" in given:
+            given["workload"] = _workload(given["workload"])
         if given.get("status", "") is None:
             given.pop("status")
         return given, (overrides.changes() if overrides is not None else None)
 
 
 class VmCreate(Body):
-    name: str
-    cluster: str
-    memory_mib: int
-    vcpus: int
-    kernel: str
-    initrd: str | None = None
-    cmdline: str = ""
-    uuid: str | None = None
-    accel: str | None = None
-    memtune_hard_limit_kib: int | None = None
-    console_log: str | None = None
-    emulator: str | None = None
-    machine: str | None = None
-    host: str | None = None
-    status: str | None = None
-    workload: dict[str, Any] | None = None
+    name: Name
+    cluster: Ref
+    memory_mib: MemoryMib
+    vcpus: Vcpus
+    kernel: PathText = Field(description="a file name or a path under the images directories")
+    initrd: PathText | None = None
+    cmdline: Cmdline = ""
+    uuid: _text(36) | None = None
+    accel: Ref | None = None
+    memtune_hard_limit_kib: HardLimitKib | None = None
+    console_log: PathText | None = Field(None, description="a file name or a path under the console log directory")
+    emulator: PathText | None = Field(None, description="one of the engine's allowed emulators")
+    machine: Ref | None = None
+    host: Ref | None = None
+    status: Ref | None = None
+    workload: WorkloadBody | None = None
     overrides: OverridesBody | None = None
+
+    def workload_figures(self) -> dict[str, Any] | None:
+        return _workload(self.workload)
 
     def spec(self) -> dict[str, Any]:
         keys = ("name", "memory_mib", "vcpus", "kernel", "initrd", "cmdline", "uuid", "accel",
@@ -214,8 +283,9 @@ class VmCreate(Body):
 
 
 class ActionBody(Body):
-    name: str = Field(description="setDowntime | postcopy | abort")
-    params: list[int | str] = Field(default_factory=list, description="setDowntime: [milliseconds]")
+    name: Ref = Field(description="setDowntime | postcopy | abort")
+    params: list[Int(0, MAX_ACTION_DOWNTIME_MS) | Ref] = Field(default_factory=list, max_length=8,
+                                                              description="setDowntime: [milliseconds]")
 
     @model_validator(mode="before")
     @classmethod
@@ -224,24 +294,24 @@ class ActionBody(Body):
 
 
 class StallingBody(Body):
-    limit: int
+    limit: Int(-1, MAX_STALLING_LIMIT)
     action: ActionBody
 
 
 class PolicyBody(Body):
     """A custom migration policy (the form GET returns; builtin/legacy must be false)."""
 
-    id: str | None = None
-    name: str
-    description: str | None = None
-    max_migrations: int | None = None
+    id: Ref | None = None
+    name: Name
+    description: Text | None = None
+    max_migrations: Int(0, MAX_MIGRATIONS_LIMIT) | None = None
     auto_converge: bool | None = None
     compression: bool | None = None
     guest_events: bool | None = None
     zerocopy: bool | None = None
-    init: list[ActionBody] | None = None
-    stalling: list[StallingBody] | None = None
-    last_items: list[ActionBody] | None = None
+    init: list[ActionBody] | None = Field(None, max_length=64)
+    stalling: list[StallingBody] | None = Field(None, max_length=64)
+    last_items: list[ActionBody] | None = Field(None, max_length=64)
     builtin: bool | None = None
     legacy: bool | None = None
 
@@ -250,5 +320,5 @@ class PolicyBody(Body):
 
 
 class PlanRequest(Body):
-    to: str | None = Field(None, description="destination host; null = the one the engine would pick")
-    policy: str | None = Field(None, description="policy name or id; null = the VM's effective policy")
+    to: Ref | None = Field(None, description="destination host; null = the one the engine would pick")
+    policy: Ref | None = Field(None, description="policy name or id; null = the VM's effective policy")

@@ -93,7 +93,7 @@ def test_host_and_vm_commands(engine_url):
     (["vm", "set", "vm1", "--downtime", "soon"], "downtime_ms"),
     (["vm", "set", "vm1", "--vcpus", "0"], "vcpus"),
     (["vm", "set", "vm1", "--host", "h9"], "host"),
-    (["vm", "add", "vm2", "--cluster", "c1", "--memory", "64", "--vcpus", "1", "--kernel", "vmlinuz"], "kernel"),
+    (["vm", "add", "vm2", "--cluster", "c1", "--memory", "64", "--vcpus", "1", "--kernel", "/etc/shadow"], "kernel"),
     (["host", "add", "h3", "--cluster", "c1", "--address", "not an address"], "address"),
     (["host", "set", "h1", "--link-speed", "fast"], "link_speed_mbps"),
     (["host", "set", "h1", "--capabilities", "{oops"], "capabilities"),

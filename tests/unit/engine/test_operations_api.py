@@ -29,7 +29,7 @@ def api(tmp_path):
             world.add(f"h{i}", f"127.9.0.{i}")
             client.post("/api/hosts", json={"name": f"h{i}", "cluster": "c", "address": f"127.9.0.{i}"})
         client.post("/api/vms", json={"name": "vm1", "cluster": "c", "memory_mib": 512, "vcpus": 1,
-                                      "kernel": "/k"})
+                                      "kernel": "vmlinuz"})
         yield client, world
 
 
