@@ -10,9 +10,10 @@ migration stands. `AdaptiveController` is a pure state machine in the house styl
 
 Rules, in order, each poll:
 
-1. the downtime limit is raised only as far as the data left needs: remaining / throughput
-   (with a 10% margin), when that fits within the policy's maximum minus a reserve for the
-   switch-over itself (`SWITCHOVER_RESERVE_MS`); never lowered;
+1. the downtime limit is raised only as far as the data left needs: what QEMU will find at its
+   next bitmap sync (the pass's remaining data plus what the guest dirtied since the pass
+   began) / throughput, with a 10% margin, when that fits within the policy's maximum minus a
+   reserve for the switch-over itself (`SWITCHOVER_RESERVE_MS`); never lowered;
 2. at most one strategy step per memory iteration, once the dirty rate is known (QEMU's
    figure from the second pass on, else the rate measured before the start);
 3. the model from the current state, with the limit at its bound and QEMU's auto-converge
@@ -25,9 +26,9 @@ Rules, in order, each poll:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ferry.forecast.model import CONVERGE, RANDOM, ForecastInputs, State, simulate
+from ferry.forecast.model import CONVERGE, RANDOM, ForecastInputs, State, dirtied, simulate
 from ferry.protocol.adaptive import AdaptiveSpec
 
 SET_DOWNTIME, SET_THROTTLE, POSTCOPY, ABORT = "setDowntime", "setThrottle", "postcopy", "abort"
@@ -89,8 +90,10 @@ class AdaptiveController:
     postcopy_requested: bool = False
     throttle_ineffective: bool = False
     postcopy_unavailable_why: str = ""
+    throttle_control_why: str = ""
     _decided_iteration: int = -1
     _unthrottled_rate: float | None = None
+    _pass_started: dict[int, float] = field(default_factory=dict)   # iteration -> elapsed s first seen
     history: list[Decision] = field(default_factory=list)
 
     @property
@@ -113,6 +116,7 @@ class AdaptiveController:
         if self.finished or self.postcopy_requested or obs.throughput_mibs <= 0:
             return []
         self.touched_mib = max(self.touched_mib, min(self.memory_mib, obs.remaining_mib))
+        self._pass_started.setdefault(obs.iteration, obs.elapsed_s)
         self._learn_throttle(obs)
         raised = self._downtime_for(obs)
         if raised is not None:
@@ -132,15 +136,29 @@ class AdaptiveController:
         self.postcopy_requested = False
         self.postcopy_unavailable_why = f"the switch to post-copy failed: {why}"
 
+    def throttle_failed(self, why: str) -> None:
+        """The throttle cannot be changed after all: decide as without live control."""
+        self.caps = replace(self.caps, throttle_control=False)
+        self.throttle_control_why = f"live throttle control failed: {why}"
+
     # ---- the rules -----------------------------------------------------------------------------
 
+    def predicted_pending_mib(self, obs: Observation) -> float:
+        """What QEMU's next bitmap sync will find: the pass's rest plus what was dirtied since
+        the pass began (at the rate known, the dirty pattern's distinct pages)."""
+        rate = self._dirty_rate(obs) or 0.0
+        since = max(0.0, obs.elapsed_s - self._pass_started.get(obs.iteration, obs.elapsed_s))
+        return obs.remaining_mib + dirtied(max(self.touched_mib, 0.001), rate * since, self.dirty_pattern)
+
     def _downtime_for(self, obs: Observation) -> Decision | None:
-        need_ms = math.ceil(obs.remaining_mib / obs.throughput_mibs * 1000 * (1 + DOWNTIME_MARGIN))
+        pending = self.predicted_pending_mib(obs)
+        need_ms = math.ceil(pending / obs.throughput_mibs * 1000 * (1 + DOWNTIME_MARGIN))
         if need_ms <= self.downtime_ms or need_ms > self.bound_ms:
             return None
         self.downtime_ms = need_ms
-        return Decision(SET_DOWNTIME, f"{obs.remaining_mib:.0f} MiB left at {obs.throughput_mibs:.0f} MiB/s "
-                        f"needs {need_ms} ms (bound {self.bound_ms} ms)", downtime_ms=need_ms)
+        return Decision(SET_DOWNTIME, f"{pending:.0f} MiB predicted at the next sync ({obs.remaining_mib:.0f} MiB "
+                        f"left of this pass) at {obs.throughput_mibs:.0f} MiB/s needs {need_ms} ms "
+                        f"(bound {self.bound_ms} ms)", downtime_ms=need_ms)
 
     def _dirty_rate(self, obs: Observation) -> float | None:
         """The guest's dirty rate: QEMU's from the second pass, else the one measured before."""

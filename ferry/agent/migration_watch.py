@@ -108,8 +108,7 @@ class MigrationWatch:
                     with self._lock:
                         self.max_downtime_ms = d.downtime_ms
                 elif d.action == SET_THROTTLE:
-                    self.monitor_command(self.dom, {"execute": "migrate-set-parameters", "arguments": {
-                        "cpu-throttle-increment": d.throttle_increment_pct}})
+                    self._set_throttle(d.throttle_increment_pct)
                 elif d.action == POSTCOPY:
                     self.dom.migrateStartPostCopy(0)
                 elif d.action == ABORT:
@@ -124,6 +123,15 @@ class MigrationWatch:
             with self._lock:
                 self.actions_run.append(record)
             self.version.bump()
+
+    def _set_throttle(self, increment_pct: int) -> None:
+        """cpu-throttle-increment through QEMU's monitor; a channel that fails is given up."""
+        try:
+            self.monitor_command(self.dom, {"execute": "migrate-set-parameters",
+                                            "arguments": {"cpu-throttle-increment": increment_pct}})
+        except (self.lv.libvirtError, AttributeError, TypeError, ValueError) as exc:
+            self.adaptive.throttle_failed(_msg(exc))
+            raise self.lv.libvirtError(f"QEMU monitor: {_msg(exc)}") from exc
 
     def _undefine_leftover(self) -> None:
         """A persistent VM (one that once migrated here with PERSIST_DEST) leaves its shut-off

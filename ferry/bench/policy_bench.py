@@ -20,7 +20,14 @@ from ferry.bench.drivers import AgentDriver, lab_agents
 from ferry.bench.machine import machine_facts
 from ferry.bench.stats import summarize
 from ferry.common.errors import InvalidInput, OperationFailed
-from ferry.engine.options import ClusterMigrationOptions, HostMigrationInfo, VmMigrationOverrides, ZeroCopySupport
+from ferry.engine.options import (
+    ClusterMigrationOptions,
+    HostMigrationInfo,
+    ParallelMode,
+    ParallelSetting,
+    VmMigrationOverrides,
+    ZeroCopySupport,
+)
 from ferry.engine.planner import plan_migration
 from ferry.engine.policies import MigrationPolicy, find_policy
 from ferry.lab.plan import AGENT_PORT, HostPlan
@@ -42,13 +49,22 @@ def host_info(host: HostPlan) -> HostMigrationInfo:
 
 
 def policy_params(policy: MigrationPolicy, src: HostPlan, dst: HostPlan, *, cap_mib_s: int,
-                  vcpus: int = 1) -> tuple[dict, dict]:
-    """(VM.migrate params, the plan as a dict) for `policy`, maxBandwidth fixed at `cap_mib_s`."""
+                  vcpus: int = 1, parallel: int | None = None,
+                  dirty_rate_mibs: float | None = None) -> tuple[dict, dict]:
+    """(VM.migrate params, the plan as a dict) for `policy`, maxBandwidth fixed at `cap_mib_s`.
+
+    `parallel`: a cluster with that many parallel connections (CUSTOM); `dirty_rate_mibs`: a
+    dirty rate measured before the start, handed to an adaptive policy's agent."""
     if isinstance(cap_mib_s, bool) or not isinstance(cap_mib_s, int) or cap_mib_s < 1:
         raise InvalidInput("cap", f"must be a whole number of MiB/s >= 1, got {cap_mib_s!r}")
-    plan = plan_migration(ClusterMigrationOptions(policy_id=policy.id), VmMigrationOverrides(), policy,
-                          host_info(src), host_info(dst), vcpus=vcpus)
-    return replace(plan.params, max_bandwidth=cap_mib_s).to_wire(), plan.to_dict()
+    setting = (ParallelSetting(ParallelMode.CUSTOM, parallel) if parallel
+               else ParallelSetting(ParallelMode.DISABLED))
+    plan = plan_migration(ClusterMigrationOptions(policy_id=policy.id, parallel=setting), VmMigrationOverrides(),
+                          policy, host_info(src), host_info(dst), vcpus=max(vcpus, parallel or 1))
+    params = replace(plan.params, max_bandwidth=cap_mib_s)
+    if params.adaptive is not None and dirty_rate_mibs is not None:
+        params = replace(params, adaptive=replace(params.adaptive, dirty_rate_mibs=round(dirty_rate_mibs, 1)))
+    return params.to_wire(), plan.to_dict()
 
 
 def outcome_name(agent_state: str) -> str:
