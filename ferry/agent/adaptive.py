@@ -228,6 +228,8 @@ class AdaptiveController:
             return "auto-converge is off"
         if self.throttle_ineffective:
             return "the throttle does not slow this guest's writes"
+        if self.throttle_control_why:
+            return f"{self.throttle_control_why}; QEMU's own throttle at increment {self.increment_pct}% does not finish in time"
         top = self.increment_pct if not self.caps.throttle_control else THROTTLE_INCREMENTS[-1]
         return f"even throttling at increment {top}% up to {self.spec.max_throttle_pct}% does not finish in time"
 
@@ -250,15 +252,15 @@ def detect_capabilities(spec: AdaptiveSpec, *, flag_names: tuple[str, ...], para
     ("Postcopy is not yet compatible with multifd"); later QEMUs are believed to (10.1,
     `POSTCOPY_MULTIFD_QEMU`; not checked in this lab, which has 10.0).
     """
-    if not spec.allow_postcopy:
+    if parallel and (qemu_version is None or qemu_version < POSTCOPY_MULTIFD_QEMU):
+        pc, why = False, (f"parallel connections ({parallel}) and QEMU {_version(qemu_version)} refuses "
+                          "post-copy with multifd")
+    elif not spec.allow_postcopy:
         pc, why = False, "the engine does not allow it for this migration"
     elif paused:
         pc, why = False, "the VM is paused"
     elif "VIR_MIGRATE_POSTCOPY" not in flag_names:
         pc, why = False, "the migration was not started with VIR_MIGRATE_POSTCOPY"
-    elif parallel and (qemu_version is None or qemu_version < POSTCOPY_MULTIFD_QEMU):
-        pc, why = False, (f"parallel connections ({parallel}) and QEMU {_version(qemu_version)} refuses "
-                          "post-copy with multifd")
     else:
         pc, why = True, "started with VIR_MIGRATE_POSTCOPY" + (" (multifd with post-copy)" if parallel else "")
     return Capabilities(postcopy=pc, postcopy_why=why, throttle_control=live_throttle,
