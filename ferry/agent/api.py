@@ -26,6 +26,7 @@ from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
+from ferry.agent.migration_watch import qemu_monitor_command
 from ferry.agent.rpc_errors import invalid, libvirt_message, translated  # noqa: F401 - the verbs' one translation
 from ferry.agent.vms import (
     MIGRATION_DESTINATION,
@@ -61,6 +62,7 @@ class Agent(DestinationSide):
         self.outgoing = MigrationSlots(config.max_outgoing)
         self.incoming_slots = MigrationSlots(config.max_incoming)
         self.jobs: dict[str, MigrationJob] = {}
+        self.monitor_command = qemu_monitor_command   # QEMU's monitor (adaptive's live throttle)
         self.incoming: dict[str, Incoming] = {}
         self._lock = threading.RLock()
         self._destination = destination or self._default_destination
@@ -397,7 +399,9 @@ class Agent(DestinationSide):
                     HardLimits(self.config.max_time_per_gib, self.config.progress_timeout),
                     max_time_per_gib=parsed.max_time_per_gib, progress_timeout=parsed.progress_timeout,
                     has_schedule=parsed.schedule is not None),
-                memory_mib=dom.info()[1] // 1024)
+                memory_mib=dom.info()[1] // 1024,
+                qemu_version=self.conn.getVersion() if parsed.adaptive else None,
+                monitor_command=self.monitor_command if parsed.adaptive else None)
             self.jobs[vm_id] = job
             job.start()
         return {"status": {"code": 0, "message": "Migration in progress"}, "progress": 0}

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import libvirt_edge
+from ferry.agent.adaptive import AdaptiveController
 from ferry.agent.hard_limits import HardLimits, LowMark, Verdict
 from ferry.agent.migration_watch import MigrationWatch, _msg
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
@@ -30,7 +31,7 @@ from ferry.common.change_counter import ChangeCounter
 from ferry.common.jsonrpc import JsonRpcError
 from ferry.protocol.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
 from ferry.protocol.migrate_params import MigrateParams
-from ferry.protocol.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action
+from ferry.protocol.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, Schedule
 from ferry.protocol.status import OUTGOING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent.migration")
@@ -44,7 +45,8 @@ class MigrationJob(MigrationWatch):
                  unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
                  zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
                  retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None,
-                 hard_limits: HardLimits = HardLimits(0, 0), memory_mib: int = 0):
+                 hard_limits: HardLimits = HardLimits(0, 0), memory_mib: int = 0,
+                 qemu_version: int | None = None, monitor_command: Callable[[Any, dict], Any] | None = None):
         self.vm_id = vm_id
         self.vm_name = vm_name
         self.dom = dom
@@ -63,8 +65,13 @@ class MigrationJob(MigrationWatch):
         self.memory_mib = memory_mib
         self._low_mark = LowMark()
         self._limit_verdict: Verdict | None = None   # set when a hard limit aborted the job
+        self.qemu_version = qemu_version
+        self.monitor_command = monitor_command      # QEMU monitor channel (live throttle), if any
+        self.adaptive: AdaptiveController | None = None   # set once the flags are known
+        self._adaptive_abort: str | None = None
 
-        self.schedule = params.effective_schedule()
+        # Adaptive convergence decides itself; its schedule is only the older agents' fallback.
+        self.schedule = params.effective_schedule() if params.adaptive is None else Schedule()
         self.runner = ScheduleRunner(self.schedule)
         self.flags: MigrationFlags | None = None
         self._lock = threading.RLock()
@@ -72,6 +79,7 @@ class MigrationJob(MigrationWatch):
         self._done = threading.Event()
         self._iterations: queue.Queue = queue.Queue()
         self._completed_stats: dict | None = None
+        self._last_stats: dict = {}
         self._completed = threading.Event()
         self.version = ChangeCounter()     # bumped after every change status() shows
         self._aborted_by_schedule = False
@@ -195,6 +203,7 @@ class MigrationJob(MigrationWatch):
             log.info("VM %s: %s", self.vm_name, note)
         for warning in self.flags.warnings:
             log.warning("VM %s: %s", self.vm_name, warning)
+        self._start_adaptive()
 
         if not self.slots.acquire(self._cancel, limit=p.outgoing_limit):
             self._finish(JobState.CANCELLED, "Migration cancelled while waiting for an outgoing slot")
@@ -241,6 +250,9 @@ class MigrationJob(MigrationWatch):
             v = self._limit_verdict
             self._finish(JobState.ABORTED, f"Migration aborted by {v.limit}: {v.reason}",
                          f"{v.limit}: {v.reason} (libvirt: {message})")
+        elif self._adaptive_abort is not None:
+            self._finish(JobState.ABORTED, f"Migration aborted by adaptive convergence: {self._adaptive_abort}",
+                         f"adaptive: {self._adaptive_abort} (libvirt: {message})")
         elif self._aborted_by_schedule:
             self._finish(JobState.ABORTED, "Migration aborted by the convergence schedule", message)
         else:
@@ -342,6 +354,7 @@ class MigrationJob(MigrationWatch):
                 init_done = self._run_init()
             if self._job_active(figures):
                 self._check_hard_limits(figures)
+                self._check_adaptive()
             if init_done and figures.iteration:
                 self._on_iteration(figures.iteration, source="poll")
 
@@ -351,6 +364,8 @@ class MigrationJob(MigrationWatch):
     def _run_init(self) -> bool:
         for action in self.runner.start():
             self._execute(action, None)
+        if self.adaptive is not None:
+            self._run_adaptive(self.adaptive.start(), None)
         return True
 
     def _poll(self) -> JobFigures | None:
@@ -362,6 +377,7 @@ class MigrationJob(MigrationWatch):
         if not stats or stats.get("type") == self.lv.VIR_DOMAIN_JOB_NONE:
             return None
         figures = figures_from_job_stats(stats)
+        self._last_stats = stats
         self._update_figures(figures)
         if self.runner.postcopy_requested:
             self._check_postcopy_state()

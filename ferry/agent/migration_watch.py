@@ -5,17 +5,24 @@
 - the real start of post-copy: libvirt's SUSPENDED_POSTCOPY event, or, when a switch was
   requested and the event missed, the source domain paused for post-copy;
 - a paused VM (it migrates with VIR_MIGRATE_PAUSED and stays paused on the destination);
-- the shut-off definition a persistent VM leaves on its source after a successful migration.
+- the shut-off definition a persistent VM leaves on its source after a successful migration;
+- Ferry's adaptive convergence (`ferry.agent.adaptive`), when VM.migrate carries `adaptive`: every
+  job-stats poll feeds the pure controller, whose decisions run here (downtime, the throttle
+  increment through QEMU's monitor where the agent has that channel, post-copy, abort).
 
 Mixed into `ferry.agent.migration.MigrationJob`, whose state it reads and sets.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+from ferry.agent.adaptive import ABORT, POSTCOPY, SET_DOWNTIME, SET_THROTTLE, AdaptiveController, detect_capabilities
+from ferry.agent.adaptive import Observation as AdaptiveObservation
 from ferry.agent.hard_limits import decide, observe
 from ferry.agent.progress import JobFigures
+from ferry.forecast.live import from_job_stats
 
 log = logging.getLogger("ferry.agent.migration")
 
@@ -33,6 +40,8 @@ class MigrationWatch:
                 return
             self._postcopy = True
         self.runner.postcopy_started()
+        if self.adaptive is not None:
+            self.adaptive.postcopy_started()
         log.info("VM %s: post-copy started (%s)", self.vm_name, seen_from)
         self.version.bump()
 
@@ -64,6 +73,66 @@ class MigrationWatch:
             log.warning("VM %s: abortJob for %s: %s", self.vm_name, verdict.limit, _msg(exc))
         self.version.bump()
 
+    # ---- adaptive convergence ------------------------------------------------------------------
+
+    def _start_adaptive(self) -> None:
+        spec = self.params.adaptive
+        if spec is None:
+            return
+        caps = detect_capabilities(spec, flag_names=self.flags.names, parallel=self.params.parallel,
+                                   qemu_version=self.qemu_version, paused=self._paused_here(),
+                                   live_throttle=self.monitor_command is not None)
+        self.adaptive = AdaptiveController(spec, caps, memory_mib=self.memory_mib or 1)
+        log.info("VM %s: adaptive convergence: max downtime %d ms, time bound %.0f s, post-copy %s (%s), "
+                 "live throttle %s", self.vm_name, spec.max_downtime_ms, self.adaptive.budget_s,
+                 "possible" if caps.postcopy else "not possible", caps.postcopy_why,
+                 "yes" if caps.throttle_control else "no")
+
+    def _check_adaptive(self) -> None:
+        if self.adaptive is None or self._limit_verdict is not None or not self._last_stats:
+            return
+        live = from_job_stats(self._last_stats, baseline_iteration=0, downtime_limit_ms=0)
+        throttle = self._last_stats.get("auto_converge_throttle", 0)
+        obs = AdaptiveObservation(iteration=live.iteration, remaining_mib=live.remaining_mib,
+                                  dirty_rate_mibs=live.dirty_rate_mibs, throughput_mibs=live.throughput_mibs,
+                                  elapsed_s=live.elapsed_s, throttle_pct=int(throttle or 0))
+        self._run_adaptive(self.adaptive.observe(obs), live.iteration)
+
+    def _run_adaptive(self, decisions, iteration) -> None:
+        for d in decisions:
+            record = {"n": iteration, "action": str(d), "at": time.time(), "ok": True, "reason": d.reason}
+            log.info("VM %s: adaptive: %s: %s", self.vm_name, d, d.reason)
+            try:
+                if d.action == SET_DOWNTIME:
+                    self.dom.migrateSetMaxDowntime(d.downtime_ms, 0)
+                    with self._lock:
+                        self.max_downtime_ms = d.downtime_ms
+                elif d.action == SET_THROTTLE:
+                    self._set_throttle(d.throttle_increment_pct)
+                elif d.action == POSTCOPY:
+                    self.dom.migrateStartPostCopy(0)
+                elif d.action == ABORT:
+                    self._adaptive_abort = d.reason
+                    self.runner.finished = True
+                    self.dom.abortJob()
+            except self.lv.libvirtError as exc:
+                record["ok"], record["error"] = False, _msg(exc)
+                log.warning("VM %s: adaptive %s failed: %s", self.vm_name, d, _msg(exc))
+                if d.action == POSTCOPY:
+                    self.adaptive.postcopy_failed(_msg(exc))
+            with self._lock:
+                self.actions_run.append(record)
+            self.version.bump()
+
+    def _set_throttle(self, increment_pct: int) -> None:
+        """cpu-throttle-increment through QEMU's monitor; a channel that fails is given up."""
+        try:
+            self.monitor_command(self.dom, {"execute": "migrate-set-parameters",
+                                            "arguments": {"cpu-throttle-increment": increment_pct}})
+        except (self.lv.libvirtError, AttributeError, TypeError, ValueError) as exc:
+            self.adaptive.throttle_failed(_msg(exc))
+            raise self.lv.libvirtError(f"QEMU monitor: {_msg(exc)}") from exc
+
     def _undefine_leftover(self) -> None:
         """A persistent VM (one that once migrated here with PERSIST_DEST) leaves its shut-off
         definition behind when it migrates away; the VM now lives elsewhere, so drop it."""
@@ -79,3 +148,11 @@ def _msg(exc: Exception) -> str:
     getter = getattr(exc, "get_error_message", None)
     message = getter() if getter else None
     return message or str(exc)
+
+
+def qemu_monitor_command(dom, command: dict):
+    """QEMU's monitor through libvirt-qemu (libvirt marks the domain tainted 'custom-monitor');
+    the agent's one channel to parameters libvirt's API sets only at a migration's start."""
+    import libvirt_qemu  # noqa: PLC0415 - the agent's libvirt edge; absent binding: no live throttle
+
+    return json.loads(libvirt_qemu.qemuMonitorCommand(dom, json.dumps(command), 0))

@@ -57,7 +57,7 @@ def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, e
 
 
 @bench.command("policies")
-@click.option("--policies", "names", default="Minimal downtime,Suspend workload if needed,Very large VMs,Legacy",
+@click.option("--policies", "names", default="Minimal downtime,Suspend workload if needed,Very large VMs,Legacy,Adaptive",
               show_default=True, help="Built-in (or custom) policy names or ids, comma-separated.")
 @click.option("--memory", default=512, show_default=True, type=click.IntRange(256, 16384), help="Guest MiB.")
 @click.option("--fill", default=320, show_default=True, type=click.IntRange(16, 16000), help="MiB the workload fills.")
@@ -65,16 +65,20 @@ def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, e
 @click.option("--cap", default=40, show_default=True, type=click.IntRange(1, 100000),
               help="Migration bandwidth cap, MiB/s (the same for every policy).")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 20))
+@click.option("--workloads", default=None,
+              help="Harder workloads instead of --memory/--dirty: MiB:percent-of-cap items, e.g. "
+                   "512:50,512:80,512:100,512:120,4096:100 (fill keeps --fill's share of --memory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
-def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_id):
+def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, as_json, report, lab_id):
     """A workload dirtying memory nearly as fast as the cap, under each policy: converged or aborted."""
-    from ferry.bench.policy_bench import PolicyBench, parse_policies
+    from ferry.bench.policy_bench import PolicyBench, parse_policies, parse_workloads
 
     policies = parse_policies(names)
+    loads = parse_workloads(workloads, cap) if workloads else None
     result = PolicyBench(_needs_two_hosts(_lab(lab_id)), policies, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
-                         cap_mib_s=cap, repeat=repeat, progress=_progress).run()
+                         cap_mib_s=cap, repeat=repeat, progress=_progress, workloads=loads).run()
     _finish(result, as_json, report)
 
 

@@ -27,6 +27,7 @@ from ferry.engine.options import (
 )
 from ferry.engine.parallel import ParallelResolution, resolve_parallel
 from ferry.engine.policies import BUILTIN_BY_ID, MigrationPolicy
+from ferry.protocol.adaptive import AdaptiveSpec
 from ferry.protocol.migrate_params import MAX_MIGRATION_LIMIT, parse_int
 from ferry.protocol.schedule import MAX_DOWNTIME_MS, POSTCOPY, Schedule
 
@@ -190,6 +191,22 @@ def rule_7_schedule(policy: MigrationPolicy, parallel: int | None, paused: bool)
            else "the VM is paused, and post-copy needs a running VM")
     return schedule, _explain("convergenceSchedule", f"policy {policy.name} with post-copy",
                               "without post-copy", why)
+
+
+def rule_7b_adaptive(policy: MigrationPolicy, parallel: int | None,
+                     paused: bool) -> tuple[AdaptiveSpec | None, Reasons]:
+    """Our addition to oVirt: an adaptive policy's bounds for the agent (`adaptive`), with
+    post-copy allowed under the same conditions as step 7 keeps it in a schedule."""
+    if policy.adaptive_max_downtime_ms is None:
+        return None, NONE
+    allow = parallel is None and not paused
+    why = ("" if allow else " (post-copy not allowed: " + (
+        "parallel connections)" if parallel is not None else "the VM is paused)"))
+    spec = AdaptiveSpec(max_downtime_ms=policy.adaptive_max_downtime_ms,
+                        initial_downtime_ms=min(300, policy.adaptive_max_downtime_ms), allow_postcopy=allow)
+    return spec, _note(f"adaptive: the agent picks the strategy from a live forecast within "
+                       f"{spec.max_downtime_ms} ms of downtime{why}; an agent without it runs the "
+                       "convergenceSchedule sent beside it")
 
 
 def rule_8_max_bandwidth(cluster: ClusterMigrationOptions, policy: MigrationPolicy,

@@ -127,6 +127,7 @@ def plan_migration(
     parallel, r5 = rules.rule_5_parallel(cluster, vm, policy, zerocopy, bandwidth, vcpus)
     user_compressed, compressed, compressed_reason = rules.rule_6_compressed(cluster, vm, parallel)
     schedule, r7 = rules.rule_7_schedule(policy, parallel, paused)
+    adaptive, r7b = rules.rule_7b_adaptive(policy, parallel, paused)
     max_bandwidth, r8 = rules.rule_8_max_bandwidth(cluster, sharing, bandwidth,
                                                    shared_with_vm=sharing.id == policy.id)
     (auto_converge, compressed), r9 = rules.rule_9_policy_features(
@@ -134,13 +135,13 @@ def plan_migration(
     downtime, r_downtime = rules.vm_downtime(vm, policy)
     limit, r10 = rules.rule_10_limits(policy, parallel)
     dstqemu, r11 = rules.rule_11_dstqemu(source, destination)
-    why += r4 + r5 + r7 + why_sharing + r8 + r9 + r_downtime + r10 + r11
+    why += r4 + r5 + r7 + r7b + why_sharing + r8 + r9 + r_downtime + r10 + r11
 
     params = MigrateParams(
         dst=destination.address, dstqemu=dstqemu, abort_on_error=True, auto_converge=auto_converge,
         compressed=compressed, encrypted=encrypted, enable_guest_events=policy.guest_events,
         parallel=parallel, zerocopy=zerocopy, max_bandwidth=max_bandwidth, schedule=schedule,
-        outgoing_limit=limit, incoming_limit=limit, downtime=downtime,
+        outgoing_limit=limit, incoming_limit=limit, downtime=downtime, adaptive=adaptive,
     )
     return MigrationPlan(
         vm=vm_name, source=source.name, destination=destination.name,

@@ -3,6 +3,11 @@
 A policy says how hard to try for convergence (downtime steps per stalled iteration, then what
 to do last), how many migrations a host runs at once, and which QEMU features to use. The
 built-ins are read-only; custom policies are validated by `validate_policy`.
+
+"Adaptive" is Ferry's own built-in and goes beyond oVirt: besides a plain fallback schedule (what
+an older agent runs), it sends `adaptive` bounds (`ferry.protocol.adaptive`), and the agent picks
+the strategy from a live forecast (`ferry.agent.adaptive`): a downtime only as high as the data
+left needs, a stronger throttle, post-copy, or an early abort with the reason.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class MigrationPolicy:
     last_items: tuple[Action, ...] = ()      # run one per iteration after the stalling steps
     builtin: bool = False
     legacy: bool = False           # Legacy: no schedule sent, the agent's own downtime steps
+    adaptive_max_downtime_ms: int | None = None   # Ferry's Adaptive: the agent decides within this
 
     def schedule(self) -> Schedule | None:
         """The convergenceSchedule sent in VM.migrate (None for Legacy: the agent decides); the
@@ -63,6 +69,8 @@ SUSPEND_WORKLOAD_ID = "80554327-0569-496b-bdeb-fcbbf52b827c"
 POST_COPY_ID = "a7aeedb2-8d66-4e51-bb22-32595027ce71"
 VERY_LARGE_VMS_ID = "57237b82-b8c2-425f-b425-114b35219626"
 LEGACY_ID = "00000000-0000-0000-0000-000000000000"
+ADAPTIVE_ID = "f3c1a2d4-7b5e-4c8a-9e21-6d0b3a5f7c19"   # Ferry's own (not an oVirt id)
+ADAPTIVE_MAX_DOWNTIME_MS = 2000
 
 _STANDARD_STEPS = _steps((1, 150), (2, 200), (3, 300), (4, 400), (6, 500))
 
@@ -97,6 +105,17 @@ BUILTIN_POLICIES: tuple[MigrationPolicy, ...] = (
         description="The host agent's own behaviour: no schedule is sent.",
         max_migrations=2, auto_converge=False, compression=False, guest_events=False,
         builtin=True, legacy=True,
+    ),
+    MigrationPolicy(
+        id=ADAPTIVE_ID, name="Adaptive",
+        description=("Ferry's own, beyond oVirt: the agent forecasts the migration as it runs and raises the "
+                     f"downtime only as far as needed (at most {ADAPTIVE_MAX_DOWNTIME_MS} ms), throttles harder, "
+                     "switches to post-copy where allowed, or aborts early with the reason."),
+        max_migrations=2, auto_converge=True, compression=False, guest_events=True,
+        # The fallback an agent without adaptive convergence runs: Post-copy migration's shape,
+        # up to the same maximum downtime.
+        init=(_downtime(300),), stalling=_steps((1, 500), (2, 1000), (3, ADAPTIVE_MAX_DOWNTIME_MS)),
+        last_items=(_POSTCOPY, _ABORT), builtin=True, adaptive_max_downtime_ms=ADAPTIVE_MAX_DOWNTIME_MS,
     ),
 )
 

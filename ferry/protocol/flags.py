@@ -113,6 +113,8 @@ def build_migration_flags(params: dict | MigrateParams, *, zerocopy_available: b
         names.add(POSTCOPY)
         if p.parallel:
             warnings.append("post-copy with parallel connections is not supported by QEMU")
+    if p.adaptive is not None and p.adaptive.allow_postcopy and not p.parallel:
+        names.add(POSTCOPY)   # Ferry's adaptive convergence may switch to post-copy
     if p.bandwidth_mibs:
         typed[PARAM_BANDWIDTH] = p.bandwidth_mibs
     if p.console_address:

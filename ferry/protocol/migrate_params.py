@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ferry.common.errors import InvalidInput
+from ferry.protocol.adaptive import ADAPTIVE_PARAM, AdaptiveSpec
 from ferry.protocol.schedule import MAX_DOWNTIME_MS, Schedule, legacy_schedule
 
 DEFAULT_MAX_BANDWIDTH_MIBS = 52   # Vdsm's migration_max_bandwidth
@@ -30,7 +31,7 @@ BOOL_PARAMS = {
 BASE_MIGRATE_PARAMS = frozenset(
     {"dst", "dstqemu", "method", "parallel", "maxBandwidth", "convergenceSchedule", "outgoingLimit",
      "incomingLimit", "consoleAddress", "downtime", "vmId", "src", "mode", "maxTimePerGiB",
-     "progressTimeout"} | set(BOOL_PARAMS)
+     "progressTimeout", ADAPTIVE_PARAM} | set(BOOL_PARAMS)
 )
 ZEROCOPY_PARAM = "zerocopy"
 # The order `to_wire` lists the flags in (the engine's, since its first release).
@@ -62,6 +63,9 @@ class MigrateParams:
     # remaining data; 0 = off); None = the agent's (see ferry.agent.hard_limits)
     max_time_per_gib: int | None = None
     progress_timeout: int | None = None
+    # Ferry: forecast-driven convergence (ferry.protocol.adaptive); `schedule` is then the
+    # fallback an older agent runs
+    adaptive: AdaptiveSpec | None = None
 
     @property
     def dst_host(self) -> str:
@@ -94,7 +98,8 @@ class MigrateParams:
                     ("convergenceSchedule", self.schedule.to_wire() if self.schedule is not None else None),
                     ("downtime", self.downtime), ("dstqemu", self.dstqemu),
                     ("consoleAddress", self.console_address), ("maxTimePerGiB", self.max_time_per_gib),
-                    ("progressTimeout", self.progress_timeout))
+                    ("progressTimeout", self.progress_timeout),
+                    (ADAPTIVE_PARAM, self.adaptive.to_wire() if self.adaptive is not None else None))
         wire.update({key: value for key, value in optional if value is not None})
         return wire
 
@@ -136,6 +141,8 @@ class MigrateParams:
                 values[attr] = parse_int(raw[key], key, minimum=0, maximum=86_400)
         if raw.get("convergenceSchedule") is not None:
             values["schedule"] = Schedule.from_wire(raw["convergenceSchedule"])
+        if raw.get(ADAPTIVE_PARAM) is not None:
+            values["adaptive"] = AdaptiveSpec.from_wire(raw[ADAPTIVE_PARAM])
         return cls(**values), unrecognized
 
 

@@ -67,3 +67,24 @@ def test_summary_counts_outcomes_and_downtime_of_converged_runs_only():
     assert (s["runs"], s["converged_runs"], s["aborted_runs"], s["other_runs"]) == (2, 1, 1, 0)
     assert s["downtime_ms"] == {"median": 450.0, "min": 450.0, "max": 450.0, "n": 1}
     assert s["time_s"]["median"] == 25.0 and s["verified"] == 2
+
+
+def test_harder_workloads_are_sizes_and_percentages_of_the_cap():
+    from ferry.bench.policy_bench import parse_workloads
+    assert parse_workloads("512:50, 512:80,512:100,4096:120", 40) == [(512, 20), (512, 32), (512, 40), (4096, 48)]
+    for bad in ("", "512", "512:x", "100:50", "512:0"):
+        with pytest.raises(InvalidInput) as err:
+            parse_workloads(bad, 40)
+        assert err.value.field == "workloads"
+
+
+def test_adaptive_plan_carries_the_measured_dirty_rate_and_parallel_drops_postcopy():
+    from ferry.bench.policy_bench import policy_params
+    from ferry.engine.policies import ADAPTIVE_ID, BUILTIN_BY_ID
+    src, dst = H1, H2
+    params, _ = policy_params(BUILTIN_BY_ID[ADAPTIVE_ID], src, dst, cap_mib_s=40, dirty_rate_mibs=38.14)
+    assert params["adaptive"]["dirtyRateMiBs"] == 38.1 and params["adaptive"]["allowPostcopy"] is True
+    assert params["maxBandwidth"] == 40
+    params, _ = policy_params(BUILTIN_BY_ID[ADAPTIVE_ID], src, dst, cap_mib_s=40, parallel=2)
+    assert params["parallel"] == 2 and params["adaptive"]["allowPostcopy"] is False
+    assert "dirtyRateMiBs" not in params["adaptive"]
