@@ -59,8 +59,10 @@ class FaultRun:
 
     @property
     def consistent(self) -> bool:
-        if self.record is None or self.reality is None:
+        if self.record is None:
             return False
+        if self.reality is None:      # runs nowhere: only a record that did not succeed, and no host, says so
+            return self.running_copies == 0 and self.record != "SUCCEEDED" and self.engine_host is None
         expected = self.destination if self.record == "SUCCEEDED" else self.source
         return self.reality == expected and self.engine_host == self.reality
 

@@ -36,6 +36,13 @@ def test_two_copies_not_intact_or_a_concurrent_attempt_is_not_ok():
     assert not run(record=None).ok and not run(reality=None).ok
 
 
+def test_a_vm_that_died_is_consistent_only_with_a_record_that_did_not_succeed_and_no_host():
+    died = run(record="FAILED", reality=None, running_copies=0, engine_host=None, intact=None)
+    assert died.consistent and not died.ok           # the record is true, but the VM was lost
+    assert not run(record="SUCCEEDED", reality=None, running_copies=0, engine_host=None).consistent
+    assert not run(record="FAILED", reality=None, running_copies=0, engine_host="h1").consistent
+
+
 def test_overlapping_attempt_windows_are_concurrent():
     a = {"agent_timeline": {"job_started_at": 10.0, "job_ended_at": 20.0}}
     b_after = {"agent_timeline": {"job_started_at": 21.0, "job_ended_at": 30.0}}
