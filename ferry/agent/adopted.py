@@ -16,6 +16,7 @@ import logging
 import time
 
 from ferry.agent import libvirt_edge
+from ferry.agent.kept import call_within
 from ferry.agent.migration import MigrationJob, _msg
 from ferry.agent.progress import figures_from_job_stats
 from ferry.protocol.migrate_params import MigrateParams
@@ -41,17 +42,33 @@ def job_kind(lv, stats: dict | None) -> str | None:
     return None
 
 
+INCOMING_QUERY_WAIT_S = 1.0
+
+
 def running_migrations(lv, domains, followed) -> list[tuple]:
     """(dom, vm_id, kind, stats) for each domain whose libvirt job is a migration that no job of
-    ours follows (`followed(vm_id)`); domains that vanish meanwhile are skipped."""
+    ours follows (`followed(vm_id)`); domains that vanish meanwhile are skipped.
+
+    libvirt answers a job query only on the source ("migration statistics are available only on
+    the source host"; it may also wait behind the incoming migration), so a domain paused for a
+    migration whose job query fails or does not answer within INCOMING_QUERY_WAIT_S is taken as
+    incoming; a source answers its job query at once."""
     found = []
     for dom in domains:
         try:
             vm_id = dom.UUIDString()
             if followed(vm_id):
                 continue
-            stats = dom.jobStats()
+            state, reason = dom.state()[:2]
         except lv.libvirtError:
+            continue
+        paused_for_migration = state == lv.VIR_DOMAIN_PAUSED and reason == lv.VIR_DOMAIN_PAUSED_MIGRATION
+        finished, stats, error = call_within(dom.jobStats, INCOMING_QUERY_WAIT_S)
+        if not finished or error is not None:
+            # libvirt 11 refuses a destination's query ("migration statistics are available only
+            # on the source host"); older ones may make it wait behind the migration.
+            if paused_for_migration:
+                found.append((dom, vm_id, INCOMING, {}))
             continue
         kind = job_kind(lv, stats)
         if kind is not None:

@@ -67,6 +67,46 @@ def test_restarted_source_agent_adopts_the_running_migration(agent_lab, guest):
     assert report.intact, report.reasons
 
 
+def test_restarted_destination_agent_adopts_the_incoming_migration(agent_lab, guest):
+    lab = agent_lab.lab
+    src = agent_lab.where(guest)
+    dst = agent_lab.other(src)
+    agent_lab.migrate(src, guest, maxBandwidth=8, maxTimePerGiB=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = agent_lab.agent(src).call("VM.getMigrationStatus", {"vmID": guest})
+        if status["state"] == "running" and status["dataProcessed"] > 16 << 20:
+            break
+        time.sleep(0.3)
+    assert status["state"] == "running", status
+    os.kill(host_entry(lab, dst)["agent"]["pid"], signal.SIGKILL)
+    lab.restart_agent(dst)
+    incoming = None
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and incoming is None:
+        try:
+            answer = agent_lab.agent(dst).call("VM.getMigrationStatus", {"vmID": guest})
+            if answer.get("direction") == "incoming":
+                incoming = answer
+        except JsonRpcError:
+            pass
+        time.sleep(0.2)
+    source_final = agent_lab.wait_final(src, guest, timeout=180)
+    assert incoming is not None and incoming["state"] in ("running", "succeeded"), incoming
+    assert source_final["state"] == "succeeded", source_final
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = agent_lab.agent(dst).call("VM.getMigrationStatus", {"vmID": guest})
+        if answer["state"] != "running":
+            break
+        time.sleep(0.2)
+    assert answer["state"] == "succeeded", answer
+    assert agent_lab.agent(dst).call("Host.getStats", {})["incomingVmMigrations"] == 0
+    assert agent_lab.where(guest) == dst
+    report = lab.verify(GUEST, dst)
+    assert report.intact, report.reasons
+
+
 def test_agent_comes_back_by_itself_after_its_libvirtd_restarts(agent_lab, tmp_path: Path):
     """A test agent outside the host's namespace talks to host 3's libvirtd over TCP; the lab
     restarts that libvirtd (stop by pid, `lab.up`); the same agent process answers again."""
@@ -118,7 +158,10 @@ def test_agent_comes_back_by_itself_after_its_libvirtd_restarts(agent_lab, tmp_p
         print(f"\nlibvirtd stopped: 'libvirt unavailable' answered {noticed_after:.2f} s later; the agent "
               f"answered again {back_after:.2f} s after `lab up` returned (outage {time.monotonic() - stopped_at:.1f} s)")
         assert stats["vmCount"] >= 0 and proc.poll() is None          # the same process
-        assert "libvirt connection back after" in log_file.read_text()
+        text = log_file.read_text()
+        assert "libvirt connection back after" in text
+        print("".join(line for line in text.splitlines(keepends=True)
+                      if "libvirt connection" in line or "reconnect attempt" in line))
     finally:
         proc.terminate()
         try:

@@ -95,3 +95,47 @@ def test_nothing_to_adopt_and_no_double_adoption():
     dom.job_stats = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
     conn.domains.pop(VM)
     wait_final(agent)
+
+
+def test_incoming_whose_job_query_waits_behind_the_migration_is_adopted_from_its_state(monkeypatch):
+    """On the lab the destination's jobStats waited for the whole incoming migration."""
+    import threading
+
+    from ferry.agent import adopted
+
+    monkeypatch.setattr(adopted, "INCOMING_QUERY_WAIT_S", 0.1)
+    conn = FakeConnection()
+    dom = conn.add_domain(domain_xml(), persistent=True)
+    dom.paused, dom.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_MIGRATION
+    gate = threading.Event()
+    dom.jobStats = lambda flags=0: gate.wait(5) and {}
+    try:
+        agent, _ = make_agent(conn)
+        assert agent.adopt_running_jobs() == [VM]
+        assert rpc(agent, "VM.getMigrationStatus", {"vmID": VM})["direction"] == "incoming"
+        # a running domain whose query is merely slow is not taken for an incoming one
+        other = FakeConnection()
+        slow = other.add_domain(domain_xml())
+        slow.jobStats = lambda flags=0: gate.wait(5) and {}
+        assert make_agent(other)[0].adopt_running_jobs() == []
+    finally:
+        gate.set()
+
+
+def test_incoming_whose_job_query_is_refused_is_adopted_from_its_state():
+    """libvirt 11 on the lab's destination: "migration statistics are available only on the source host"."""
+    conn = FakeConnection()
+    dom = conn.add_domain(domain_xml(), persistent=True)
+    dom.paused, dom.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_MIGRATION
+
+    def refused(flags=0):
+        raise libvirt.libvirtError("Operation not supported: migration statistics are available only on "
+                                   "the source host")
+    dom.jobStats = refused
+    agent, _ = make_agent(conn)
+    assert agent.adopt_running_jobs() == [VM]
+    assert rpc(agent, "Host.getStats", {})["incomingVmMigrations"] == 1
+    other = FakeConnection()
+    running = other.add_domain(domain_xml())
+    running.jobStats = refused                      # running, not paused for a migration: nothing
+    assert make_agent(other)[0].adopt_running_jobs() == []
