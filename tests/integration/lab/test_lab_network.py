@@ -107,9 +107,14 @@ def test_cut_source_stops_its_migration_stream_while_its_agent_answers_locally_a
             assert worker.is_alive(), f"the migration ended during the cut: {result}"
         finally:
             lab.restore(1)
+        restored_at, stalled_at = time.monotonic(), processed(dom)
+        while worker.is_alive() and processed(dom) == stalled_at and time.monotonic() < restored_at + 60:
+            time.sleep(0.1)
+        resumed_s = time.monotonic() - restored_at
         print(f"\nmigration stream: {flowing / MIB:.1f} MiB in 2 s before the cut, "
-              f"{during / MIB:.2f} MiB in the 4 s after the first 2 s of the cut; "
-              f"agent answered from inside in {answer['s']:.3f} s")
+              f"{during / MIB:.2f} MiB in the 4 s after the first 2 s of the cut, moving again "
+              f"{resumed_s:.1f} s after restore; agent answered from inside in {answer['s']:.3f} s")
+        assert resumed_s < 30, resumed_s  # TCP's retransmission backoff, then on
         assert flowing >= 16 * MIB, flowing         # ~16 MiB/s capped
         assert during < 512 * 1024, during           # no progress while the cable is out
         assert answer["libvirt"] and guest.name in json.dumps(answer["vms"])
