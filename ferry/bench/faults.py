@@ -34,6 +34,7 @@ MIGRATION_MBPS = 80          # 10 MiB/s for the guest's 128 MiB filled and 4 MiB
 CUT_S = 30.0
 RUN_TIMEOUT_S = 300.0
 LINK_SPEED_MBPS = 10_000
+HEARTBEAT_TIMEOUT_S = 180.0
 
 Progress = Callable[[str], None]
 
@@ -162,15 +163,15 @@ class FaultLab:
         return out
 
     def _boot(self, name: str) -> None:
-        from ferry.cli.demo import wait_heartbeat
-        from ferry.cli.inventory.vms import workload_vm_spec
-
         workload = {"fill_mib": 128, "dirty_mib_s": 4}
-        self.client.post("/api/vms", {**workload_vm_spec(name, 512, 1, workload), "cluster": CLUSTER,
-                                      "workload": workload})
-        t0 = time.monotonic()
+        spec = self.lab.guest_spec(name, memory_mib=512, vcpus=1, **workload).to_dict()
+        self.client.post("/api/vms", {**spec, "cluster": CLUSTER, "workload": workload})
         self.client.post(f"/api/vms/{name}/start", {"host": self.hosts[0].name})
-        wait_heartbeat(self.lab, self.hosts[0], name, t0)
+        log, deadline = self.lab.console_log(self.hosts[0], name), time.monotonic() + HEARTBEAT_TIMEOUT_S
+        while b"FERRY HB " not in (log.read_bytes() if log.exists() else b""):   # filled, dirtying
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: no workload heartbeat on its console within {HEARTBEAT_TIMEOUT_S:.0f} s")
+            time.sleep(0.5)
 
     def _wait(self, m: dict, watch: _Watch, *, until=None, timeout: float) -> dict:
         """The record until it ends (or `until`), riding out an engine that is down meanwhile."""
