@@ -28,9 +28,15 @@ from ferry.common.errors import InvalidInput
               help="Seconds before asking a full destination again.")
 @click.option("--max-outgoing", default=None, type=int, help="Outgoing migrations at once (default min(2, cores)).")
 @click.option("--max-incoming", default=2, show_default=True, type=int, help="Incoming migrations at once.")
+@click.option("--max-time-per-gib", default=64, show_default=True, type=int,
+              help="Abort an unscheduled migration running longer than this many seconds per GiB of memory "
+                   "(Vdsm's migration_max_time_per_gib_mem; 0 = off).")
+@click.option("--progress-timeout", default=240, show_default=True, type=int,
+              help="Abort an unscheduled migration whose remaining data has not reached a new low for this many "
+                   "seconds (Vdsm's migration_progress_timeout; 0 = off).")
 @click.option("--verbose", is_flag=True)
 def run_command(address, port, libvirt_uri, log_file, dev, pki_dir, old_agent, zerocopy_disabled, status_interval,
-                migrate_limit_retry, max_outgoing, max_incoming, verbose):
+                migrate_limit_retry, max_outgoing, max_incoming, max_time_per_gib, progress_timeout, verbose):
     """Run the host agent (JSON-RPC 2.0 at https://ADDRESS:PORT/jsonrpc, mutual TLS)."""
     from ferry.agent.config import AgentConfig
     from ferry.agent.limits import default_outgoing_limit
@@ -45,6 +51,9 @@ def run_command(address, port, libvirt_uri, log_file, dev, pki_dir, old_agent, z
     for name, value in (("--max-outgoing", max_outgoing), ("--max-incoming", max_incoming)):
         if value is not None and value < 1:
             raise InvalidInput(name, f"must be at least 1, got {value}")
+    for name, value in (("--max-time-per-gib", max_time_per_gib), ("--progress-timeout", progress_timeout)):
+        if value < 0:
+            raise InvalidInput(name, f"must be 0 (off) or more seconds, got {value}")
     setup_logging(log_file, verbose)
     if dev:
         from ferry.agent.server import check_dev_address
@@ -54,5 +63,6 @@ def run_command(address, port, libvirt_uri, log_file, dev, pki_dir, old_agent, z
                          old_agent=old_agent,
                          zerocopy_disabled=zerocopy_disabled,
                          status_interval=status_interval, migrate_limit_retry=migrate_limit_retry,
-                         max_outgoing=max_outgoing or default_outgoing_limit(), max_incoming=max_incoming)
+                         max_outgoing=max_outgoing or default_outgoing_limit(), max_incoming=max_incoming,
+                         max_time_per_gib=max_time_per_gib, progress_timeout=progress_timeout)
     run_agent(config)

@@ -186,3 +186,4 @@ def _finish(result: dict, as_json: bool, report: str | None) -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(bench)
+from ferry.cli import bench_faults  # noqa: E402,F401 - registers `ferry bench faults`

@@ -61,8 +61,36 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str, 
     _upgrade(url)
     click.echo(f"ferry engine: {'https' if tls else 'http'}://{host}:{port}/ (OpenAPI at /openapi.json), "
                f"database {url.split('://', 1)[0]}", err=True)
-    uvicorn.run(create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval),
-                host=host, port=port, log_level=log_level, **ssl_options)
+    app = create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, **ssl_options)
+    _EngineServer(config, on_exit=app.state.orchestrator.begin_stop).run()
+
+
+GRACEFUL_SHUTDOWN_S = 5   # open requests (long polls hold up to 10 s) get this long after SIGTERM
+
+
+def _engine_server_class():
+    import uvicorn
+
+    class EngineServer(uvicorn.Server):
+        """uvicorn's server, but SIGTERM/SIGINT first tell the orchestrator to take no new
+        action: uvicorn only runs the app's shutdown once open requests are done, and meanwhile
+        migration threads must send nothing more (no rerun, no VM.migrate; issue 11)."""
+
+        def __init__(self, config, on_exit):
+            super().__init__(config)
+            self._on_exit = on_exit
+
+        def handle_exit(self, sig, frame) -> None:
+            self._on_exit()
+            super().handle_exit(sig, frame)
+
+    return EngineServer
+
+
+def _EngineServer(config, on_exit):  # noqa: N802 - a class made on first use (uvicorn imported lazily)
+    return _engine_server_class()(config, on_exit)
 
 
 @engine_group.command("db-upgrade")

@@ -4,11 +4,13 @@ The orchestrator bumps a migration's counter after each committed write of its r
 request waiting for a change (GET /api/migrations/{id}/wait) takes the counter before reading
 the record and, when the record holds nothing new, sleeps until the counter moves or its
 timeout passes. Taking the counter before the read means no write can slip between the read
-and the sleep unnoticed.
+and the sleep unnoticed. A waiter that must not hold a thread (the REST long poll, an asyncio
+task) registers a listener instead (`listen`), called after every bump.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from ferry.common.change_counter import ChangeCounter
 
@@ -19,6 +21,7 @@ class MigrationChanges:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, ChangeCounter] = {}
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     def _counter(self, migration_id: str) -> ChangeCounter:
         with self._lock:
@@ -31,6 +34,25 @@ class MigrationChanges:
 
     def bump(self, migration_id: str) -> None:
         self._counter(migration_id).bump()
+        with self._lock:
+            listeners = list(self._listeners.get(migration_id, ()))
+        for listener in listeners:
+            listener()
+
+    def listen(self, migration_id: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (from the writer's thread, so it must be quick) after each bump of the
+        migration's counter; returns the function that stops it."""
+        with self._lock:
+            self._listeners.setdefault(migration_id, []).append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                found = self._listeners.get(migration_id, [])
+                if listener in found:
+                    found.remove(listener)
+                if not found:
+                    self._listeners.pop(migration_id, None)
+        return stop
 
     def wait_past(self, migration_id: str, seen: int, timeout: float) -> bool:
         """True once the counter moved past `seen`, False after `timeout` s without a write."""

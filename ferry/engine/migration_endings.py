@@ -6,6 +6,7 @@ take the run (`MigrationRun`) and where it stands (`RunContext`) rather than loo
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,11 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ferry.common.errors import Conflict
+from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
 from ferry.engine import audit
 from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
 from ferry.engine.monitor import AgentFactory
+from ferry.engine.reconcile import HostView, Reality, Verdict, reconcile, total_seconds
 from ferry.engine.services import migrations as migration_service
 from ferry.engine.services.vms import vm_stats
 from ferry.protocol.status import JobState, MigrationStatus
@@ -47,6 +50,7 @@ class MigrationRun:
     vm_uuid: str | None = None
     sent: bool = False
     thread: threading.Thread | None = None
+    last_status: MigrationStatus | None = None   # the source agent's last status of a job (not "idle")
     # Held around every write of the migration's state, so a cancel never overwrites an end.
     state_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,8 +67,39 @@ class RunContext:
     status: MigrationStatus | None = None  # the agent's last status of this attempt
 
     def result(self, final: dict[str, Any] | None = None) -> dict[str, Any]:
-        return outcome.migration_result(final or self.final, self.plan, time.monotonic() - self.started,
-                                        self.attempts)
+        final = final or self.final or {}
+        return outcome.migration_result(final, self.plan, self.total_s(final), self.attempts)
+
+    def total_s(self, final: dict[str, Any] | None) -> float:
+        """Request to end by the record's creation time and the agent's timeline (kept across
+        engine restarts), not by when this engine process began following the run."""
+        total = total_seconds(_epoch(self.record.created_at), (final or {}).get("agent_timeline"), time.time())
+        return time.monotonic() - self.started if total is None else total
+
+
+def _epoch(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def host_view(agent: AgentFactory, url: str | None, vm_uuid: str, *, ask_job: bool) -> HostView:
+    """What one agent's libvirt says of the VM (ferry.engine.reconcile.HostView): VM.getStats,
+    and on the source VM.getMigrationStatus. An agent that cannot be asked, or whose libvirt is
+    away, is unreachable: it says nothing either way."""
+    if url is None:
+        return HostView.unreachable()
+    stats = vm_stats(agent, url, vm_uuid)
+    if stats is not None and stats.get("unreachable"):
+        return HostView.unreachable()
+    job = None
+    if ask_job:
+        try:
+            job = MigrationStatus.from_wire(agent(url).call("VM.getMigrationStatus", {"vmID": vm_uuid})).state
+        except JsonRpcError as exc:
+            if exc.code == TRANSPORT_ERROR or exc.name == "libvirtUnavailable":
+                return HostView.unreachable()
+    return HostView(vm=None if stats is None else stats.get("status"), job=job)
 
 
 Writing = Callable[[str], AbstractContextManager[Store]]
@@ -78,9 +113,32 @@ class Endings:
     writing: Writing     # a unit of work that wakes the record's long polls when it is done
     agent: AgentFactory
 
-    def succeeded(self, run: MigrationRun, ctx: RunContext) -> None:
+    def reconcile(self, run: MigrationRun, record: MigrationRecord, *, send_in_doubt: bool = False) -> Verdict:
+        """Ask the source and destination agents what libvirt says; the pure decision."""
+        with self.db.unit_of_work() as store:
+            src = store.hosts.get(record.source).agent_url
+            dst = store.hosts.get(record.destination).agent_url if record.destination else None
+        return reconcile(host_view(self.agent, src, run.vm_uuid, ask_job=True),
+                         host_view(self.agent, dst, run.vm_uuid, ask_job=False), send_in_doubt=send_in_doubt)
+
+    def reconciled_status(self, run: MigrationRun, status: MigrationStatus, verdict: Verdict) -> MigrationStatus:
+        """The attempt's final status as libvirt ended it: the agent's last figures and timeline
+        (when it reported a job) with the state the verdict says."""
+        base = run.last_status if status.state in (JobState.IDLE, JobState.UNKNOWN) and run.last_status else status
+        if verdict.reality is Reality.ON_DESTINATION:
+            return dataclasses.replace(base, state=JobState.SUCCEEDED, error=None,
+                                       message=f"reconciled with libvirt: {verdict.reason}")
+        told = status.error or status.message or f"agent state {status.state.value!r}"
+        if status.state is JobState.FAILED and verdict.reality is Reality.ON_SOURCE:
+            return status
+        return dataclasses.replace(base, state=JobState.FAILED, error=f"{told}; libvirt: {verdict.reason}",
+                                   message=f"reconciled with libvirt: {verdict.reason}")
+
+    def succeeded(self, run: MigrationRun, ctx: RunContext, reconciled: Verdict | None = None) -> None:
         record = ctx.record
         result = ctx.result()
+        if reconciled is not None:
+            result["reconciled"] = {"reality": reconciled.reality.value, "reason": reconciled.reason}
         with run.state_lock, self.writing(run.migration_id) as store:
             store.migrations.update(run.migration_id, state=MigrationState.SUCCEEDED, progress=100, result=result,
                                     finished_at=now())
@@ -92,8 +150,8 @@ class Endings:
 
     def cancelled(self, run: MigrationRun, ctx: RunContext) -> None:
         record = ctx.record
-        result = outcome.migration_result(ctx.final or {"destination": record.destination}, record.plan,
-                                          time.monotonic() - ctx.started, ctx.attempts)
+        final = ctx.final or {"destination": record.destination}
+        result = outcome.migration_result(final, record.plan, ctx.total_s(final), ctx.attempts)
         with run.state_lock, self.writing(run.migration_id) as store:
             store.migrations.update(run.migration_id, state=MigrationState.CANCELLED, result=result,
                                     finished_at=now(),
@@ -116,16 +174,22 @@ class Endings:
                                       migration_id=run.migration_id, source=record.source,
                                       destination=record.destination, reason=reason)
 
-    def after_failure(self, run: MigrationRun, ctx: RunContext, tried: list[str],
-                      reason: str | None = None) -> tuple[MigrationRecord, dict[str, Any]] | None:
-        """A failed attempt: rerun elsewhere (returns the new record and plan) or end FAILED (None)."""
+    def after_failure(self, run: MigrationRun, ctx: RunContext, tried: list[str], reason: str | None = None,
+                      verdict: Verdict | None = None) -> tuple[MigrationRecord, dict[str, Any]] | None:
+        """A failed attempt: rerun elsewhere (returns the new record and plan) or end FAILED (None).
+        With the reconciliation's verdict, only a VM libvirt runs on the source with no job is
+        tried elsewhere; without one (VM.migrate refused), the source's VM.getStats decides."""
         record, final = ctx.record, ctx.final or {}
         reason = reason or final.get("error") or "unknown error"
-        with self.db.unit_of_work() as store:
-            source = store.hosts.get(record.source)
-        stats = vm_stats(self.agent, source.agent_url, run.vm_uuid)
-        on_source = outcome.vm_on_source((stats or {}).get("status"))
-        source_unreachable = bool((stats or {}).get("unreachable"))
+        if verdict is not None:
+            on_source = verdict.may_rerun
+            source_unreachable = verdict.reality in (Reality.UNKNOWN, Reality.BOTH)  # nothing says it left
+        else:
+            with self.db.unit_of_work() as store:
+                source = store.hosts.get(record.source)
+            stats = vm_stats(self.agent, source.agent_url, run.vm_uuid)
+            on_source = outcome.vm_on_source((stats or {}).get("status"))
+            source_unreachable = bool((stats or {}).get("unreachable"))
         decision = outcome.rerun_decision(tried=len(tried), vm_on_source=on_source,
                                           cancelled=run.cancel.is_set(), destination_given=run.to_given)
         if decision.rerun:
@@ -136,6 +200,8 @@ class Endings:
             log.info("migration %s: no rerun: %s", run.migration_id, decision.why_not)
         result = ctx.result()
         result["no_rerun_because"] = decision.why_not
+        if verdict is not None:
+            result["reconciled"] = {"reality": verdict.reality.value, "reason": verdict.reason}
         with run.state_lock, self.writing(run.migration_id) as store:
             store.migrations.update(run.migration_id, state=MigrationState.FAILED, result=result,
                                     finished_at=now(), error=reason)

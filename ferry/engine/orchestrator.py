@@ -35,6 +35,7 @@ from ferry.engine.migration_changes import MigrationChanges
 from ferry.engine.migration_endings import Endings, MigrationRun, RunContext
 from ferry.engine.migration_endings import now as _now
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
+from ferry.engine.reconcile import Reality, Verdict
 from ferry.engine.services import migrations as migration_service
 from ferry.engine.status_follow import pause_before_next, status_request
 from ferry.protocol.status import JobState, MigrationStatus
@@ -42,7 +43,11 @@ from ferry.protocol.status import JobState, MigrationStatus
 log = logging.getLogger("ferry.engine.orchestrator")
 
 DEFAULT_USER = "admin"
-LOST_AGENT_TIMEOUT_S = 60.0   # the source agent unreachable this long during a migration -> failed
+LOST_AGENT_TIMEOUT_S = 10.0   # the source agent silent this long: ask libvirt on both hosts (ferry.engine.reconcile)
+SEND_DOUBT_S = 30.0           # a VM.migrate with no answer may still start this long after
+RECONCILE_PAUSE_S = 2.0       # between two asks while libvirt's answer is UNKNOWN
+SETTLE_LIMIT_S = 900.0        # UNKNOWN this long: FAILED with no rerun (the host monitor places the VM)
+_IN_DOUBT = object()          # _send's answer for a VM.migrate whose answer never came
 
 
 class Orchestrator:
@@ -76,9 +81,21 @@ class Orchestrator:
                 run = MigrationRun(m.id, m.vm, to_given=True, policy=None, user=DEFAULT_USER, sent=True)
                 self._spawn(run, resume=True)
 
+    def begin_stop(self) -> None:
+        """SIGTERM: from now on no new action -- no VM.migrate, no rerun, no cancel, no new
+        request; the threads stop following at their next step and leave the records for the
+        next engine process, which reconciles them with libvirt (`start`)."""
+        if not self._stopping.is_set():
+            log.info("engine stopping: no new migration action from now on")
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Stop following (the agents go on migrating; a new engine process picks them up)."""
-        self._stopping.set()
+        self.begin_stop()
         for run in list(self._runs.values()):
             if run.thread is not None:
                 run.thread.join(timeout=5)
@@ -102,6 +119,7 @@ class Orchestrator:
                 user: str | None = None) -> MigrationRecord:
         """Plan and start a migration; returns its record (PENDING). Bad input names the field
         (`to`, `policy`); a VM that cannot migrate now is a Conflict saying why."""
+        self._refuse_when_stopping()
         with self._lock:
             with self.db.unit_of_work() as store:
                 vm, record = migration_service.accept(store, vm_ref, to=to, policy=policy)
@@ -113,6 +131,7 @@ class Orchestrator:
     def cancel(self, migration_id: str, user: str | None = None) -> MigrationRecord:
         """Ask for the migration to stop; the VM stays on the source. Returns the record
         (CANCELLING until the agent confirms)."""
+        self._refuse_when_stopping()
         with self._lock:
             run = self._runs.get(migration_id)
             with self.db.unit_of_work() as store:
@@ -128,6 +147,11 @@ class Orchestrator:
         if sent and url and uuid:
             self._send_cancel(url, uuid)
         return record
+
+    def _refuse_when_stopping(self) -> None:
+        if self._stopping.is_set():
+            raise Conflict("the engine is shutting down: it takes no new migration action "
+                           "(the next engine process follows what is in flight)")
 
     def _send_cancel(self, url: str, uuid: str) -> None:
         try:
@@ -173,6 +197,7 @@ class Orchestrator:
         first = not resume
         while True:
             source, destination = record.source, record.destination
+            doubt_until = 0.0     # while a VM.migrate whose answer never came may still start
             if resume:
                 resume = False
                 with self.db.unit_of_work() as store:
@@ -183,39 +208,49 @@ class Orchestrator:
                     return
                 sent_error = self._send(run, record, plan, first)
                 first = False
-                if sent_error is not None:
+                if sent_error is _IN_DOUBT:
+                    doubt_until = time.monotonic() + SEND_DOUBT_S
+                elif sent_error is not None:
                     status = MigrationStatus(JobState.FAILED, error=sent_error,
                                              message=f"VM.migrate failed: {sent_error}")
                     final = self._attempt_done(run, attempts, status, destination)
                     ctx = RunContext(record, plan, attempts, t0, final, status)
+                    if self._stopping.is_set():
+                        raise _Stopping()
                     next_step = self.endings.after_failure(run, ctx, tried + [destination])
                     if next_step is None:
                         return
                     record, plan = next_step
                     tried.append(destination)
                     continue
-            status = self._follow(run, record)
+            status, verdict = self._follow_until_settled(run, record, doubt_until)
             final = self._attempt_done(run, attempts, status, destination)
             ctx = RunContext(record, plan, attempts, t0, final, status)
             state = outcome.engine_state(status)
             if state == MigrationState.SUCCEEDED:
-                self.endings.succeeded(run, ctx)
+                self.endings.succeeded(run, ctx, reconciled=verdict)
                 return
-            if state == MigrationState.CANCELLED or run.cancel.is_set():
+            if state == MigrationState.CANCELLED or (run.cancel.is_set() and (verdict is None or verdict.may_rerun)):
                 self.endings.cancelled(run, ctx)
                 return
             if state == MigrationState.ABORTED:
                 self.endings.aborted(run, ctx)
                 return
+            if self._stopping.is_set():      # no new action while shutting down: the next engine decides
+                raise _Stopping()
             next_step = self.endings.after_failure(run, ctx, tried + [destination],
-                                                   reason=outcome.failure_reason(status))
+                                                   reason=outcome.failure_reason(status), verdict=verdict)
             if next_step is None:
                 return
             record, plan = next_step
             tried.append(destination)
 
-    def _send(self, run: MigrationRun, record: MigrationRecord, plan: dict, first: bool) -> str | None:
-        """Events, RUNNING, then VM.migrate on the source agent; returns an error text or None."""
+    def _send(self, run: MigrationRun, record: MigrationRecord, plan: dict, first: bool) -> str | object | None:
+        """Events, RUNNING, then VM.migrate on the source agent; returns None when the agent took
+        it, _IN_DOUBT when its answer never came (it may run it: never "not sent"), else the
+        agent's refusal."""
+        if self._stopping.is_set():
+            raise _Stopping()
         with run.state_lock, self._writing(run.migration_id) as store:
             source = store.hosts.get(record.source)
             run.source_url = source.agent_url
@@ -234,14 +269,51 @@ class Orchestrator:
         try:
             self.agent(source.agent_url).call("VM.migrate", {"vmID": run.vm_uuid, "params": plan.get("params", {})})
         except JsonRpcError as exc:
-            return exc.message
+            if exc.code != TRANSPORT_ERROR:
+                return exc.message
+            log.warning("migration %s: VM.migrate on %s got no answer (%s): its fate is unknown, asking libvirt",
+                        run.migration_id, record.source, exc.message)
+            run.sent = True
+            return _IN_DOUBT
         run.sent = True
         if run.cancel.is_set():  # cancelled while VM.migrate was on its way
             self._send_cancel(source.agent_url, run.vm_uuid)
         return None
 
+    def _follow_until_settled(self, run: MigrationRun, record: MigrationRecord,
+                              doubt_until: float) -> tuple[MigrationStatus, Verdict | None]:
+        """Follow the source's job to its end. An end the agent itself reports (succeeded,
+        cancelled, aborted) is taken as it is; anything else -- failed, "no migration", the VM
+        gone, the agent silent -- is checked against libvirt on both hosts first
+        (ferry.engine.reconcile): a job still running is followed again, and the status
+        returned says how it really ended, with the verdict that settled it."""
+        while True:
+            status = self._follow(run, record)
+            if status.state in (JobState.SUCCEEDED, JobState.CANCELLED, JobState.ABORTED):
+                return status, None
+            verdict = self._settle(run, record, doubt_until)
+            if verdict.reality is Reality.MIGRATING:
+                log.info("migration %s: %s: following it again", run.migration_id, verdict.reason)
+                continue
+            return self.endings.reconciled_status(run, status, verdict), verdict
+
+    def _settle(self, run: MigrationRun, record: MigrationRecord, doubt_until: float) -> Verdict:
+        """Ask both agents what libvirt says until the answer is not UNKNOWN (or SETTLE_LIMIT_S
+        passes: then UNKNOWN, and the attempt ends FAILED with no rerun)."""
+        started = time.monotonic()
+        while True:
+            verdict = self.endings.reconcile(run, record, send_in_doubt=time.monotonic() < doubt_until)
+            log.info("migration %s: reconciled with libvirt: %s (%s)", run.migration_id, verdict.reality.value,
+                     verdict.reason)
+            if verdict.reality is not Reality.UNKNOWN or time.monotonic() - started > SETTLE_LIMIT_S:
+                return verdict
+            if self._stopping.wait(RECONCILE_PAUSE_S):
+                raise _Stopping()
+
     def _follow(self, run: MigrationRun, record: MigrationRecord) -> MigrationStatus:
-        """Poll the source agent until the migration ends; returns the final status."""
+        """Poll the source agent until its job ends or the agent can no longer say (it lost the
+        job, the VM left it, or it has not answered for LOST_AGENT_TIMEOUT_S); returns the last
+        status, which the caller reconciles unless the agent reported a clean end."""
         client = self.agent(run.source_url)
         progress = 0
         last_ok = time.monotonic()
@@ -260,13 +332,15 @@ class Orchestrator:
                 if exc.code != TRANSPORT_ERROR and exc.name == "noVM":
                     return MigrationStatus(JobState.FAILED, error="the VM vanished from the source host")
                 if time.monotonic() - last_ok > LOST_AGENT_TIMEOUT_S:
-                    return MigrationStatus(JobState.FAILED, error=f"lost contact with the source agent: {exc.message}")
+                    return MigrationStatus(JobState.UNKNOWN, error=f"lost contact with the source agent: {exc.message}")
                 time.sleep(self.poll_interval)
                 continue
+            if status.state.active or status.state.final:
+                run.last_status = status
             final = outcome.engine_state(status) is not None
             progress = outcome.progress_percent(status, progress)
             figures = outcome.figures_from_status(status)
-            if figures != last_figures:
+            if figures != last_figures and status.state is not JobState.IDLE:
                 last_figures = figures
                 with self._writing(run.migration_id) as store:
                     store.migrations.update(run.migration_id, progress=progress, figures=figures)

@@ -68,3 +68,16 @@ def start_engine(database_url: str, log: Path, *, port: int, host: str = "127.0.
             raise OperationFailed(f"the engine did not answer at {url} within {timeout:.0f} s; "
                                   f"end of {log}:\n{_tail(log)}")
         time.sleep(0.2)
+
+
+def stop_engine(proc: subprocess.Popen, timeout: float = 20.0) -> int:
+    """SIGTERM, as a service manager stops it (the engine takes no new action from then on and
+    exits once open requests are done); SIGKILL if it is still there after `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode

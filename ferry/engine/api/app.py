@@ -20,6 +20,7 @@ from ferry.engine.api.auth import require_token
 from ferry.engine.api.body_guard import refuse_marked_body
 from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
+from ferry.engine.api.long_polls import DEFAULT_PER_TOKEN, LongPollLimit
 from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
@@ -27,7 +28,8 @@ ROUTERS = [inventory.router, policies.router, plans.router, operations.router, s
 
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
-               monitor_interval: float = 5.0, poll_interval: float = 0.5) -> FastAPI:
+               monitor_interval: float = 5.0, poll_interval: float = 0.5,
+               long_polls_per_token: int = DEFAULT_PER_TOKEN) -> FastAPI:
     from ferry.engine.monitor import HostMonitor, PlacementGuard
     from ferry.engine.orchestrator import Orchestrator
     from ferry.engine.services.vms import VmLifecycle
@@ -56,13 +58,15 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     app.state.db = db
     app.state.orchestrator = orchestrator
     app.state.monitor = monitor
+    app.state.long_polls = LongPollLimit(long_polls_per_token)
     app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
     for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth), then a sound body
         app.include_router(router, dependencies=[Depends(require_token), Depends(refuse_marked_body)])
 
     @app.get("/api/health", tags=["engine"], response_model=HealthOut)
-    def health(db: DatabaseDep) -> dict:
+    async def health(db: DatabaseDep) -> dict:
+        # async, and no I/O: it answers on the event loop even when every worker thread is busy
         return {"status": "ok", "database": db.engine.dialect.name}
 
     from ferry.engine import metrics_http, web

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from ferry.engine.db import Database, Store
 
 if TYPE_CHECKING:
+    from ferry.engine.api.long_polls import LongPollLimit
     from ferry.engine.monitor import HostMonitor
     from ferry.engine.orchestrator import Orchestrator
     from ferry.engine.services.vms import VmLifecycle
@@ -41,8 +42,13 @@ def get_monitor(request: Request) -> HostMonitor:
     return request.app.state.monitor
 
 
+def get_long_poll_limit(request: Request) -> LongPollLimit:
+    return request.app.state.long_polls
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
 StoreDep = Annotated[Store, Depends(get_store, scope="function")]
 OrchestratorDep = Annotated["Orchestrator", Depends(get_orchestrator)]
 VmLifecycleDep = Annotated["VmLifecycle", Depends(get_vm_lifecycle)]
 MonitorDep = Annotated["HostMonitor", Depends(get_monitor)]
+LongPollLimitDep = Annotated["LongPollLimit", Depends(get_long_poll_limit)]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
-from ferry.engine.api.deps import DatabaseDep, MonitorDep, OrchestratorDep, VmLifecycleDep
+from ferry.engine.api import long_polls
+from ferry.engine.api.deps import DatabaseDep, LongPollLimitDep, MonitorDep, OrchestratorDep, VmLifecycleDep
 from ferry.engine.api.responses import HostOut, MigrationOut, VmOut
 from ferry.engine.api.schemas import Body as StrictBody
 from ferry.engine.api.schemas import PlanRequest
@@ -51,25 +53,33 @@ def migrate(vm: str, orchestrator: OrchestratorDep,
 MAX_WAIT_S = 10.0
 
 
-@router.get("/migrations/{migration_id}/wait", tags=["migrations"], response_model=MigrationOut)
-def wait_for_change(migration_id: str, db: DatabaseDep, orchestrator: OrchestratorDep,
-                    since: str | None = Query(None, description="the record's updated_at as last seen; "
-                                              "omitted = answer at once"),
-                    timeout: float = Query(MAX_WAIT_S, ge=0, le=MAX_WAIT_S,
-                                           description="seconds to wait at most for a change")) -> dict:
+@router.get("/migrations/{migration_id}/wait", tags=["migrations"], response_model=MigrationOut,
+            responses={429: {"description": "the token already holds its limit of open long polls"}})
+async def wait_for_change(migration_id: str, request: Request, db: DatabaseDep, orchestrator: OrchestratorDep,
+                          limit: LongPollLimitDep,
+                          since: str | None = Query(None, description="the record's updated_at as last seen; "
+                                                    "omitted = answer at once"),
+                          timeout: float = Query(MAX_WAIT_S, ge=0, le=MAX_WAIT_S,
+                                                 description="seconds to wait at most for a change")) -> dict:
     """The migration's record once its updated_at differs from `since` or it has ended, or
-    after `timeout` s unchanged."""
+    after `timeout` s unchanged. Waiting holds no request thread (ferry.engine.api.long_polls);
+    each token may hold a limited number open (429 beyond it)."""
     changes = orchestrator.changes
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = changes.count(migration_id)          # before the read: no write slips past
-        with db.unit_of_work() as store:
-            record = store.migrations.get(migration_id)
-        left = deadline - time.monotonic()
-        body = record.to_dict()
-        if since is None or body["updated_at"] != since or MigrationState(record.state).final or left <= 0:
-            return body
-        changes.wait_past(migration_id, seen, left)
+    token = getattr(request.state, "token", None)
+    with limit.slot(token.name if token is not None else "-"):
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = changes.count(migration_id)          # before the read: no write slips past
+            body = await run_in_threadpool(_record, db, migration_id)
+            left = deadline - time.monotonic()
+            if since is None or body["updated_at"] != since or MigrationState(body["state"]).final or left <= 0:
+                return body
+            await long_polls.wait_past(changes, migration_id, seen, left)
+
+
+def _record(db: Database, migration_id: str) -> dict:
+    with db.unit_of_work() as store:
+        return store.migrations.get(migration_id).to_dict()
 
 
 @router.post("/migrations/{migration_id}/cancel", tags=["migrations"], response_model=MigrationOut)

@@ -44,6 +44,7 @@ class FakeAgent:
         self.reachable = True
         self.migrate_error: JsonRpcError | None = None
         self.cancel_requested = threading.Event()
+        self.ended: dict[str, dict] = {}      # vm -> the final status of its last job (libvirt's job is over)
 
     def call(self, method: str, params: dict):
         self.calls.append((method, params))
@@ -54,8 +55,11 @@ class FakeAgent:
             if self.migrate_error:
                 raise self.migrate_error
             self.world.migrating[vm_id] = (self, params["params"]["dst"])
+            self.ended.pop(vm_id, None)
             return {"status": {"code": 0}}
         if method == "VM.getMigrationStatus":
+            if vm_id in self.ended:           # asked again after the job ended: the same end
+                return self.ended[vm_id]
             if self.cancel_requested.is_set():
                 return self._end(vm_id, {"state": "cancelled", "error": "operation aborted: by user"})
             status = self.script.pop(0) if len(self.script) > 1 else self.script[0]
@@ -71,6 +75,7 @@ class FakeAgent:
         raise AssertionError(method)
 
     def _end(self, vm_id, status):
+        self.ended[vm_id] = status
         _, dst = self.world.migrating.pop(vm_id, (None, None))
         if status["state"] == "succeeded" and dst:
             self.world.where[vm_id] = self.world.by_address[dst]
@@ -271,21 +276,157 @@ def test_two_vms_migrate_at_once(env):
     assert wait_final(db, a.id).state == wait_final(db, b.id).state == "SUCCEEDED"
 
 
-def test_unreachable_source_agent_fails_after_the_grace_period(env, monkeypatch):
+def wait_sent(agent, n=1, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while sum(1 for method, _ in list(agent.calls) if method == "VM.migrate") < n:
+        assert time.monotonic() < deadline, "the orchestrator never sent VM.migrate"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def quick_doubt(monkeypatch):
     import ferry.engine.orchestrator as orchestrator
 
     monkeypatch.setattr(orchestrator, "LOST_AGENT_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(orchestrator, "RECONCILE_PAUSE_S", 0.02)
+    monkeypatch.setattr(orchestrator, "SETTLE_LIMIT_S", 0.5)
+    monkeypatch.setattr(orchestrator, "SEND_DOUBT_S", 0.3)
+    return orchestrator
+
+
+def test_source_agent_lost_while_libvirt_cannot_say_is_no_rerun_then_failed(env, quick_doubt):
+    """Issue 11: no rerun while the first attempt might still run; FAILED only after the limit."""
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING]
+    m = orch.migrate("vm1")                        # reruns allowed: none may start anyway
+    source = world.agent("h1")
+    wait_sent(source)
+    source.reachable = False
+    final = wait_final(db, m.id)
+    assert final.state == "FAILED" and "lost contact" in final.error and "cannot be asked" in final.error
+    assert len(final.attempts) == 1
+    assert final.result["reconciled"]["reality"] == "unknown"
+    assert not any(c[0] == "VM.migrate" for a in world.agents.values() if a is not source for c in a.calls)
+    assert sum(1 for c in source.calls if c[0] == "VM.migrate") == 1
+    vm = vm_record(db)
+    assert (vm.host, vm.status.value) == ("h1", "UP")     # nothing says it left
+
+
+def test_source_cut_off_while_the_vm_landed_is_recorded_succeeded(env, quick_doubt):
+    """Issue 11: the record said FAILED "lost contact with the source agent", the VM had migrated."""
     db, world, orch, uuid = env
     world.agent("h1").script = [RUNNING]
     m = orch.migrate("vm1", to="h2")
     source = world.agent("h1")
-    deadline = time.monotonic() + 10
-    while not any(method == "VM.migrate" for method, _ in list(source.calls)):  # sent, then lost
-        assert time.monotonic() < deadline, "the orchestrator never sent VM.migrate"
-        time.sleep(0.01)
+    wait_sent(source)
     source.reachable = False
+    world.where[uuid] = "h2"                     # libvirt finished the migration during the cut
     final = wait_final(db, m.id)
-    assert final.state == "FAILED" and "lost contact" in final.error
+    assert final.state == "SUCCEEDED", final.error
+    assert final.result["reconciled"]["reality"] == "on destination"
+    assert vm_record(db).host == "h2"
+    assert VM_MIGRATION_DONE.code in [e.code for e in events(db, m.id)]
+
+
+def test_restarted_agent_saying_no_migration_while_the_vm_landed_is_succeeded(env, quick_doubt):
+    """Issue 11: the restarted source agent reported "no migration"; the VM was on the destination."""
+    db, world, orch, uuid = env
+    world.agent("h1").script = [RUNNING, RUNNING, {"state": "idle", "message": "no migration"}]
+    m = orch.migrate("vm1")
+    wait_sent(world.agent("h1"))
+    first = m.destination
+    world.where[uuid] = first
+    final = wait_final(db, m.id)
+    assert final.state == "SUCCEEDED" and final.destination == first
+    assert len(final.attempts) == 1 and VM_MIGRATION_TRYING_RERUN.code not in [e.code for e in events(db, m.id)]
+
+
+def test_agent_saying_no_migration_while_libvirt_still_migrates_is_followed_again(env, quick_doubt):
+    db, world, orch, uuid = env
+    source = world.agent("h1")
+    # idle (restarted agent), then the reconciliation asks: running (adopted), then the end
+    source.script = [RUNNING, {"state": "idle"}, RUNNING, RUNNING, succeeded()]
+    final = wait_final(db, orch.migrate("vm1", to="h2").id)
+    assert final.state == "SUCCEEDED" and len(final.attempts) == 1
+    assert sum(1 for c in source.calls if c[0] == "VM.migrate") == 1
+
+
+def test_vm_migrate_without_an_answer_is_unknown_and_followed_when_the_agent_runs_it(env, quick_doubt):
+    """Issue 11: a VM.migrate that timed out was treated as never sent, yet the agent ran it."""
+    db, world, orch, uuid = env
+    source = world.agent("h1")
+    source.script = [RUNNING, RUNNING, succeeded()]
+    real_call = source.call
+
+    def timed_out_but_ran(method, params):
+        answer = real_call(method, params)
+        if method == "VM.migrate":
+            raise JsonRpcError(TRANSPORT_ERROR, "h1: read operation timed out")
+        return answer
+
+    source.call = timed_out_but_ran
+    final = wait_final(db, orch.migrate("vm1").id)
+    assert final.state == "SUCCEEDED" and len(final.attempts) == 1
+    assert sum(1 for c in source.calls if c[0] == "VM.migrate") == 1
+
+
+def test_vm_migrate_without_an_answer_starts_no_rerun_while_it_may_still_start(env, quick_doubt):
+    db, world, orch, uuid = env
+    source = world.agent("h1")
+    source.migrate_error = JsonRpcError(TRANSPORT_ERROR, "h1: read operation timed out")
+    source.script = [{"state": "idle", "message": "no migration"}]
+    t0 = time.monotonic()
+    m = orch.migrate("vm1")
+    wait_sent(source)
+    time.sleep(0.15)                               # inside the doubt window: one VM.migrate only
+    assert sum(1 for c in source.calls if c[0] == "VM.migrate") == 1
+    final = wait_final(db, m.id)
+    sends = [c for c in source.calls if c[0] == "VM.migrate"]
+    assert len(sends) >= 2 and time.monotonic() - t0 >= quick_doubt.SEND_DOUBT_S  # reran once the doubt was over
+    assert final.state == "FAILED"
+
+
+def test_sigterm_stops_every_new_action_and_leaves_the_record_for_the_next_engine(env, quick_doubt):
+    """Issue 11: on SIGTERM the engine sent reruns while shutting down."""
+    db, world, orch, uuid = env
+    source = world.agent("h1")
+    source.script = [RUNNING]
+    m = orch.migrate("vm1")
+    wait_sent(source)
+    orch.begin_stop()
+    source.script = [{"state": "failed", "error": "qemu died"}]    # a rerun would follow, were it not stopping
+    time.sleep(0.3)
+    assert sum(1 for a in world.agents.values() for c in a.calls if c[0] == "VM.migrate") == 1
+    with db.unit_of_work() as s:
+        assert s.migrations.get(m.id).state == "RUNNING"            # the next engine follows it
+    with pytest.raises(Conflict, match="shutting down"):
+        orch.migrate("vm1")
+    with pytest.raises(Conflict, match="shutting down"):
+        orch.cancel(m.id)
+
+
+def test_total_after_an_engine_restart_counts_from_the_request_by_the_agents_clock(env):
+    """Issue 11: "Total: 42 ms" for a 28 s migration after an engine restart."""
+    from datetime import UTC, datetime, timedelta
+
+    db, world, orch, uuid = env
+    asked = datetime.now(UTC) - timedelta(seconds=30)
+    with db.unit_of_work() as store:
+        plan = {"params": {"dst": "127.9.0.2"}, "explanation": []}
+        running = store.migrations.create("vm1", source="h1", destination="h2", plan=plan, state="RUNNING")
+    with db.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("UPDATE migrations SET created_at = :t WHERE id = :id"), {"t": asked, "id": running.id})
+    ended = asked.timestamp() + 28.0
+    world.agent("h1").script = [succeeded(startedAt=asked.timestamp() + 0.2, endedAt=ended)]
+    world.migrating[uuid] = (world.agent("h1"), "127.9.0.2")
+    orch.start()
+    final = wait_final(db, running.id)
+    assert final.state == "SUCCEEDED"
+    assert abs(final.result["wall_s"] - 28.0) < 0.5
+    done = next(e for e in events(db, running.id) if e.code == VM_MIGRATION_DONE.code)
+    assert "Total: 28" in done.message, done.message
 
 
 def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
@@ -302,7 +443,7 @@ def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
     assert final.state == "FAILED" and "before the migration was sent" in final.error
 
 
-def test_source_agent_unreachable_at_send_keeps_the_vm_where_it_was(env):
+def test_source_agent_unreachable_at_send_is_in_doubt_and_keeps_the_vm_where_it_was(env, quick_doubt):
     db, world, orch, uuid = env
     world.agent("h1").reachable = False
     final = wait_final(db, orch.migrate("vm1").id)
