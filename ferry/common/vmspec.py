@@ -114,7 +114,8 @@ class VmSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidInput(unknown[0], "unknown VM spec field")
+            # an empty key has no name of its own: the error names the spec itself
+            raise InvalidInput(unknown[0] or "vm", f"unknown VM spec field {unknown[0]!r}")
         required = [f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         for name in required:

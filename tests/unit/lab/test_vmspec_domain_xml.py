@@ -102,3 +102,13 @@ def test_from_dict_names_missing_and_unknown_fields():
     assert info.value.field == "disks"
     with pytest.raises(InvalidInput):
         VmSpec.from_dict(["not", "a", "dict"])
+
+
+def test_an_empty_unknown_key_in_a_spec_still_names_a_field():
+    """Found by the agent fuzz: a JSON-RPC invalid-params error must name a field, even for key ''."""
+    from ferry.common.errors import InvalidInput
+    from ferry.common.vmspec import VmSpec
+
+    with pytest.raises(InvalidInput) as err:
+        VmSpec.from_dict({"": 1, "name": "v", "memory_mib": 64, "kernel": "k"})
+    assert err.value.field == "vm"
