@@ -26,7 +26,7 @@ def test_rule_5_8_auto_with_a_0_mbps_link_is_an_unknown_speed(speeds, unknown):
     bw = cluster_bandwidth(AUTO, host("a", speeds[0]), host("b", speeds[1]))
     assert bw.mbps is None and bw.mibps is None
     assert bw.unknown_hosts == unknown
-    assert bw.derivation == f"AUTO: {unknown_link_speed(unknown)}"
+    assert bw.derivation == f"AUTO: {unknown_link_speed(unknown)}" and bw.setting is AUTO
     assert max_bandwidth_mibps(bw, 1) is None
 
 
@@ -55,12 +55,15 @@ def test_rule_5_8_unknown_link_texts():
 
 
 def test_rule_5_8_hypervisor_default_and_custom_texts():
-    hd = cluster_bandwidth(BandwidthSetting(BandwidthMode.HYPERVISOR_DEFAULT), host("a", 1), host("b", 1))
-    assert hd.mbps is None and hd.unknown_hosts == ()
+    hd_setting = BandwidthSetting(BandwidthMode.HYPERVISOR_DEFAULT)
+    hd = cluster_bandwidth(hd_setting, host("a", 1), host("b", 1))
+    assert hd.setting is hd_setting and hd.mbps is None and hd.unknown_hosts == ()
     assert hd.derivation == (f"HYPERVISOR_DEFAULT: the agent's own limit ({AGENT_DEFAULT_MAX_BANDWIDTH_MIBS}"
                              " MiB/s) applies")
     assert AGENT_DEFAULT_MAX_BANDWIDTH_MIBS == 52
-    custom = cluster_bandwidth(BandwidthSetting(BandwidthMode.CUSTOM, 800), host("a", None), host("b", None))
+    custom_setting = BandwidthSetting(BandwidthMode.CUSTOM, 800)
+    custom = cluster_bandwidth(custom_setting, host("a", None), host("b", None))
+    assert custom.setting is custom_setting
     assert (custom.mbps, custom.mibps, custom.derivation, custom.unknown_hosts) == (800, 100, "CUSTOM 800 Mbps", ())
 
 
