@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.agent import capabilities as caps
-from ferry.agent import libvirt_edge, measure
+from ferry.agent import force_complete, libvirt_edge, measure
 from ferry.agent.config import AgentConfig
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
@@ -92,6 +92,7 @@ class Agent:
             "VM.migrateChangeParams": self.vm_migrate_change_params,
             "VM.getMigrationStatus": self.vm_get_migration_status,
             "VM.getDirtyRate": self.vm_get_dirty_rate,
+            "VM.migrateForceComplete": lambda params: force_complete.handle(self, params),
         }
 
     def _default_destination(self, dst: str) -> JsonRpcClient:

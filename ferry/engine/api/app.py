@@ -15,18 +15,19 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ferry
-from ferry.engine.api import inventory, operations, plans, policies
+from ferry.engine.api import inventory, maintenance, operations, plans, policies
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
 from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
-ROUTERS = [inventory.router, policies.router, plans.router, operations.router]
+ROUTERS = [inventory.router, policies.router, plans.router, operations.router, maintenance.router]
 
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
                monitor_interval: float = 5.0, poll_interval: float = 0.5) -> FastAPI:
+    from ferry.engine.drain_runner import DrainRunner
     from ferry.engine.monitor import HostMonitor, PlacementGuard
     from ferry.engine.orchestrator import Orchestrator
     from ferry.engine.services.vms import VmLifecycle
@@ -35,6 +36,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     guard = PlacementGuard()
     orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval)
     monitor = HostMonitor(db, guard=guard, interval=monitor_interval)
+    drain_runner = DrainRunner(db, orchestrator)   # host maintenance (issue 15), beside the orchestrator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,8 +45,10 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
         if background:
             await run_in_threadpool(orchestrator.start)
             monitor.start()
+            drain_runner.start()      # resumes drains a previous engine process left going
         yield
         if background:
+            await run_in_threadpool(drain_runner.stop)
             await run_in_threadpool(monitor.stop)
         await run_in_threadpool(orchestrator.stop)
         db.dispose()
@@ -55,6 +59,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     app.state.db = db
     app.state.orchestrator = orchestrator
     app.state.monitor = monitor
+    app.state.drain_runner = drain_runner
     app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
     for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth)

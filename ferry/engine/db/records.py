@@ -314,6 +314,7 @@ class EventRecord:
 
 
 __all__ = [
-    "BandwidthMode", "ClusterRecord", "DrainRecord", "DrainState", "EventRecord", "HostRecord", "HostStatus", "MigrationRecord", "MigrationState",
+    "BandwidthMode", "ClusterRecord", "DrainRecord", "DrainState",
+    "EventRecord", "HostRecord", "HostStatus", "MigrationRecord", "MigrationState",
     "ParallelMode", "VmRecord", "VmStatus", "ZEROCOPY_CAPABILITY", "zerocopy_support",
 ]
