@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ferry.common.errors import Conflict
-from ferry.engine import audit
+from ferry.engine import audit, zerocopy_retry
 from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
@@ -121,6 +121,9 @@ class Endings:
         """A failed attempt: rerun elsewhere (returns the new record and plan) or end FAILED (None)."""
         record, final = ctx.record, ctx.final or {}
         reason = reason or final.get("error") or "unknown error"
+        retry = zerocopy_retry.retry_reason(ctx.plan.get("params") or {}, final.get("error") or reason)
+        if retry is not None and not run.cancel.is_set():   # issue 15 item 5: same host, no zero-copy
+            return self._retry_without_zerocopy(run, record, ctx.plan, retry)
         with self.db.unit_of_work() as store:
             source = store.hosts.get(record.source)
         stats = vm_stats(self.agent, source.agent_url, run.vm_uuid)
@@ -143,6 +146,16 @@ class Endings:
             store.events.record_audit(audit.VM_MIGRATION_FAILED, vm=run.vm, host=record.source,
                                       migration_id=run.migration_id, source=record.source, reason=reason)
         return None
+
+    def _retry_without_zerocopy(self, run: MigrationRun, record: MigrationRecord, plan: dict[str, Any],
+                                reason: str) -> tuple[MigrationRecord, dict[str, Any]]:
+        new_plan = zerocopy_retry.plan_without_zerocopy(plan, reason)
+        with self.writing(run.migration_id) as store:
+            store.events.record_audit(audit.FERRY_ZEROCOPY_RETRY, vm=run.vm, host=record.source,
+                                      migration_id=run.migration_id, destination=record.destination, reason=reason)
+            new_record = store.migrations.update(run.migration_id, plan=new_plan, progress=0, figures=None)
+        log.info("migration %s: retrying on %s without zero-copy: %s", run.migration_id, record.destination, reason)
+        return new_record, new_plan
 
     def _rerun(self, run: MigrationRun, record: MigrationRecord, tried: list[str],
                reason: str) -> tuple[MigrationRecord, dict[str, Any]] | None:
