@@ -1,7 +1,13 @@
 """Force-complete's rule on the agent (ferry.agent.force_complete.decide)."""
 from __future__ import annotations
 
+import threading
+
+import pytest
+
 from ferry.agent.force_complete import MAX_DOWNTIME_MS, MIN_DOWNTIME_MS, decide
+from ferry.common.jsonrpc import JsonRpcError
+from tests.unit.agent.test_agent_api import VM, pair, rpc, wait_final  # noqa: F401
 
 
 def test_postcopy_when_the_migration_was_started_with_it_and_has_one_connection():
@@ -27,3 +33,21 @@ def test_without_the_postcopy_flag_the_downtime_is_raised_within_bounds():
 def test_already_in_postcopy_does_nothing():
     assert decide(postcopy_flag=True, parallel=None, remaining_bytes=1, bandwidth_bps=1,
                   postcopy_running=True).mode == "none"
+
+
+
+def test_verb_raises_the_downtime_of_a_migration_started_without_postcopy(pair):  # noqa: F811
+    src, sconn = pair[:2]
+    release = threading.Event()
+    sconn.domains[VM].migration_script = lambda dom: release.wait(5)
+    with pytest.raises(JsonRpcError) as err:
+        rpc(src, "VM.migrateForceComplete", {"vmID": VM})
+    assert err.value.code == 82                    # not migrating: migCancelErr, as migrateChangeParams
+    rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "h2"}})
+    answer = rpc(src, "VM.migrateForceComplete", {"vmID": VM})
+    release.set()
+    wait_final(src)
+    assert answer["mode"] == "downtime" and answer["downtimeMs"] >= MIN_DOWNTIME_MS
+    assert "VIR_MIGRATE_POSTCOPY" in answer["reason"]
+    assert sconn.named_calls("migrateSetMaxDowntime")[-1][1] == answer["downtimeMs"]
+    assert not sconn.named_calls("migrateStartPostCopy")
