@@ -6,8 +6,9 @@ Why here and pure: the order of a drain and its ETA both come from the pre-copy 
 
 - `vm_forecast`: the forecast of one VM's migration from its plan's VM.migrate params (the
   bandwidth cap, the convergence schedule, auto-converge) and its workload (touched memory and
-  dirty rate when the inventory knows them; else all memory touched and no dirtying). With no
-  cap, UNCAPPED_MIBS stands in (the lab's measured plain throughput).
+  dirty rate when the inventory knows them; else all memory touched and no dirtying). The
+  bandwidth is the cap, at most UNCAPPED_MIBS (the lab's measured plain throughput: a cap above
+  what the hosts reach is no prediction).
 - `drain_eta`: list scheduling of what is left over the source's outgoing slots: the running
   migrations end at their remaining time, the queued ones start in the drain's order on the
   first free slot; the ETA is when the last ends. Failed or blocked VMs have no end: no ETA.
@@ -48,7 +49,7 @@ def vm_forecast(memory_mib: int, workload: Mapping[str, Any] | None, params: Map
     touched = float(min(memory_mib, workload.get("fill_mib") or memory_mib))
     dirty = float(workload.get("dirty_mib_s") or 0)
     cap = params.get("maxBandwidth")
-    bandwidth = float(cap) if isinstance(cap, int | float) and cap > 0 else UNCAPPED_MIBS
+    bandwidth = min(float(cap), UNCAPPED_MIBS) if isinstance(cap, int | float) and cap > 0 else UNCAPPED_MIBS
     init, stalling = _stalling(params.get("convergenceSchedule"))
     f = forecast(ForecastInputs(memory_mib=float(memory_mib), touched_mib=touched, dirty_rate_mibs=dirty,
                                 bandwidth_mibs=bandwidth, init_downtime_ms=init, stalling=stalling,
