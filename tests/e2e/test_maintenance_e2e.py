@@ -132,7 +132,9 @@ def _until(env: E2E, host: str, cond, timeout: float = DRAIN_TIMEOUT_S) -> dict:
 
 
 class JobSampler:
-    """Counts, from libvirt on every lab host, the domains with a migration job, ~10 times a second."""
+    """Counts, from libvirt on every lab host ~10 times a second, the migrations it sees: an
+    outgoing one is a domain with a job (jobInfo), an incoming one a domain libvirt keeps paused
+    for it (not paused by a user: the incoming side has no job to show)."""
 
     def __init__(self, lab, hosts):
         self.conns = {h.name: lab.connect(h) for h in hosts}
@@ -142,10 +144,14 @@ class JobSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _count(self, conn) -> int:
+        import libvirt
+
         n = 0
         for dom in conn.listAllDomains():
             try:
-                if dom.jobInfo()[0] != 0:   # VIR_DOMAIN_JOB_NONE
+                state, reason = dom.state()
+                incoming = state == libvirt.VIR_DOMAIN_PAUSED and reason != libvirt.VIR_DOMAIN_PAUSED_USER
+                if incoming or dom.jobInfo()[0] != libvirt.VIR_DOMAIN_JOB_NONE:
                     n += 1
             except Exception:  # noqa: BLE001 - a domain that just left
                 pass
