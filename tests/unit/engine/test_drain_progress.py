@@ -72,3 +72,14 @@ def test_a_stuck_or_paused_drain_has_no_eta_and_names_the_stuck_vm():
                                                               "reason": "failed on 3 hosts"}]
     view = progress_view(_drain([{"vm": "a", "state": "queued", "forecast_s": 1.0}], "PAUSED"), "X", {})
     assert view["eta_seconds"] is None
+
+
+def test_the_eta_learns_the_real_pace_from_the_vms_already_moved():
+    from ferry.engine.drain_progress import calibration
+
+    items = [{"vm": "a", "state": "done", "forecast_s": 2.0, "duration_s": 6.0, "outgoing_limit": 1},
+             {"vm": "b", "state": "queued", "forecast_s": 3.0, "outgoing_limit": 1}]
+    assert calibration(items) == 3.0
+    assert calibration([{"vm": "a", "state": "queued", "forecast_s": 2.0}]) == 1.0
+    view = progress_view(_drain(items), "PREPARING_FOR_MAINTENANCE", {})
+    assert view["eta_seconds"] == 9.0 and view["eta_calibration"] == 3.0
