@@ -151,6 +151,11 @@ class EvacuateBench:
 
     def _drain(self, client) -> float:
         h1 = self.hosts[0].name
+        deadline = time.monotonic() + 60   # a loaded machine: the monitor may have missed h1's agent
+        while client.post(f"/api/hosts/{h1}/refresh", {})["status"] != "UP":
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"{h1}'s agent does not answer: cannot drain it")
+            time.sleep(2)
         t0 = time.monotonic()
         client.post(f"/api/hosts/{h1}/maintenance", {})
         while True:
