@@ -118,17 +118,18 @@ class EvacuateBench:
             if client.post(f"/api/hosts/{h.name}/refresh", {})["status"] != "UP":
                 raise OperationFailed(f"the engine cannot reach {h.name}'s agent")
 
-    def _guest(self, client) -> str:
-        from ferry.cli.demo import wait_heartbeat
-        from ferry.cli.inventory import workload_vm_spec
-
+    def _guest(self, client, boot_timeout: float = 180.0) -> str:
         name = f"ev-{uuid.uuid4().hex[:6]}"
         workload = {"fill_mib": self.fill_mib, "dirty_mib_s": self.dirty_mib_s}
-        client.post("/api/vms", {**workload_vm_spec(name, self.memory_mib, 1, workload), "cluster": CLUSTER,
-                                 "workload": workload})
-        t0 = time.monotonic()
+        spec = self.lab.guest_spec(name, memory_mib=self.memory_mib, **workload).to_dict()
+        client.post("/api/vms", {**spec, "cluster": CLUSTER, "workload": workload})
         client.post(f"/api/vms/{name}/start", {"host": self.hosts[0].name})
-        wait_heartbeat(self.lab, self.hosts[0], name, t0)
+        console = self.lab.console_log(self.hosts[0], name)   # the workload's first heartbeat
+        deadline = time.monotonic() + boot_timeout
+        while "FERRY HB " not in (console.read_text(errors="replace") if console.exists() else ""):
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"guest {name} gave no heartbeat within {boot_timeout:.0f} s ({console})")
+            time.sleep(0.3)
         return name
 
     def _migrate(self, client, name: str, to: str) -> None:
