@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import capabilities as caps
-from ferry.agent import libvirt_edge, measure
+from ferry.agent import force_complete, libvirt_edge, measure
 from ferry.agent.adopted import AdoptedJob, running_migrations
 from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
@@ -120,6 +120,7 @@ class Agent(DestinationSide):
             "VM.migrateChangeParams": self.vm_migrate_change_params,
             "VM.getMigrationStatus": self.vm_get_migration_status,
             "VM.getDirtyRate": self.vm_get_dirty_rate,
+            "VM.migrateForceComplete": lambda params: force_complete.handle(self, params),
         }
 
     def _default_destination(self, dst: str) -> JsonRpcClient:

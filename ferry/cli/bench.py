@@ -137,6 +137,31 @@ def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, repo
     click.echo(summary_text(result))
 
 
+@bench.command("evacuate")
+@click.option("--vms", default=4, show_default=True, type=click.IntRange(1, 16), help="Guests on host 1.")
+@click.option("--memory", default=256, show_default=True, type=click.IntRange(256, 4096), help="Guest MiB.")
+@click.option("--fill", default=64, show_default=True, type=click.IntRange(16, 4000), help="MiB each fills.")
+@click.option("--dirty", default=0, show_default=True, type=click.IntRange(0, 1024), help="MiB/s each rewrites.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 10))
+@click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Put the result's section into this report (e.g. docs/benchmarks.md).")
+@click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
+def evacuate_cmd(vms, memory, fill, dirty, repeat, as_json, report, lab_id):
+    """Empty lab host 1 with the drain, against the same migrations one by one (needs 3 hosts)."""
+    from ferry.bench.evacuate_bench import EvacuateBench, write_section
+
+    result = EvacuateBench(_lab(lab_id), vms=vms, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
+                           repeat=repeat, progress=_progress).run()
+    if report:
+        _progress(f"report written: {write_section(report, result)}")
+    if as_json:
+        click.echo(json.dumps(result, indent=1, sort_keys=True))
+    else:
+        click.echo(f"one by one {result['sequential_median_s']} s, drain {result['drain_median_s']} s: "
+                   f"{result['speedup']}x")
+
+
 def _needs_two_hosts(lab):
     from ferry.common.errors import OperationFailed
 

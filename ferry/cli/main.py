@@ -12,7 +12,7 @@ import sys
 import click
 
 # Modules under ferry.cli that add commands. Order is the order of `ferry --help`.
-AREAS = ("lab", "agent", "engine", "inventory", "plan", "migrate", "events", "pki", "bench", "demo")
+AREAS = ("lab", "agent", "engine", "inventory", "plan", "migrate", "maintenance", "events", "pki", "bench", "demo")
 
 
 class FerryGroup(click.Group):

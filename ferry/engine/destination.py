@@ -1,7 +1,8 @@
 """Choosing where a VM migrates to, and whether a failed migration is tried again elsewhere.
 
 oVirt's rules: a destination is an up host of the VM's cluster, not the source, with room for
-the VM; among those Ferry prefers the one running the fewest migrations (then the most free
+the VM (a host PREPARING_FOR_MAINTENANCE or in MAINTENANCE is not up: it takes no incoming
+migration and no new VM); among those Ferry prefers the one running the fewest migrations (then the most free
 memory). A failure while the VM still runs on the source is retried on another host, never one
 already tried, with at most MAX_HOSTS hosts in all. Pure functions: the orchestrator feeds them
 the inventory it read.
@@ -20,6 +21,7 @@ class Candidate:
     up: bool
     free_memory_mib: int | None   # None: unknown (no stats yet) -> not excluded for it
     running_migrations: int = 0
+    status: str | None = None      # the host's status, named when it is passed over for not being up
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def choose_destination(
         if c.name in exclude:
             rejected.append((c.name, "already tried for this migration"))
         elif not c.up:
-            rejected.append((c.name, "host is not up"))
+            rejected.append((c.name, "host is not up" if c.status is None else f"host is {c.status}"))
         elif c.free_memory_mib is not None and c.free_memory_mib < vm_memory_mib:
             rejected.append((c.name, f"not enough free memory ({c.free_memory_mib} MiB < {vm_memory_mib} MiB)"))
         else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ferry.common.errors import Conflict
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
-from ferry.engine import audit
+from ferry.engine import audit, zerocopy_retry
 from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
@@ -181,6 +181,10 @@ class Endings:
         tried elsewhere; without one (VM.migrate refused), the source's VM.getStats decides."""
         record, final = ctx.record, ctx.final or {}
         reason = reason or final.get("error") or "unknown error"
+        retry = zerocopy_retry.retry_reason(ctx.plan.get("params") or {}, final.get("error") or reason)
+        may_retry = verdict is None or verdict.may_rerun   # only a VM libvirt still runs on the source
+        if retry is not None and may_retry and not run.cancel.is_set():   # issue 15 item 5: same host, no zero-copy
+            return self._retry_without_zerocopy(run, record, ctx.plan, retry)
         if verdict is not None:
             on_source = verdict.may_rerun
             source_unreachable = verdict.reality in (Reality.UNKNOWN, Reality.BOTH)  # nothing says it left
@@ -209,6 +213,16 @@ class Endings:
             store.events.record_audit(audit.VM_MIGRATION_FAILED, vm=run.vm, host=record.source,
                                       migration_id=run.migration_id, source=record.source, reason=reason)
         return None
+
+    def _retry_without_zerocopy(self, run: MigrationRun, record: MigrationRecord, plan: dict[str, Any],
+                                reason: str) -> tuple[MigrationRecord, dict[str, Any]]:
+        new_plan = zerocopy_retry.plan_without_zerocopy(plan, reason)
+        with self.writing(run.migration_id) as store:
+            store.events.record_audit(audit.FERRY_ZEROCOPY_RETRY, vm=run.vm, host=record.source,
+                                      migration_id=run.migration_id, destination=record.destination, reason=reason)
+            new_record = store.migrations.update(run.migration_id, plan=new_plan, progress=0, figures=None)
+        log.info("migration %s: retrying on %s without zero-copy: %s", run.migration_id, record.destination, reason)
+        return new_record, new_plan
 
     def _rerun(self, run: MigrationRun, record: MigrationRecord, tried: list[str],
                reason: str) -> tuple[MigrationRecord, dict[str, Any]] | None:

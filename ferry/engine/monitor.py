@@ -119,8 +119,8 @@ def reconcile_vms(host: str, listed: Iterable[Mapping[str, Any]], inventory: Ite
 
 
 def host_status_after(current: HostStatus, reachable: bool) -> HostStatus:
-    """UP when the agent answered, DOWN when not; MAINTENANCE is the admin's and stays."""
-    if current is HostStatus.MAINTENANCE:
+    """UP when the agent answered, DOWN when not; the maintenance states are the admin's and stay."""
+    if current.in_maintenance:
         return current
     return HostStatus.UP if reachable else HostStatus.DOWN
 

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ferry
-from ferry.engine.api import inventory, operations, plans, policies, steering
+from ferry.engine.api import inventory, maintenance, operations, plans, policies, steering
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.body_guard import refuse_marked_body
 from ferry.engine.api.deps import DatabaseDep
@@ -24,12 +24,13 @@ from ferry.engine.api.long_polls import DEFAULT_PER_TOKEN, LongPollLimit
 from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
-ROUTERS = [inventory.router, policies.router, plans.router, operations.router, steering.router]
+ROUTERS = [inventory.router, policies.router, plans.router, operations.router, steering.router, maintenance.router]
 
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
                monitor_interval: float = 5.0, poll_interval: float = 0.5,
                long_polls_per_token: int = DEFAULT_PER_TOKEN) -> FastAPI:
+    from ferry.engine.drain_runner import DrainRunner
     from ferry.engine.monitor import HostMonitor, PlacementGuard
     from ferry.engine.orchestrator import Orchestrator
     from ferry.engine.services.vms import VmLifecycle
@@ -38,6 +39,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     guard = PlacementGuard()
     orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval)
     monitor = HostMonitor(db, guard=guard, interval=monitor_interval)
+    drain_runner = DrainRunner(db, orchestrator)   # host maintenance (issue 15), beside the orchestrator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,8 +48,10 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
         if background:
             await run_in_threadpool(orchestrator.start)
             monitor.start()
+            drain_runner.start()      # resumes drains a previous engine process left going
         yield
         if background:
+            await run_in_threadpool(drain_runner.stop)
             await run_in_threadpool(monitor.stop)
         await run_in_threadpool(orchestrator.stop)
         db.dispose()
@@ -59,6 +63,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     app.state.orchestrator = orchestrator
     app.state.monitor = monitor
     app.state.long_polls = LongPollLimit(long_polls_per_token)
+    app.state.drain_runner = drain_runner
     app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
     for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth), then a sound body

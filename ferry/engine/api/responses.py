@@ -55,7 +55,7 @@ class HostOut(Out):
     migration_address: str | None
     migration_network_up: bool
     link_speed_mbps: int | None
-    status: str = Field(description="UNKNOWN | UP | DOWN | MAINTENANCE")
+    status: str = Field(description="UNKNOWN | UP | DOWN | PREPARING_FOR_MAINTENANCE | MAINTENANCE")
     zerocopy: str = Field(description="YES | NO | UNKNOWN: what the agent reported")
     capabilities: dict[str, Any] | None
     capabilities_at: str | None

@@ -170,6 +170,26 @@ class Event(Base):
     host: Mapped[Host | None] = relationship()
 
 
+class Drain(Base):
+    """A host drain (maintenance): its state and one JSON item per VM, so a restarted engine
+    resumes it (ferry.engine.drain_runner)."""
+
+    __tablename__ = "drains"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    order: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    user: Mapped[str] = mapped_column(String(64))
+    abort_running: Mapped[bool] = mapped_column(Boolean, default=False)
+    items: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    host: Mapped[Host] = relationship()
+
 
 class ApiToken(Base):
     """A bearer token of the REST API: only its SHA-256 is kept (the token is shown once)."""

@@ -22,12 +22,19 @@ from ferry.engine.options import (
 
 
 class HostStatus(str, Enum):
-    """oVirt's host states that matter for migration."""
+    """oVirt's host states that matter for migration. UP -> PREPARING_FOR_MAINTENANCE (the drain
+    empties it) -> MAINTENANCE, and back to UP on activate; both maintenance states are the
+    admin's (the host monitor leaves them) and take no incoming migrations and no new VMs."""
 
     UNKNOWN = "UNKNOWN"          # added, agent not contacted yet
     UP = "UP"
     DOWN = "DOWN"                # agent unreachable
-    MAINTENANCE = "MAINTENANCE"  # admin took it out of scheduling
+    PREPARING_FOR_MAINTENANCE = "PREPARING_FOR_MAINTENANCE"  # its VMs are being migrated away
+    MAINTENANCE = "MAINTENANCE"  # admin took it out of scheduling; runs no VMs
+
+    @property
+    def in_maintenance(self) -> bool:
+        return self in (HostStatus.PREPARING_FOR_MAINTENANCE, HostStatus.MAINTENANCE)
 
 
 class VmStatus(str, Enum):
@@ -239,6 +246,55 @@ class MigrationRecord:
         }
 
 
+class DrainState(str, Enum):
+    """A host drain (ferry.engine.drain_runner): ACTIVE (migrating the host's VMs away) or
+    PAUSED (no new migration starts) -> DONE (host in MAINTENANCE); CANCELLING (queued ones
+    dropped, running ones finishing) -> CANCELLED (host UP again)."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def final(self) -> bool:
+        return self in (DrainState.DONE, DrainState.CANCELLED)
+
+
+DRAIN_ACTIVE_STATES = (DrainState.ACTIVE.value, DrainState.PAUSED.value, DrainState.CANCELLING.value)
+
+
+@dataclass(frozen=True)
+class DrainRecord:
+    """One host drain; `items` is one dict per VM (ferry.engine.drain_items), kept in the
+    database so an engine restarted mid-drain resumes it."""
+
+    id: str
+    host: str
+    state: DrainState
+    order: str = "shortest"
+    reason: str = ""
+    user: str = "admin"
+    abort_running: bool = False
+    items: list[dict[str, Any]] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.state.final
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "host": self.host, "state": self.state.value, "order": self.order,
+            "reason": self.reason, "user": self.user, "abort_running": self.abort_running,
+            "items": list(self.items), "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at), "finished_at": _iso(self.finished_at),
+        }
+
+
 @dataclass(frozen=True)
 class EventRecord:
     id: int
@@ -258,6 +314,7 @@ class EventRecord:
 
 
 __all__ = [
-    "BandwidthMode", "ClusterRecord", "EventRecord", "HostRecord", "HostStatus", "MigrationRecord", "MigrationState",
+    "BandwidthMode", "ClusterRecord", "DrainRecord", "DrainState",
+    "EventRecord", "HostRecord", "HostStatus", "MigrationRecord", "MigrationState",
     "ParallelMode", "VmRecord", "VmStatus", "ZEROCOPY_CAPABILITY", "zerocopy_support",
 ]

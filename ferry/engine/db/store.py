@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from ferry.engine.db.repos.clusters import ClusterRepository
+from ferry.engine.db.repos.drains import DrainRepository
 from ferry.engine.db.repos.events import EventRepository
 from ferry.engine.db.repos.hosts import HostRepository
 from ferry.engine.db.repos.migrations import MigrationRepository
@@ -30,3 +31,4 @@ class Store:
         self.migrations = MigrationRepository(session)
         self.events = EventRepository(session)
         self.tokens = TokenRepository(session)
+        self.drains = DrainRepository(session)

@@ -17,7 +17,7 @@ from ferry.engine.policies import check_policy_allowed
 _FREE_MEMORY_KEYS = ("memFree", "free_memory_mib")
 
 
-def _free_memory(host: HostRecord) -> int | None:
+def free_memory(host: HostRecord) -> int | None:
     caps = host.capabilities or {}
     for key in _FREE_MEMORY_KEYS:
         value = caps.get(key)
@@ -33,7 +33,8 @@ def pick_destination(store: Store, vm: VmRecord, exclude: set[str] | frozenset[s
     hosts = {h.name: h for h in store.hosts.list(cluster=vm.cluster)}
     candidates = [
         Candidate(name=h.name, cluster=h.cluster, up=h.status is HostStatus.UP,
-                  free_memory_mib=_free_memory(h), running_migrations=running.get(h.name, 0))
+                  free_memory_mib=free_memory(h), running_migrations=running.get(h.name, 0),
+                  status=h.status.value)
         for h in hosts.values()
     ]
     choice = choose_destination(candidates, cluster=vm.cluster, source=vm.host or "",
@@ -52,6 +53,8 @@ def _given_destination(store: Store, vm: VmRecord, source: HostRecord, to: objec
         raise InvalidInput("to", f"unknown host {to!r}") from None
     if destination.name == source.name:
         raise InvalidInput("to", f"VM {vm.name!r} already runs on {to!r}")
+    if destination.status.in_maintenance:
+        raise Conflict(f"host {to!r} is {destination.status.value}: it takes no incoming migration")
     if destination.cluster != vm.cluster:
         raise InvalidInput("to", f"host {to!r} is in cluster {destination.cluster!r}; VM {vm.name!r} "
                                  f"can migrate only within its cluster {vm.cluster!r}")

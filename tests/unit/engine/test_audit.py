@@ -10,6 +10,15 @@ def test_ovirt_ids_kept():
         "VM_MIGRATION_TRYING_RERUN": 128,
         "VM_CANCEL_MIGRATION": 161,
         "VM_MIGRATION_NO_VDS_TO_MIGRATE_TO": 166,
+        # host maintenance (issue 15): oVirt's AuditLogType ids
+        "USER_VDS_MAINTENANCE": 600,
+        "USER_VDS_MAINTENANCE_WITHOUT_REASON": 620,
+        "VDS_MAINTENANCE": 15,
+        "VDS_MAINTENANCE_FAILED": 17,
+        "USER_VDS_MAINTENANCE_MIGRATION_FAILED": 602,
+        "VM_MIGRATION_FAILED_DURING_MOVE_TO_MAINTENANCE": 140,
+        "VM_MIGRATION_FAILED_DURING_MOVE_TO_MAINTENANCE_NO_DESTINATION_VDS": 1111,
+        "VDS_ACTIVATE": 16,
     }
     assert len(audit.BY_CODE) == len(audit.ALL)
 
