@@ -286,9 +286,10 @@ class SimConnection:
 
     def abort_incoming(self, uuid: str) -> None:
         dom = self.domains.get(uuid)
-        if dom is not None and dom.paused:
+        if dom is not None and dom.paused:  # never defined here: a failed incoming guest leaves nothing
             dom.running = False
-            self._drop(dom, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
+            self._forget(uuid)
+            self.fire_lifecycle(dom, libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED)
 
     def _drop(self, dom: SimDomain, detail: int) -> None:
         if not dom.persistent:
