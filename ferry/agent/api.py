@@ -22,7 +22,6 @@ from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
-from ferry.agent.params import parse_int, parse_migrate_params, split_host_port
 from ferry.agent.vms import (
     MIGRATION_DESTINATION,
     MIGRATION_SOURCE,
@@ -34,6 +33,8 @@ from ferry.agent.vms import (
 from ferry.common import memlock
 from ferry.common.errors import InvalidInput
 from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
+from ferry.protocol.migrate_params import MigrateParams, parse_int, split_host_port
+from ferry.protocol.status import INCOMING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent")
 
@@ -272,7 +273,7 @@ class Agent:
         stats["status"] = self._status(vm_id, dom)
         job = self.jobs.get(vm_id)
         if job is not None and job.active:
-            stats["migrationProgress"] = job.status()["progress"]
+            stats["migrationProgress"] = job.status().progress
         return stats
 
     # ---- migration -----------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class Agent:
         if raw is None:  # also accept the migration parameters beside vmID
             raw = {k: v for k, v in params.items() if k != "vmID"}
         try:
-            parsed, unrecognized = parse_migrate_params(raw, knows_zerocopy=not self.config.old_agent)
+            parsed, unrecognized = MigrateParams.from_wire(raw, knows_zerocopy=not self.config.old_agent)
         except InvalidInput as exc:
             raise invalid(exc) from None
         dom = self._lookup(vm_id)
@@ -346,14 +347,14 @@ class Agent:
         job = self.jobs.get(vm_id)
         if job is not None:
             if wait is not None and wait.timeout > 0:
-                return job.wait_for_change(wait.version, wait.timeout)
-            return job.status()
+                return job.wait_for_change(wait.version, wait.timeout).to_wire()
+            return job.status().to_wire()
         inc = self.incoming.get(vm_id)
         if inc is not None:
-            return {"vmID": vm_id, "state": inc.state, "direction": "incoming", "progress": 0,
-                    "startedAt": inc.since, "endedAt": inc.ended_at, "message": f"incoming migration {inc.state}"}
+            return MigrationStatus(JobState(inc.state), vm_id=vm_id, direction=INCOMING, started_at=inc.since,
+                                   ended_at=inc.ended_at, message=f"incoming migration {inc.state}").to_wire()
         self._lookup(vm_id)
-        return {"vmID": vm_id, "state": "idle", "direction": None, "progress": 0, "message": "no migration"}
+        return MigrationStatus.idle(vm_id).to_wire()
 
     def vm_get_dirty_rate(self, params: dict) -> dict:
         """VM.getDirtyRate {vmID, seconds}: ferry.agent.measure (waits `seconds` in this request only)."""

@@ -2,14 +2,14 @@
 
 Steps: take an outgoing slot; ask the destination agent to expect the VM (VM.migrationCreate,
 retried every `retry_interval` s while it answers migrateLimit, until cancelled); build flags
-(`ferry.agent.flags`); start virDomainMigrateToURI3; meanwhile a monitor thread runs the
+(`ferry.protocol.flags`); start virDomainMigrateToURI3; meanwhile a monitor thread runs the
 convergence schedule from libvirt's migration-iteration events (also from the iteration seen in
 job-stats polls, whichever comes first) and polls job stats every `status_interval` s for
 progress. A failed or cancelled migration leaves the VM running here and asks the destination to
 drop whatever it prepared; the status keeps libvirt's message.
 
-States: pending -> waiting (destination busy) -> running -> succeeded | failed | cancelled |
-aborted (the schedule's abort action).
+States (`ferry.protocol.status.JobState`): pending -> waiting (destination busy) -> running ->
+succeeded | failed | cancelled | aborted (the schedule's abort action).
 """
 from __future__ import annotations
 
@@ -21,19 +21,17 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import libvirt_edge
-from ferry.agent.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
-from ferry.agent.params import MigrateParams
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
-from ferry.agent.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action, ScheduleRunner
+from ferry.agent.schedule import ScheduleRunner
 from ferry.common.change_counter import ChangeCounter
 from ferry.common.jsonrpc import JsonRpcError
+from ferry.protocol.flags import PARAM_DEST_XML, MigrationFlags, build_migration_flags
+from ferry.protocol.migrate_params import MigrateParams
+from ferry.protocol.schedule import ABORT, POSTCOPY, SET_DOWNTIME, Action
+from ferry.protocol.status import OUTGOING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent.migration")
 
-PENDING, WAITING, RUNNING = "pending", "waiting", "running"
-SUCCEEDED, FAILED, CANCELLED, ABORTED = "succeeded", "failed", "cancelled", "aborted"
-FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED, ABORTED)
-ACTIVE_STATES = (PENDING, WAITING, RUNNING)
 COMPLETED_EVENT_WAIT_S = 2.0   # how long a finished migrateToURI3 waits for libvirt's JOB_COMPLETED
 
 
@@ -71,7 +69,7 @@ class MigrationJob:
         self._postcopy = False
         self._slot_taken = False
 
-        self.state = PENDING
+        self.state = JobState.PENDING
         self.message = "Migration in progress"
         self.error: str | None = None
         self.progress = 0
@@ -96,7 +94,7 @@ class MigrationJob:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    def wait_for_change(self, seen_version: int, timeout: float) -> dict:
+    def wait_for_change(self, seen_version: int, timeout: float) -> MigrationStatus:
         """The status once its version differs from `seen_version`, or after `timeout` s."""
         self.version.wait_past(seen_version, timeout)
         return self.status()
@@ -105,7 +103,7 @@ class MigrationJob:
         """Stops a waiting migration or aborts the running libvirt job."""
         self._cancel.set()
         with self._lock:
-            running = self.state == RUNNING
+            running = self.state == JobState.RUNNING
         if running:
             try:
                 self.dom.abortJob()
@@ -116,56 +114,38 @@ class MigrationJob:
         self.dom.migrateSetMaxSpeed(mibs, 0)
         log.info("VM %s: migration bandwidth set to %d MiB/s", self.vm_name, mibs)
 
-    def status(self) -> dict:
+    def status(self) -> MigrationStatus:
         with self._lock:
             f = self.figures
-            final = self.state in FINAL_STATES
+            final = self.state.final
             total_ms = None
             if final and self.migration_started_at is not None and self.ended_at is not None:
                 total_ms = int((self.ended_at - self.migration_started_at) * 1000)
-            if final and f.time_elapsed_ms and self.state == SUCCEEDED:
+            if final and f.time_elapsed_ms and self.state is JobState.SUCCEEDED:
                 total_ms = f.time_elapsed_ms
-            return {
-                "vmID": self.vm_id,
-                "version": self.version.value,
-                "state": self.state,
-                "direction": "outgoing",
-                "message": self.message,
-                "error": self.error,
-                "progress": self.progress,
-                "dst": self.params.dst,
-                "startedAt": self.started_at,
-                "endedAt": self.ended_at,
-                # Ferry extension: when virDomainMigrateToURI3 was called and returned (epoch s)
-                "migrationStartedAt": self.migration_started_at,
-                "migrationReturnedAt": self.migration_returned_at,
-                "iteration": f.iteration,
-                "dataTotal": f.data_total,
-                "dataProcessed": f.data_processed,
-                "dataRemaining": f.data_remaining,
-                "memoryTotal": f.memory_total,
-                "memoryProcessed": f.memory_processed,
-                "memoryRemaining": f.memory_remaining,
-                "bandwidth": f.memory_bps,
-                "dirtyRate": f.dirty_rate_bps,
-                "timeElapsed": f.time_elapsed_ms,
-                "maxDowntime": self.max_downtime_ms,
-                "postcopy": self._postcopy,
-                "downtime": f.downtime_ms if final else None,
-                "totalTime": total_ms,
-                "bytesTransferred": f.data_processed if final else None,
-                "flags": list(self.flags.names) if self.flags else [],
-                "typedParams": {k: v for k, v in (self.flags.typed_params.items() if self.flags else ())},
-                "destinationUri": self.flags.destination_uri if self.flags else None,
-                "notes": list(self.flags.notes) if self.flags else [],
-                "warnings": list(self.flags.warnings) if self.flags else [],
-                "scheduleActions": list(self.actions_run),
-                "unrecognizedParams": list(self.unrecognized),
-            }
+            flags = self.flags
+            return MigrationStatus(
+                self.state, vm_id=self.vm_id, version=self.version.value, direction=OUTGOING,
+                message=self.message, error=self.error, progress=self.progress, dst=self.params.dst,
+                started_at=self.started_at, ended_at=self.ended_at,
+                migration_started_at=self.migration_started_at,
+                migration_returned_at=self.migration_returned_at,
+                iteration=f.iteration, data_total=f.data_total, data_processed=f.data_processed,
+                data_remaining=f.data_remaining, memory_total=f.memory_total,
+                memory_processed=f.memory_processed, memory_remaining=f.memory_remaining,
+                bandwidth_bps=f.memory_bps, dirty_rate_bps=f.dirty_rate_bps, time_elapsed_ms=f.time_elapsed_ms,
+                max_downtime_ms=self.max_downtime_ms, postcopy=self._postcopy,
+                downtime_ms=f.downtime_ms if final else None, total_time_ms=total_ms,
+                bytes_transferred=f.data_processed if final else None,
+                flags=flags.names if flags else (), typed_params=dict(flags.typed_params) if flags else {},
+                destination_uri=flags.destination_uri if flags else None,
+                notes=flags.notes if flags else (), warnings=flags.warnings if flags else (),
+                schedule_actions=tuple(self.actions_run), unrecognized_params=tuple(self.unrecognized),
+            )
 
     # ---- the job -------------------------------------------------------------------------------
 
-    def _set(self, state: str, message: str | None = None) -> None:
+    def _set(self, state: JobState, message: str | None = None) -> None:
         with self._lock:
             self.state = state
             if message is not None:
@@ -177,7 +157,7 @@ class MigrationJob:
             self._run_steps()
         except Exception as exc:  # noqa: BLE001 - the status must say why, never a dead thread
             log.exception("VM %s: migration job failed unexpectedly", self.vm_name)
-            self._finish(FAILED, f"Migration failed: {exc}", str(exc))
+            self._finish(JobState.FAILED, f"Migration failed: {exc}", str(exc))
         finally:
             if self._slot_taken:
                 self.slots.release()
@@ -196,7 +176,7 @@ class MigrationJob:
             log.warning("VM %s: %s", self.vm_name, warning)
 
         if not self.slots.acquire(self._cancel, limit=p.outgoing_limit):
-            self._finish(CANCELLED, "Migration cancelled while waiting for an outgoing slot")
+            self._finish(JobState.CANCELLED, "Migration cancelled while waiting for an outgoing slot")
             return
         self._slot_taken = True
         if not self._prepare_destination():
@@ -209,7 +189,7 @@ class MigrationJob:
             self.events.subscribe(self.vm_id, libvirt_edge.JOB_COMPLETED, self._on_job_completed),
             self.events.subscribe(self.vm_id, libvirt_edge.LIFECYCLE, self._on_lifecycle),
         ]
-        self._set(RUNNING, "Migration in progress")
+        self._set(JobState.RUNNING, "Migration in progress")
         self.migration_started_at = time.time()
         log.info("VM %s: migrating to %s flags=%s params=%s", self.vm_name, self.flags.destination_uri,
                  "|".join(self.flags.names), self.flags.typed_params)
@@ -235,11 +215,11 @@ class MigrationJob:
             return
         message = _msg(outcome_error)
         if self._cancel.is_set():
-            self._finish(CANCELLED, "Migration cancelled", message)
+            self._finish(JobState.CANCELLED, "Migration cancelled", message)
         elif self._aborted_by_schedule:
-            self._finish(ABORTED, "Migration aborted by the convergence schedule", message)
+            self._finish(JobState.ABORTED, "Migration aborted by the convergence schedule", message)
         else:
-            self._finish(FAILED, f"Migration failed: {message}", message)
+            self._finish(JobState.FAILED, f"Migration failed: {message}", message)
         self._cleanup_destination()
 
     def _prepare_destination(self) -> bool:
@@ -252,19 +232,19 @@ class MigrationJob:
             request["incomingLimit"] = p.incoming_limit
         while True:
             if self._cancel.is_set():
-                self._finish(CANCELLED, "Migration cancelled while waiting for the destination")
+                self._finish(JobState.CANCELLED, "Migration cancelled while waiting for the destination")
                 return False
             try:
                 client.call("VM.migrationCreate", request)
                 return True
             except JsonRpcError as exc:
                 if exc.name != "migrateLimit":
-                    self._finish(FAILED, f"Destination refused the migration: {exc.message}", exc.message)
+                    self._finish(JobState.FAILED, f"Destination refused the migration: {exc.message}", exc.message)
                     return False
-                self._set(WAITING, f"Destination busy ({exc.message}); retrying in {self.retry_interval:g} s")
+                self._set(JobState.WAITING, f"Destination busy ({exc.message}); retrying in {self.retry_interval:g} s")
                 log.info("VM %s: destination %s busy, retrying in %g s", self.vm_name, p.dst, self.retry_interval)
                 if self._cancel.wait(self.retry_interval):
-                    self._finish(CANCELLED, "Migration cancelled while waiting for the destination")
+                    self._finish(JobState.CANCELLED, "Migration cancelled while waiting for the destination")
                     return False
 
     def _cleanup_destination(self) -> None:
@@ -288,16 +268,16 @@ class MigrationJob:
             self._update_figures(figures_from_job_stats(stats), final=True)
         with self._lock:
             self.progress = 100
-        self._finish(SUCCEEDED, "Migration succeeded")
+        self._finish(JobState.SUCCEEDED, "Migration succeeded")
 
-    def _finish(self, state: str, message: str, error: str | None = None) -> None:
+    def _finish(self, state: JobState, message: str, error: str | None = None) -> None:
         with self._lock:
             self.state = state
             self.message = message
             self.error = error
             self.ended_at = time.time()
         self.version.bump()
-        level = logging.INFO if state == SUCCEEDED else logging.WARNING
+        level = logging.INFO if state == JobState.SUCCEEDED else logging.WARNING
         log.log(level, "VM %s: %s", self.vm_name, message)
 
     # ---- monitor -------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from ferry.agent.flags import MigrationFlags, build_migration_flags
 from ferry.bench.virsh_baseline import virsh_migrate_command
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
-from ferry.engine.status_follow import pause_before_next, status_request, status_version
+from ferry.engine.status_follow import pause_before_next, status_request
 from ferry.lab.plan import AGENT_PORT, HostPlan
 from ferry.pki import engine_client_tls
+from ferry.protocol.flags import MigrationFlags, build_migration_flags
+from ferry.protocol.status import MigrationStatus
 
-FINAL_AGENT_STATES = ("succeeded", "failed", "cancelled", "aborted")
 # A benchmark migration sent straight to the agents: no bandwidth cap and no convergence actions
 # (QEMU's default downtime limit, as with bare virsh); the mode adds parallel connections/zero-copy.
 BENCH_BASE_PARAMS = {"maxBandwidth": 0, "convergenceSchedule": {"init": [], "stalling": []}}
@@ -88,11 +88,12 @@ class AgentDriver:
                 status = client.call("VM.getMigrationStatus", request)
             except JsonRpcError as exc:
                 status = {"state": "unknown", "error": exc.message}
-            if status.get("state") in FINAL_AGENT_STATES:
+            typed = MigrationStatus.from_wire(status)
+            if typed.state.final:
                 break
-            pause = pause_before_next(status, request["waitForChange"]["version"], time.monotonic() - called,
+            pause = pause_before_next(typed, request["waitForChange"]["version"], time.monotonic() - called,
                                       self.poll_s)
-            seen = status_version(status)
+            seen = typed.version
             if pause:
                 time.sleep(pause)
         wall = time.monotonic() - t0

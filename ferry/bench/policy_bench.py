@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from ferry.bench.collectors import MigrationWatch, completed_figures
@@ -47,9 +48,7 @@ def policy_params(policy: MigrationPolicy, src: HostPlan, dst: HostPlan, *, cap_
         raise InvalidInput("cap", f"must be a whole number of MiB/s >= 1, got {cap_mib_s!r}")
     plan = plan_migration(ClusterMigrationOptions(policy_id=policy.id), VmMigrationOverrides(), policy,
                           host_info(src), host_info(dst), vcpus=vcpus)
-    params = dict(plan.params)
-    params["maxBandwidth"] = cap_mib_s
-    return params, plan.to_dict()
+    return replace(plan.params, max_bandwidth=cap_mib_s).to_wire(), plan.to_dict()
 
 
 def outcome_name(agent_state: str) -> str:

@@ -1,14 +1,14 @@
 """The bare-virsh baseline: the same migration as Ferry's, as one `virsh migrate` command (pure).
 
 The command is built from the very flags and typed parameters Ferry's agent passes to
-virDomainMigrateToURI3 (`ferry.agent.flags.build_migration_flags`), so "same flags" holds by
+virDomainMigrateToURI3 (`ferry.protocol.flags.build_migration_flags`), so "same flags" holds by
 construction; a flag or parameter virsh has no option for is an error, never silently dropped.
 `destination_xml` is left out: the agent sends the domain's migratable XML, which is what
 libvirt uses when none is given.
 """
 from __future__ import annotations
 
-from ferry.agent import flags as F
+from ferry.protocol import flags as F
 
 FLAG_OPTIONS = {
     F.LIVE: "--live",

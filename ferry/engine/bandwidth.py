@@ -1,9 +1,10 @@
 """The cluster's migration bandwidth for one migration, and the per-migration cap sent to the agent.
 
-oVirt's rule (facts §5 step 8): AUTO is the slower of the two hosts' migration link speeds (a
-host whose speed is unknown is left out; both unknown = unknown), HYPERVISOR_DEFAULT sends
-nothing (the agent uses its own 52 MiB/s), CUSTOM is the admin's Mbps. Mbps / 8 gives MiB/s,
-and the policy's maxMigrations concurrent migrations share it.
+oVirt's rule (facts §5 step 8): AUTO is the slower of the two hosts' migration link speeds and
+needs both: if either is unknown there is no AUTO bandwidth (nothing is sent, and AUTO parallel
+has no bandwidth to count connections from). HYPERVISOR_DEFAULT sends nothing (the agent uses
+its own 52 MiB/s), CUSTOM is the admin's Mbps. Mbps / 8 gives MiB/s, shared by the cluster
+policy's maxMigrations concurrent migrations.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class ClusterBandwidth:
     setting: BandwidthSetting
     mbps: int | None        # None: unknown, or left to the agent
     derivation: str         # where the number came from, in words
+    unknown_hosts: tuple[str, ...] = ()   # AUTO: the hosts that do not report their link speed
 
     @property
     def mibps(self) -> int | None:
@@ -41,16 +43,19 @@ def cluster_bandwidth(
     if setting.mode is BandwidthMode.CUSTOM:
         return ClusterBandwidth(setting, setting.custom_mbps, f"CUSTOM {setting.custom_mbps} Mbps")
     speeds = {h.name: _known_speed(h) for h in (source, destination)}
-    known = {name: s for name, s in speeds.items() if s is not None}
-    if not known:
-        return ClusterBandwidth(setting, None, "AUTO: neither host reports its migration link speed")
-    slowest = min(known.values())
-    parts = ", ".join(f"{name} {s} Mbps" for name, s in known.items())
-    unknown = [name for name, s in speeds.items() if s is None]
-    derivation = f"AUTO: slower migration link of {parts} = {slowest} Mbps"
+    unknown = tuple(name for name, s in speeds.items() if s is None)
     if unknown:
-        derivation += f" ({', '.join(unknown)} does not report its link speed)"
-    return ClusterBandwidth(setting, slowest, derivation)
+        return ClusterBandwidth(setting, None, f"AUTO: {unknown_link_speed(unknown)}", unknown)
+    slowest = min(s for s in speeds.values() if s is not None)
+    parts = ", ".join(f"{name} {s} Mbps" for name, s in speeds.items())
+    return ClusterBandwidth(setting, slowest, f"AUTO: slower migration link of {parts} = {slowest} Mbps")
+
+
+def unknown_link_speed(hosts: tuple[str, ...]) -> str:
+    """Why AUTO has no bandwidth, in words."""
+    if len(hosts) > 1:
+        return "neither host reports its migration link speed"
+    return f"{hosts[0]} does not report its migration link speed, and AUTO needs both hosts' speeds"
 
 
 def max_bandwidth_mibps(bandwidth: ClusterBandwidth, max_migrations: int) -> int | None:

@@ -1,8 +1,9 @@
-"""What an agent's migration status means to the engine (pure: plain dicts in, plain values out).
+"""What an agent's migration status means to the engine (pure: typed status in, plain values out).
 
-The orchestrator polls the source agent's VM.getMigrationStatus; these functions turn one answer
-into the figures the API serves while it runs, the engine state it ends in, the result that is
-kept, and the texts of the audit events. Nothing here talks to an agent or the database.
+The orchestrator follows the source agent's VM.getMigrationStatus (read with
+`ferry.protocol.status.MigrationStatus.from_wire`); these functions turn one answer into the
+figures the API serves while it runs, the engine state it ends in, the result that is kept,
+and the texts of the audit events. Nothing here talks to an agent or the database.
 """
 from __future__ import annotations
 
@@ -12,51 +13,47 @@ from typing import Any
 
 from ferry.engine.audit import format_duration
 from ferry.engine.destination import MAX_HOSTS, may_rerun
+from ferry.protocol.status import JobState, MigrationStatus
 
 MIB = 1024 * 1024
 
-# Agent job states (ferry.agent.migration) -> engine migration states.
-AGENT_FINAL = {"succeeded": "SUCCEEDED", "failed": "FAILED", "cancelled": "CANCELLED", "aborted": "ABORTED"}
-AGENT_ACTIVE = ("pending", "waiting", "running")
-
-# Figures kept from each sample (agent key -> our key); the agent's units: bytes, bytes/s, ms.
-_FIGURE_KEYS = {
-    "state": "agent_state", "message": "message", "progress": "agent_progress", "iteration": "iteration",
-    "dataTotal": "data_total", "dataProcessed": "data_processed", "dataRemaining": "data_remaining",
-    "memoryTotal": "memory_total", "memoryProcessed": "memory_processed",
-    "memoryRemaining": "memory_remaining", "bandwidth": "bandwidth_bps", "dirtyRate": "dirty_rate_bps",
-    "timeElapsed": "time_elapsed_ms", "maxDowntime": "max_downtime_ms", "postcopy": "postcopy",
-}
+# The live figures kept from each sample, under the engine's names (the status's own names,
+# but for the agent's state and percent); only those the agent reported.
+_FIGURES = {"state": "agent_state", "message": "message", "progress": "agent_progress",
+            **{name: name for name in (
+                "iteration", "data_total", "data_processed", "data_remaining", "memory_total",
+                "memory_processed", "memory_remaining", "bandwidth_bps", "dirty_rate_bps",
+                "time_elapsed_ms", "max_downtime_ms", "postcopy")}}
 
 
 def _num(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def figures_from_status(status: Mapping[str, Any]) -> dict[str, Any]:
+def figures_from_status(status: MigrationStatus) -> dict[str, Any]:
     """The live figures of one VM.getMigrationStatus answer, under the engine's names."""
-    return {ours: status.get(theirs) for theirs, ours in _FIGURE_KEYS.items() if theirs in status}
+    return {ours: getattr(status, attr) for attr, ours in _FIGURES.items() if attr in status.reported}
 
 
-def engine_state(status: Mapping[str, Any]) -> str | None:
-    """The engine state an agent status ends in, or None while the agent is still migrating.
+def engine_state(status: MigrationStatus) -> str | None:
+    """The engine state an agent status ends in (the agent's final state, by the same name),
+    or None while the agent is still migrating.
 
     An agent that knows nothing of the migration ("idle") is treated as failed: it was restarted
     or the job vanished, so nothing is moving the VM any more."""
-    state = status.get("state")
-    if state in AGENT_FINAL:
-        return AGENT_FINAL[state]
-    if state in AGENT_ACTIVE:
+    if status.state.final:
+        return status.state.name
+    if status.state.active:
         return None
     return "FAILED"
 
 
-def progress_percent(status: Mapping[str, Any], previous: int = 0) -> int:
+def progress_percent(status: MigrationStatus, previous: int = 0) -> int:
     """The agent's percent (the agent applies facts §3 to libvirt's job stats), 100 once it says
     the migration succeeded, and never backwards in the engine's record either."""
-    if status.get("state") == "succeeded":
+    if status.state is JobState.SUCCEEDED:
         return 100
-    agent = _num(status.get("progress")) or 0
+    agent = _num(status.progress) or 0
     return max(previous, min(100, max(0, agent)))
 
 
@@ -66,38 +63,38 @@ def throughput_mibps(bytes_: int | None, millis: int | None) -> float | None:
     return round(bytes_ / MIB / (millis / 1000), 1)
 
 
-def attempt_summary(status: Mapping[str, Any], destination: str) -> dict[str, Any]:
+def attempt_summary(status: MigrationStatus, destination: str) -> dict[str, Any]:
     """How one attempt (one destination) ended: what the agent did and measured."""
-    total_ms = _num(status.get("totalTime"))
-    bytes_ = _num(status.get("bytesTransferred")) or _num(status.get("dataProcessed"))
+    total_ms = _num(status.total_time_ms)
+    bytes_ = _num(status.bytes_transferred) or _num(status.data_processed)
     return {
         "destination": destination,
-        "agent_state": status.get("state"),
-        "error": status.get("error"),
-        "message": status.get("message"),
+        "agent_state": status.state.value,
+        "error": status.error,
+        "message": status.message,
         "duration_ms": total_ms,
-        "downtime_ms": _num(status.get("downtime")),
+        "downtime_ms": _num(status.downtime_ms),
         "bytes": bytes_,
-        "iterations": _num(status.get("iteration")),
+        "iterations": _num(status.iteration),
         "throughput_mibps": throughput_mibps(bytes_, total_ms),
-        "flags": list(status.get("flags") or []),
-        "typed_params": dict(status.get("typedParams") or {}),
-        "schedule_actions": list(status.get("scheduleActions") or []),
-        "unrecognized_params": list(status.get("unrecognizedParams") or []),
-        "notes": list(status.get("notes") or []),
+        "flags": list(status.flags),
+        "typed_params": dict(status.typed_params),
+        "schedule_actions": list(status.schedule_actions),
+        "unrecognized_params": list(status.unrecognized_params),
+        "notes": list(status.notes),
         "agent_timeline": agent_timeline(status),
     }
 
 
-_TIMELINE_KEYS = {"startedAt": "job_started_at", "migrationStartedAt": "libvirt_started_at",
-                  "migrationReturnedAt": "libvirt_returned_at", "endedAt": "job_ended_at"}
+_TIMELINE = {"started_at": "job_started_at", "migration_started_at": "libvirt_started_at",
+             "migration_returned_at": "libvirt_returned_at", "ended_at": "job_ended_at"}
 
 
-def agent_timeline(status: Mapping[str, Any]) -> dict[str, float]:
+def agent_timeline(status: MigrationStatus) -> dict[str, float]:
     """When the source agent took the job, called and saw virDomainMigrateToURI3 return, and
     ended the job (epoch seconds; only what the agent reported): where a migration's time went."""
-    return {ours: float(status[theirs]) for theirs, ours in _TIMELINE_KEYS.items()
-            if isinstance(status.get(theirs), (int, float)) and not isinstance(status.get(theirs), bool)}
+    return {ours: float(getattr(status, attr)) for attr, ours in _TIMELINE.items()
+            if getattr(status, attr) is not None}
 
 
 def migration_result(final: Mapping[str, Any], plan: Mapping[str, Any] | None, wall_s: float,
@@ -131,8 +128,8 @@ def done_fields(result: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def failure_reason(status: Mapping[str, Any]) -> str:
-    return str(status.get("error") or status.get("message") or f"agent state {status.get('state')!r}")
+def failure_reason(status: MigrationStatus) -> str:
+    return str(status.error or status.message or f"agent state {status.state.value!r}")
 
 
 def vm_on_source(vm_stats_status: str | None) -> bool:

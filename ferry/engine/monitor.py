@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
-from ferry.engine.db import Database, Store
+from ferry.engine.db import Database
 from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
 
 log = logging.getLogger("ferry.engine.monitor")
@@ -154,8 +154,8 @@ class HostMonitor:
             now = time.monotonic()
             full = now - last_full >= self.interval
             try:
-                with self.db.session() as session:
-                    hosts = Store(session).list_hosts()
+                with self.db.unit_of_work() as store:
+                    hosts = store.hosts.list()
                 for host in hosts:
                     if self._stop.is_set():
                         return
@@ -177,8 +177,8 @@ class HostMonitor:
     def refresh(self, name: str) -> HostRecord:
         """Ask the host's agent now and record what it says (or that it is unreachable)."""
         with self._lock:
-            with self.db.session() as session:
-                host = Store(session).get_host(name)
+            with self.db.unit_of_work() as store:
+                host = store.hosts.get(name)
             sampled_at = time.time()
             client = self.agent(host.agent_url)
             try:
@@ -193,24 +193,22 @@ class HostMonitor:
             if isinstance(stats, dict):
                 capabilities["memFree"] = stats.get("memFree")
                 capabilities["stats"] = stats
-            with self.db.session() as session:
-                store = Store(session)
-                host = store.get_host(name)
-                updated = store.update_host(name, status=host_status_after(host.status, True).value,
+            with self.db.unit_of_work() as store:
+                host = store.hosts.get(name)
+                updated = store.hosts.update(name, status=host_status_after(host.status, True).value,
                                             capabilities=capabilities)
                 skip = self.guard.untouchable(sampled_at) | {
-                    m.vm for m in store.list_migrations(active=True, limit=1000)}
-                changes = reconcile_vms(name, vms, store.list_vms(cluster=host.cluster), skip, self._missing)
+                    m.vm for m in store.migrations.list(active=True, limit=1000)}
+                changes = reconcile_vms(name, vms, store.vms.list(cluster=host.cluster), skip, self._missing)
                 for change in changes:
                     log.info("VM %s: now %s on %s (%s)", change.vm, change.status.value, change.host, change.why)
-                    store.update_vm(change.vm, host=change.host, status=change.status.value)
+                    store.vms.update(change.vm, host=change.host, status=change.status.value)
             return updated
 
     def _unreachable(self, host: HostRecord, exc: JsonRpcError) -> HostRecord:
         if self._errors.get(host.name) != exc.message:
             log.warning("host %s: agent unreachable: %s", host.name, exc.message)
         self._errors[host.name] = exc.message
-        with self.db.session() as session:
-            store = Store(session)
-            return store.update_host(host.name, status=host_status_after(host.status, False).value)
+        with self.db.unit_of_work() as store:
+            return store.hosts.update(host.name, status=host_status_after(host.status, False).value)
 

@@ -11,26 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ferry.common.errors import InvalidInput, NotFound
-
-ACTIONS = ("setDowntime", "postcopy", "abort")
-
-
-@dataclass(frozen=True)
-class ConvergenceAction:
-    name: str                      # one of ACTIONS
-    params: tuple = ()             # setDowntime: (milliseconds,)
-
-    def to_wire(self) -> dict:
-        return {"name": self.name, "params": [str(p) for p in self.params]}
-
-
-@dataclass(frozen=True)
-class StallingItem:
-    limit: int                     # run when iterations since the first seen exceed this; -1 = next one
-    action: ConvergenceAction
-
-    def to_wire(self) -> dict:
-        return {"limit": self.limit, "action": self.action.to_wire()}
+from ferry.protocol.schedule import (
+    ABORT,
+    ACTIONS,
+    MAX_DOWNTIME_MS,
+    POSTCOPY,
+    SET_DOWNTIME,
+    Action,
+    Schedule,
+    StallingStep,
+)
 
 
 @dataclass(frozen=True)
@@ -43,31 +33,30 @@ class MigrationPolicy:
     compression: bool = False
     guest_events: bool = False
     zerocopy: bool = False
-    init: tuple[ConvergenceAction, ...] = ()
-    stalling: tuple[StallingItem, ...] = ()
-    last_items: tuple[ConvergenceAction, ...] = ()
+    init: tuple[Action, ...] = ()
+    stalling: tuple[StallingStep, ...] = ()
+    last_items: tuple[Action, ...] = ()      # run one per iteration after the stalling steps
     builtin: bool = False
     legacy: bool = False           # Legacy: no schedule sent, the agent's own downtime steps
 
-    def schedule_wire(self) -> dict | None:
-        """The convergenceSchedule sent in VM.migrate (None for Legacy: the agent decides)."""
+    def schedule(self) -> Schedule | None:
+        """The convergenceSchedule sent in VM.migrate (None for Legacy: the agent decides); the
+        last items are stalling steps with limit -1."""
         if self.legacy:
             return None
-        stalling = [s.to_wire() for s in self.stalling]
-        stalling += [StallingItem(-1, a).to_wire() for a in self.last_items]
-        return {"init": [a.to_wire() for a in self.init], "stalling": stalling}
+        return Schedule(self.init, self.stalling + tuple(StallingStep(-1, a) for a in self.last_items))
 
 
-def _downtime(ms: int) -> ConvergenceAction:
-    return ConvergenceAction("setDowntime", (ms,))
+def _downtime(ms: int) -> Action:
+    return Action(SET_DOWNTIME, ms)
 
 
-def _steps(*pairs: tuple[int, int]) -> tuple[StallingItem, ...]:
-    return tuple(StallingItem(limit, _downtime(ms)) for limit, ms in pairs)
+def _steps(*pairs: tuple[int, int]) -> tuple[StallingStep, ...]:
+    return tuple(StallingStep(limit, _downtime(ms)) for limit, ms in pairs)
 
 
-ABORT = ConvergenceAction("abort")
-POSTCOPY = ConvergenceAction("postcopy")
+_ABORT = Action(ABORT)
+_POSTCOPY = Action(POSTCOPY)
 
 MINIMAL_DOWNTIME_ID = "80554327-0569-496b-bdeb-fcbbf52b827b"
 SUSPEND_WORKLOAD_ID = "80554327-0569-496b-bdeb-fcbbf52b827c"
@@ -82,26 +71,26 @@ BUILTIN_POLICIES: tuple[MigrationPolicy, ...] = (
         id=MINIMAL_DOWNTIME_ID, name="Minimal downtime",
         description="A safe policy in which the VM should not notice the migration in usual situations.",
         max_migrations=2, auto_converge=True, compression=False, guest_events=True,
-        init=(_downtime(100),), stalling=_STANDARD_STEPS, last_items=(ABORT,), builtin=True,
+        init=(_downtime(100),), stalling=_STANDARD_STEPS, last_items=(_ABORT,), builtin=True,
     ),
     MigrationPolicy(
         id=SUSPEND_WORKLOAD_ID, name="Suspend workload if needed",
         description="Lets the VM migrate in most cases, even under heavy load; it may notice a longer downtime.",
         max_migrations=1, auto_converge=True, compression=True, guest_events=True,
-        init=(_downtime(100),), stalling=_STANDARD_STEPS, last_items=(_downtime(5000), ABORT), builtin=True,
+        init=(_downtime(100),), stalling=_STANDARD_STEPS, last_items=(_downtime(5000), _ABORT), builtin=True,
     ),
     MigrationPolicy(
         id=POST_COPY_ID, name="Post-copy migration",
         description="Switches to post-copy when pre-copy does not converge; the VM runs on the destination early.",
         max_migrations=2, auto_converge=True, compression=False, guest_events=True,
-        init=(_downtime(100),), stalling=_steps((1, 150), (2, 200)), last_items=(POSTCOPY, ABORT), builtin=True,
+        init=(_downtime(100),), stalling=_steps((1, 150), (2, 200)), last_items=(_POSTCOPY, _ABORT), builtin=True,
     ),
     MigrationPolicy(
         id=VERY_LARGE_VMS_ID, name="Very large VMs",
         description="For VMs with very much RAM (>1 TB): zero-copy parallel migration and longer downtimes.",
         max_migrations=1, auto_converge=True, compression=False, guest_events=True, zerocopy=True,
         init=(_downtime(300),), stalling=_steps((1, 400), (2, 500), (3, 700), (4, 1000), (6, 1500)),
-        last_items=(_downtime(5000), ABORT), builtin=True,
+        last_items=(_downtime(5000), _ABORT), builtin=True,
     ),
     MigrationPolicy(
         id=LEGACY_ID, name="Legacy",
@@ -119,7 +108,6 @@ BUILTIN_BY_NAME = {p.name.lower(): p for p in BUILTIN_POLICIES}
 
 MAX_NAME_LENGTH = 128
 MAX_MIGRATIONS_LIMIT = 64        # the agent's outgoing/incoming limit ceiling
-MAX_DOWNTIME_MS = 3_600_000      # an hour: beyond it a "live" migration is not live
 MAX_STALLING_LIMIT = 1_000_000
 # Custom policies without an id get a stable one derived from the name (same name, same id).
 _CUSTOM_ID_NAMESPACE = uuid.UUID("5b3f4c36-6a2e-4f3e-9d55-2f7e0c3f1a9b")
@@ -154,15 +142,21 @@ def _int_in(value, field: str, lo: int, hi: int) -> int:
     return value
 
 
-def _check_action(action: ConvergenceAction, field: str) -> None:
+def _check_params(name, params: tuple, field: str) -> None:
+    """setDowntime takes one value, the others none (checked on the plain form, where a second
+    value can be written)."""
+    if name == SET_DOWNTIME and len(params) != 1:
+        raise InvalidInput(f"{field}.params", f"setDowntime takes one value (milliseconds), got {list(params)!r}")
+    if name != SET_DOWNTIME and params:
+        raise InvalidInput(f"{field}.params", f"{name} takes no values, got {list(params)!r}")
+
+
+def _check_action(action: Action, field: str) -> None:
     if action.name not in ACTIONS:
         raise InvalidInput(f"{field}.name", f"unknown action {action.name!r} (one of {', '.join(ACTIONS)})")
-    if action.name == "setDowntime":
-        if len(action.params) != 1:
-            raise InvalidInput(f"{field}.params", f"setDowntime takes one value (milliseconds), got {list(action.params)!r}")
-        _int_in(action.params[0], f"{field}.params[0]", 1, MAX_DOWNTIME_MS)
-    elif action.params:
-        raise InvalidInput(f"{field}.params", f"{action.name} takes no values, got {list(action.params)!r}")
+    _check_params(action.name, action.params, field)
+    if action.name == SET_DOWNTIME:
+        _int_in(action.downtime_ms, f"{field}.params[0]", 1, MAX_DOWNTIME_MS)
 
 
 def validate_policy(policy: MigrationPolicy, existing: Iterable[MigrationPolicy] = ()) -> MigrationPolicy:
@@ -200,7 +194,7 @@ def validate_policy(policy: MigrationPolicy, existing: Iterable[MigrationPolicy]
 
     for i, action in enumerate(policy.init):
         _check_action(action, f"init[{i}]")
-        if action.name != "setDowntime":
+        if action.name != SET_DOWNTIME:
             raise InvalidInput(f"init[{i}].name", f"only setDowntime can run at start, got {action.name}")
     previous = -1
     for i, item in enumerate(policy.stalling):
@@ -217,14 +211,14 @@ def validate_policy(policy: MigrationPolicy, existing: Iterable[MigrationPolicy]
     sequence = [(f"stalling[{i}].action", s.action) for i, s in enumerate(policy.stalling)]
     sequence += [(f"last_items[{i}]", a) for i, a in enumerate(policy.last_items)]
     for (_, action), (later_field, later) in zip(sequence, sequence[1:]):
-        if action.name == "abort":
+        if action.name == ABORT:
             raise InvalidInput(later_field, f"{later.name} comes after abort and would never run")
-        if action.name == "postcopy" and later.name == "postcopy":
+        if action.name == POSTCOPY and later.name == POSTCOPY:
             raise InvalidInput(later_field, "post-copy can be started only once")
     return policy
 
 
-def _action_from(raw, field: str) -> ConvergenceAction:
+def _action_from(raw, field: str) -> Action:
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict):
@@ -246,7 +240,9 @@ def _action_from(raw, field: str) -> ConvergenceAction:
         if isinstance(p, bool) or not isinstance(p, int):
             raise InvalidInput(f"{field}.params[{j}]", f"must be an integer, got {p!r}")
         values.append(p)
-    action = ConvergenceAction(name, tuple(values))
+    if name in ACTIONS:
+        _check_params(name, tuple(values), field)
+    action = Action.from_params(name, values)
     _check_action(action, field)
     return action
 
@@ -302,7 +298,7 @@ def policy_from_dict(raw: dict, existing: Iterable[MigrationPolicy] = ()) -> Mig
         limit = item["limit"]
         if isinstance(limit, str) and limit.strip().lstrip("-").isdigit():
             limit = int(limit)
-        stalling.append(StallingItem(limit, _action_from(item["action"], f"{f}.action")))
+        stalling.append(StallingStep(limit, _action_from(item["action"], f"{f}.action")))
     last_items = tuple(_action_from(a, f"last_items[{i}]") for i, a in enumerate(seq("last_items")))
     policy = MigrationPolicy(
         id=str(policy_id), name=name, description=description,

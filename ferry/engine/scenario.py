@@ -17,6 +17,7 @@ from ferry.engine.options import (
     BandwidthSetting,
     ClusterMigrationOptions,
     HostMigrationInfo,
+    ParallelMode,
     ParallelSetting,
     VmMigrationOverrides,
     ZeroCopySupport,
@@ -64,7 +65,8 @@ class Scenario:
 
     def plan(self, policy: str | None = None) -> MigrationPlan:
         return plan_migration(self.cluster, self.vm, self.policy(policy), self.source, self.destination,
-                              vcpus=self.vcpus, paused=self.paused, vm_name=self.vm_name)
+                              vcpus=self.vcpus, paused=self.paused, vm_name=self.vm_name,
+                              cluster_policy=find_policy(self.cluster.policy_id, self.policies))
 
 
 def _unknown_policy(key: str, custom) -> str:
@@ -89,8 +91,11 @@ def _show(value) -> str:
 
 
 def _bool(data: dict, key: str, field: str, default: bool | None) -> bool | None:
-    value = data.get(key, default)
-    if value is None or isinstance(value, bool):
+    """The key's value; left out or null means the default."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
         return value
     raise InvalidInput(f"{field}.{key}", f"must be true or false, got {value!r}")
 
@@ -172,7 +177,9 @@ def parse_host(value, field: str) -> HostMigrationInfo:
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"{field}.name", f"a host needs a name, got {name!r}")
-    address = data.get("address", name)
+    address = data.get("address")
+    if address is None:
+        address = name
     if not isinstance(address, str) or not address.strip():
         raise InvalidInput(f"{field}.address", f"must be a host name or address, got {address!r}")
     mig_address = data.get("migration_address")
@@ -220,7 +227,7 @@ def parse_scenario(data) -> Scenario:
     c = _mapping(top.get("cluster"), "cluster", CLUSTER_KEYS, required=False)
     cluster = ClusterMigrationOptions(
         policy_id=_policy_id(c.get("policy"), "cluster.policy", custom) or DEFAULT_POLICY_ID,
-        parallel=parse_parallel(c.get("parallel", "DISABLED"), "cluster.parallel"),
+        parallel=parse_parallel(c.get("parallel"), "cluster.parallel") or ParallelSetting(ParallelMode.DISABLED),
         encrypted=bool(_bool(c, "encrypted", "cluster", False)),
         bandwidth=parse_bandwidth(c.get("bandwidth"), "cluster.bandwidth"),
         auto_converge=bool(_bool(c, "auto_converge", "cluster", False)),
@@ -229,7 +236,9 @@ def parse_scenario(data) -> Scenario:
     )
 
     v = _mapping(top.get("vm"), "vm", VM_KEYS)
-    vm_name = v.get("name", "vm")
+    vm_name = v.get("name")
+    if vm_name is None:
+        vm_name = "vm"
     if not isinstance(vm_name, str) or not vm_name.strip():
         raise InvalidInput("vm.name", f"must be a name, got {vm_name!r}")
     vm = VmMigrationOverrides(

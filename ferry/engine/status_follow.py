@@ -10,6 +10,8 @@ treated the same way, so the follower never spins.
 """
 from __future__ import annotations
 
+from ferry.protocol.status import MigrationStatus
+
 LONG_POLL_S = 1.0           # the longest an agent holds a call: progress is still seen at >= 1 Hz
 ANSWERED_AT_ONCE_S = 0.05   # an unchanged answer quicker than this did not wait
 
@@ -20,17 +22,10 @@ def status_request(vm_id: str, seen_version: int | None, wait_s: float = LONG_PO
     return {"vmID": vm_id, "waitForChange": {"version": seen_version or 0, "timeout": wait_s}}
 
 
-def status_version(status: dict) -> int | None:
-    """The status version an agent reported, or None (an agent without the extension)."""
-    version = status.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        return None
-    return version
-
-
-def pause_before_next(status: dict, asked_version: int | None, call_s: float, poll_interval: float) -> float:
+def pause_before_next(status: MigrationStatus, asked_version: int | None, call_s: float,
+                      poll_interval: float) -> float:
     """Seconds to sleep before the next status call (0 = ask again at once)."""
-    version = status_version(status)
+    version = status.version
     if version is None:
         return poll_interval                       # no extension: plain polling
     if version != asked_version:

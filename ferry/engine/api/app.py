@@ -1,4 +1,4 @@
-"""The engine's FastAPI application: one process, one database, a session per request.
+"""The engine's FastAPI application: one process, one database, a unit of work per request.
 
 `create_app(database_url)` builds it; at start-up (the ASGI lifespan) the database schema is
 upgraded to the newest Alembic revision. OpenAPI is at /openapi.json, docs at /docs.
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ferry
 from ferry.engine.api import inventory, operations, plans, policies
 from ferry.engine.api.auth import require_token
+from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
+from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
 ROUTERS = [inventory.router, policies.router, plans.router, operations.router]
@@ -27,7 +29,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
                monitor_interval: float = 5.0, poll_interval: float = 0.5) -> FastAPI:
     from ferry.engine.monitor import HostMonitor, PlacementGuard
     from ferry.engine.orchestrator import Orchestrator
-    from ferry.engine.vm_lifecycle import VmLifecycle
+    from ferry.engine.services.vms import VmLifecycle
 
     db = Database(database_url)
     guard = PlacementGuard()
@@ -58,8 +60,8 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth)
         app.include_router(router, dependencies=[Depends(require_token)])
 
-    @app.get("/api/health", tags=["engine"])
-    def health(request: Request) -> dict:
-        return {"status": "ok", "database": request.app.state.db.engine.dialect.name}
+    @app.get("/api/health", tags=["engine"], response_model=HealthOut)
+    def health(db: DatabaseDep) -> dict:
+        return {"status": "ok", "database": db.engine.dialect.name}
 
     return app

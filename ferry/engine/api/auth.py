@@ -11,8 +11,9 @@ from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ferry.engine import tokens
+from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import error_body
-from ferry.engine.db.tokens import TokenRecord, check_token
+from ferry.engine.db.repos.tokens import TokenRecord
 
 bearer = HTTPBearer(auto_error=False, scheme_name="token",
                     description="An API token from `ferry token create --role admin|readonly`.")
@@ -26,7 +27,7 @@ def _refuse(status: int, message: str, reason: str) -> HTTPException:
                          headers=headers)
 
 
-def require_token(request: Request,
+def require_token(request: Request, db: DatabaseDep,
                   credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> TokenRecord:
     """The caller's token record; refuses missing/unknown/revoked tokens and readonly writes."""
     if credentials is None:
@@ -35,11 +36,8 @@ def require_token(request: Request,
             raise _refuse(401, "authentication required: the Authorization header is not "
                                "'Bearer <token>'", "not a bearer token")
         raise _refuse(401, f"authentication required: {HOW}", "missing")
-    session = request.app.state.db.sessions()
-    try:
-        record = check_token(session, credentials.credentials)
-    finally:
-        session.close()
+    with db.unit_of_work() as store:
+        record = store.tokens.check(credentials.credentials)
     if record is None:
         raise _refuse(401, "invalid token: not a token of this engine", "unknown token")
     if record.revoked_at is not None:

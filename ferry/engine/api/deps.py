@@ -1,16 +1,48 @@
-"""Per-request database session: one Store per request; handlers that write commit it."""
+"""What routes depend on, as Annotated dependencies: the request's unit of work and the engine's
+parts created with the app (ferry.engine.api.app). Routes name these instead of reaching into
+`request.app.state`.
+
+`StoreDep` is one unit of work per request: committed when the route returns, rolled back when
+it raises (scope="function": before the response is sent, so a failed commit is an error answer).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from ferry.engine.db import Store
+from ferry.engine.db import Database, Store
+
+if TYPE_CHECKING:
+    from ferry.engine.monitor import HostMonitor
+    from ferry.engine.orchestrator import Orchestrator
+    from ferry.engine.services.vms import VmLifecycle
 
 
-def get_store(request: Request) -> Iterator[Store]:
-    session = request.app.state.db.sessions()
-    try:
-        yield Store(session)
-    finally:
-        session.close()  # rolls back anything not committed
+def get_database(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_store(db: Annotated[Database, Depends(get_database)]) -> Iterator[Store]:
+    with db.unit_of_work() as store:
+        yield store
+
+
+def get_orchestrator(request: Request) -> Orchestrator:
+    return request.app.state.orchestrator
+
+
+def get_vm_lifecycle(request: Request) -> VmLifecycle:
+    return request.app.state.vm_lifecycle
+
+
+def get_monitor(request: Request) -> HostMonitor:
+    return request.app.state.monitor
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+StoreDep = Annotated[Store, Depends(get_store, scope="function")]
+OrchestratorDep = Annotated["Orchestrator", Depends(get_orchestrator)]
+VmLifecycleDep = Annotated["VmLifecycle", Depends(get_vm_lifecycle)]
+MonitorDep = Annotated["HostMonitor", Depends(get_monitor)]

@@ -1,9 +1,9 @@
 """Request bodies of the engine's REST API (Pydantic), and their conversion to value types.
 
 Pydantic checks shapes and types (errors name the field by its JSON path); the value types
-and the store check meaning (ranges, known names, the zero-copy gate) and raise InvalidInput
-naming the field. Settings that have a short text form accept it too: parallel "CUSTOM:8" or 8,
-bandwidth "CUSTOM:5000" or 5000.
+and ferry.engine.validation check meaning (ranges, known names, the zero-copy gate) and raise
+InvalidInput naming the field. Response bodies are in ferry.engine.api.responses. Settings that
+have a short text form accept it too: parallel "CUSTOM:8" or 8, bandwidth "CUSTOM:5000" or 5000.
 """
 from __future__ import annotations
 

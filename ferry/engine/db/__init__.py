@@ -1,5 +1,4 @@
-"""The engine's database: models, Alembic-managed schema, and the store over them."""
-from ferry.engine.db import tokens as _tokens  # noqa: F401,E402 - registers the api_tokens table
+"""The engine's database: models, the Alembic-managed schema, the repositories and the unit of work."""
 from ferry.engine.db.database import Database, database_url, upgrade_database
 from ferry.engine.db.store import Store
 

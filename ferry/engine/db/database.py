@@ -2,8 +2,9 @@
 
 The URL comes from FERRY_DATABASE_URL; without it the engine uses a SQLite file in its state
 directory (FERRY_STATE_DIR, default /var/lib/ferry), so a first run needs no set-up. The schema
-is owned by Alembic (ferry/engine/migrations); `upgrade_database` runs it to head and the engine
-calls it at start.
+is owned by Alembic (ferry/engine/db/schema: migrations of the schema, not live ones);
+`upgrade_database` runs it to head and the engine calls it at start. The revision ids and the
+alembic_version table are those of the old ferry/engine/migrations, so existing databases upgrade.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import pathlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -20,8 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from ferry.common.errors import InvalidInput
 from ferry.common.private_files import private_dir, private_file
 
+if TYPE_CHECKING:
+    from ferry.engine.db.store import Store
+
 DEFAULT_STATE_DIR = "/var/lib/ferry"
-MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent.parent / "migrations"
+SCHEMA_DIR = pathlib.Path(__file__).resolve().parent / "schema"  # the Alembic scripts and versions
 
 
 def state_dir() -> pathlib.Path:
@@ -70,11 +75,11 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def alembic_config(url: str):
-    """An Alembic config for our migrations directory, bound to `url` (no alembic.ini needed)."""
+    """An Alembic config for the schema directory, bound to `url` (no alembic.ini needed)."""
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(SCHEMA_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
@@ -115,7 +120,16 @@ class Database:
         upgrade_database(self.url)
 
     @contextmanager
+    def unit_of_work(self) -> Iterator[Store]:
+        """The repositories over one session, committed when the block ends (rolled back on error)."""
+        from ferry.engine.db.store import Store
+
+        with self.session() as session:
+            yield Store(session)
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
+        """A bare session, committed at the end (for code below the repositories)."""
         session = self.sessions()
         try:
             yield session

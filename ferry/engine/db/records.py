@@ -37,11 +37,28 @@ class VmStatus(str, Enum):
     MIGRATING = "MIGRATING"
 
 
-# Migration states (the engine's): PENDING (accepted, not sent yet) -> RUNNING (the source agent
-# migrates; reruns stay RUNNING) -> SUCCEEDED | FAILED | CANCELLED | ABORTED; CANCELLING between
-# a cancel request and the agent's answer. ABORTED: the convergence schedule gave up.
-ACTIVE_MIGRATION_STATES = ("PENDING", "RUNNING", "CANCELLING")
-FINAL_MIGRATION_STATES = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
+class MigrationState(str, Enum):
+    """The engine's migration states: PENDING (accepted, not sent yet) -> RUNNING (the source
+    agent migrates; reruns stay RUNNING) -> SUCCEEDED | FAILED | CANCELLED | ABORTED; CANCELLING
+    between a cancel request and the agent's answer. ABORTED: the convergence schedule gave up."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    CANCELLING = "CANCELLING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    ABORTED = "ABORTED"
+
+    @property
+    def final(self) -> bool:
+        return self in MIGRATION_FINAL_STATES
+
+
+# The one set of final states; every other state is active (the database filters on the values).
+MIGRATION_FINAL_STATES = frozenset({MigrationState.SUCCEEDED, MigrationState.FAILED,
+                                    MigrationState.CANCELLED, MigrationState.ABORTED})
+MIGRATION_ACTIVE_STATES = tuple(s.value for s in MigrationState if s not in MIGRATION_FINAL_STATES)
 
 
 # What Host.getCapabilities reports about zero-copy (facts §2; the seed's capability name).
@@ -196,7 +213,7 @@ class MigrationRecord:
     vm: str
     source: str | None
     destination: str | None
-    state: str
+    state: MigrationState
     progress: int = 0
     plan: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
@@ -210,12 +227,12 @@ class MigrationRecord:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE_MIGRATION_STATES
+        return not MigrationState(self.state).final
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "vm": self.vm, "source": self.source, "destination": self.destination,
-            "state": self.state, "progress": self.progress, "plan": self.plan, "result": self.result,
+            "state": MigrationState(self.state).value, "progress": self.progress, "plan": self.plan, "result": self.result,
             "error": self.error, "figures": self.figures, "attempts": self.attempts or [],
             "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at), "updated_at": _iso(self.updated_at),
@@ -241,6 +258,6 @@ class EventRecord:
 
 
 __all__ = [
-    "BandwidthMode", "ClusterRecord", "EventRecord", "HostRecord", "HostStatus", "MigrationRecord",
+    "BandwidthMode", "ClusterRecord", "EventRecord", "HostRecord", "HostStatus", "MigrationRecord", "MigrationState",
     "ParallelMode", "VmRecord", "VmStatus", "ZEROCOPY_CAPABILITY", "zerocopy_support",
 ]

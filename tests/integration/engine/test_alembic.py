@@ -46,3 +46,17 @@ def test_upgrade_is_idempotent_and_reversible(database_url):
         assert set(inspect(engine).get_table_names()) == TABLES
     finally:
         engine.dispose()
+
+
+def test_a_database_made_before_the_schema_package_was_renamed_still_upgrades(database_url):
+    """ferry/engine/migrations became ferry/engine/db/schema; the revision ids (0001...) and the
+    alembic_version table stayed, so a database stamped by the old package goes on to head."""
+    upgrade_database(database_url, "0002")   # what an engine of the 0002 days left behind
+    upgrade_database(database_url)
+    engine = make_engine(database_url)
+    try:
+        assert set(inspect(engine).get_table_names()) == TABLES
+        with engine.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == "0003" == _head(database_url)
+    finally:
+        engine.dispose()

@@ -288,8 +288,8 @@ def test_migrations_and_events_are_listed(api):
     lab(api)
     with api.app.state.db.session() as session:
         store = Store(session)
-        mig = store.create_migration("vm1", source="h1", destination="h2", state="RUNNING")
-        store.record_audit(audit.VM_MIGRATION_START, vm="vm1", host="h1", migration_id=mig.id,
+        mig = store.migrations.create("vm1", source="h1", destination="h2", state="RUNNING")
+        store.events.record_audit(audit.VM_MIGRATION_START, vm="vm1", host="h1", migration_id=mig.id,
                            source="h1", destination="h2", user="admin")
     migrations = ok(api.get("/api/migrations", params={"active": True}))
     assert [(m["id"], m["vm"], m["state"]) for m in migrations] == [(mig.id, "vm1", "RUNNING")]

@@ -212,7 +212,7 @@ def test_cancel_mid_migration(pair):
 
 def test_very_large_vms_schedule_from_iteration_events(pair):
     src, sconn = pair[:2]
-    schedule = BUILTIN_BY_NAME["very large vms"].schedule_wire()
+    schedule = BUILTIN_BY_NAME["very large vms"].schedule().to_wire()
     sconn.domains[VM].migration_script = iterating_script(range(3, 40), pause=0.03)
     rpc(src, "VM.migrate", {"vmID": VM, "params": {"dst": "h2", "convergenceSchedule": schedule}})
     status = wait_final(src)

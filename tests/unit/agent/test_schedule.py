@@ -1,18 +1,18 @@
 """Convergence schedule execution driven by scripted iterations (facts §3)."""
 import pytest
 
-from ferry.agent.schedule import (
+from ferry.agent.schedule import ScheduleRunner
+from ferry.common.errors import InvalidInput
+from ferry.engine.policies import BUILTIN_POLICIES
+from ferry.protocol.schedule import (
     ABORT,
     POSTCOPY,
     SET_DOWNTIME,
     Action,
-    ScheduleRunner,
+    Schedule,
     legacy_downtime_steps,
     legacy_schedule,
-    parse_schedule,
 )
-from ferry.common.errors import InvalidInput
-from ferry.engine.policies import BUILTIN_POLICIES
 
 
 def policy(name):
@@ -30,7 +30,7 @@ def drive(runner, iterations):
 
 
 def test_very_large_vms_schedule_fires_on_its_iterations():
-    schedule = parse_schedule(policy("Very large VMs").schedule_wire())
+    schedule = Schedule.from_wire(policy("Very large VMs").schedule().to_wire())
     runner = ScheduleRunner(schedule)
     assert runner.start() == [Action(SET_DOWNTIME, 300)]
     fired = drive(runner, range(1, 20))
@@ -41,14 +41,14 @@ def test_very_large_vms_schedule_fires_on_its_iterations():
 
 
 def test_baseline_is_the_first_iteration_seen_not_one():
-    runner = ScheduleRunner(parse_schedule(policy("Very large VMs").schedule_wire()))
+    runner = ScheduleRunner(Schedule.from_wire(policy("Very large VMs").schedule().to_wire()))
     runner.start()
     fired = drive(runner, range(5, 30))
     assert sorted(fired) == [2, 3, 4, 5, 7, 8, 9]
 
 
 def test_repeated_or_stale_iterations_do_not_fire():
-    runner = ScheduleRunner(parse_schedule(policy("Very large VMs").schedule_wire()))
+    runner = ScheduleRunner(Schedule.from_wire(policy("Very large VMs").schedule().to_wire()))
     runner.start()
     seq = [1, 1, 2, 2, 3, 3, 2, 1]   # event + poll report the same iteration twice
     fired = [runner.on_iteration(i) for i in seq]
@@ -57,7 +57,7 @@ def test_repeated_or_stale_iterations_do_not_fire():
 
 def test_one_action_per_new_iteration_even_after_a_jump():
     # A poll may see the iteration jump by several; still only one action per growth.
-    runner = ScheduleRunner(parse_schedule(policy("Very large VMs").schedule_wire()))
+    runner = ScheduleRunner(Schedule.from_wire(policy("Very large VMs").schedule().to_wire()))
     runner.start()
     assert runner.on_iteration(1) is None
     assert runner.on_iteration(10) == Action(SET_DOWNTIME, 400)
@@ -65,7 +65,7 @@ def test_one_action_per_new_iteration_even_after_a_jump():
 
 
 def test_minus_one_fires_on_the_next_new_iteration():
-    runner = ScheduleRunner(parse_schedule({"init": [], "stalling": [
+    runner = ScheduleRunner(Schedule.from_wire({"init": [], "stalling": [
         {"limit": -1, "action": {"name": "abort", "params": []}}]}))
     assert runner.start() == []
     assert runner.on_iteration(3) is None       # baseline
@@ -73,7 +73,7 @@ def test_minus_one_fires_on_the_next_new_iteration():
 
 
 def test_nothing_runs_after_postcopy():
-    schedule = parse_schedule(policy("Post-copy migration").schedule_wire())
+    schedule = Schedule.from_wire(policy("Post-copy migration").schedule().to_wire())
     assert schedule.has_postcopy
     runner = ScheduleRunner(schedule)
     assert runner.start() == [Action(SET_DOWNTIME, 100)]
@@ -82,7 +82,7 @@ def test_nothing_runs_after_postcopy():
 
 
 def test_postcopy_started_from_outside_stops_the_schedule():
-    runner = ScheduleRunner(parse_schedule(policy("Minimal downtime").schedule_wire()))
+    runner = ScheduleRunner(Schedule.from_wire(policy("Minimal downtime").schedule().to_wire()))
     runner.start()
     runner.on_iteration(1)
     runner.postcopy_started()
@@ -98,7 +98,7 @@ def test_minimal_downtime_and_suspend_schedules():
 
 
 def _started(name):
-    runner = ScheduleRunner(parse_schedule(policy(name).schedule_wire()))
+    runner = ScheduleRunner(Schedule.from_wire(policy(name).schedule().to_wire()))
     runner.start()
     return runner
 
@@ -119,8 +119,8 @@ def test_legacy_schedule_execution():
 
 
 def test_wire_round_trip():
-    wire = policy("Very large VMs").schedule_wire()
-    assert parse_schedule(wire).to_wire() == wire
+    wire = policy("Very large VMs").schedule().to_wire()
+    assert Schedule.from_wire(wire).to_wire() == wire
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -137,5 +137,5 @@ def test_wire_round_trip():
 ])
 def test_bad_schedules_name_the_field(raw, field):
     with pytest.raises(InvalidInput) as err:
-        parse_schedule(raw)
+        Schedule.from_wire(raw)
     assert err.value.field == field

@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from ferry.agent.flags import MigrationFlags, build_migration_flags
 from ferry.bench.drivers import agent_migrate_params, lab_flags
 from ferry.bench.raw_tcp import client_command, parse_client_json, port_for_lab, server_command
 from ferry.bench.virsh_baseline import virsh_migrate_command
 from ferry.common.errors import OperationFailed
 from ferry.lab.plan import LabPlan
+from ferry.protocol.flags import MigrationFlags, build_migration_flags
 
 PLAN = LabPlan(4)
 H1, H2 = PLAN.host(1), PLAN.host(2)

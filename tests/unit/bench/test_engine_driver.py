@@ -20,10 +20,11 @@ from ferry.engine.options import (
     VmMigrationOverrides,
 )
 from ferry.engine.planner import plan_migration
-from ferry.engine.policies import ConvergenceAction, MigrationPolicy
+from ferry.engine.policies import MigrationPolicy
 from ferry.lab.guest import Workload, workload_spec
 from ferry.lab.lab import Guest
 from ferry.lab.plan import LabPlan
+from ferry.protocol.schedule import Action
 
 H1, H2 = LabPlan(4).host(1), LabPlan(4).host(2)
 
@@ -40,7 +41,8 @@ def _policy(body: dict) -> MigrationPolicy:
     return MigrationPolicy(id="11111111-2222-3333-4444-555555555555", name=body["name"],
                            max_migrations=body["max_migrations"], auto_converge=body["auto_converge"],
                            compression=body["compression"], guest_events=body["guest_events"],
-                           zerocopy=body["zerocopy"], init=tuple(ConvergenceAction(**a) for a in body["init"]))
+                           zerocopy=body["zerocopy"], init=tuple(Action.from_params(a["name"], a["params"])
+                                                                 for a in body["init"]))
 
 
 def test_the_engines_planner_turns_the_settings_into_the_modes_parameters():
@@ -54,11 +56,11 @@ def test_the_engines_planner_turns_the_settings_into_the_modes_parameters():
             f"CUSTOM:{mode.parallel}" if mode.parallel else "DISABLED"),
             bandwidth=BandwidthSetting(BandwidthMode.CUSTOM, s["bandwidth"]["custom_mbps"]))
         plan = plan_migration(cluster, VmMigrationOverrides(), policy, host_info(H1), host_info(H2), vcpus=4)
-        assert plan.params.get("parallel") == parallel
-        assert bool(plan.params.get("zerocopy")) is zerocopy
-        assert plan.params["convergenceSchedule"] == {"init": [], "stalling": []}
-        assert plan.params["maxBandwidth"] == UNCAPPED_MBPS // 8
-        assert plan.params["autoConverge"] is False and plan.params["compressed"] is False
+        assert plan.params.to_wire().get("parallel") == parallel
+        assert bool(plan.params.to_wire().get("zerocopy")) is zerocopy
+        assert plan.params.to_wire()["convergenceSchedule"] == {"init": [], "stalling": []}
+        assert plan.params.to_wire()["maxBandwidth"] == UNCAPPED_MBPS // 8
+        assert plan.params.to_wire()["autoConverge"] is False and plan.params.to_wire()["compressed"] is False
 
 
 def test_guest_body_registers_the_running_lab_guest():

@@ -2,6 +2,9 @@
 import pytest
 
 from ferry.engine import migration_outcome as o
+from ferry.protocol.status import MigrationStatus
+
+S = MigrationStatus.from_wire   # the engine reads an agent's answer with it
 
 MIB = 2**20
 
@@ -12,21 +15,21 @@ MIB = 2**20
     ("idle", "FAILED"), (None, "FAILED"),
 ])
 def test_engine_state(agent_state, engine):
-    assert o.engine_state({"state": agent_state}) == engine
+    assert o.engine_state(S({"state": agent_state})) == engine
 
 
 def test_progress_is_the_agents_never_backwards_and_100_on_success():
     running = {"state": "running", "dataTotal": 1000 * MIB, "dataRemaining": 250 * MIB, "progress": 75}
-    assert o.progress_percent(running) == 75
-    assert o.progress_percent({**running, "progress": 40}, previous=75) == 75   # a re-dirtied pass
-    assert o.progress_percent({"state": "running"}) == 0                        # nothing known yet
-    assert o.progress_percent({"state": "running", "progress": 250}) == 100     # out of range: clamped
-    assert o.progress_percent({"state": "succeeded", "progress": 0}, previous=12) == 100
+    assert o.progress_percent(S(running)) == 75
+    assert o.progress_percent(S({**running, "progress": 40}), previous=75) == 75   # a re-dirtied pass
+    assert o.progress_percent(S({"state": "running"})) == 0                        # nothing known yet
+    assert o.progress_percent(S({"state": "running", "progress": 250})) == 100     # out of range: clamped
+    assert o.progress_percent(S({"state": "succeeded", "progress": 0}), previous=12) == 100
 
 
 def test_figures_use_engine_names_and_keep_only_known_keys():
-    f = o.figures_from_status({"state": "running", "iteration": 3, "bandwidth": 5 * MIB, "maxDowntime": 300,
-                               "dataRemaining": 7, "flags": ["X"], "progress": 100})
+    f = o.figures_from_status(S({"state": "running", "iteration": 3, "bandwidth": 5 * MIB, "maxDowntime": 300,
+                                 "dataRemaining": 7, "flags": ["X"], "progress": 100}))
     assert f == {"agent_state": "running", "iteration": 3, "bandwidth_bps": 5 * MIB, "max_downtime_ms": 300,
                  "data_remaining": 7, "agent_progress": 100}
 
@@ -35,7 +38,7 @@ def test_attempt_and_result_carry_figures_flags_and_the_plans_explanation():
     status = {"state": "succeeded", "totalTime": 2000, "downtime": 80, "bytesTransferred": 1000 * MIB,
               "iteration": 4, "flags": ["VIR_MIGRATE_ZEROCOPY"], "typedParams": {"parallel.connections": 2},
               "scheduleActions": [{"action": "setDowntime(300)"}], "unrecognizedParams": []}
-    attempt = o.attempt_summary(status, "h2")
+    attempt = o.attempt_summary(S(status), "h2")
     assert attempt["throughput_mibps"] == 500.0 and attempt["destination"] == "h2"
     plan = {"params": {"zerocopy": True, "parallel": 2},
             "explanation": [{"field": "parallel", "from": "DISABLED", "to": "AUTO_PARALLEL", "reason": "r"}]}
@@ -49,10 +52,10 @@ def test_attempt_and_result_carry_figures_flags_and_the_plans_explanation():
 def test_attempt_keeps_the_agents_timeline_when_reported():
     status = {"state": "succeeded", "startedAt": 100.0, "migrationStartedAt": 100.02,
               "migrationReturnedAt": 103.5, "endedAt": 103.51, "totalTime": 2000}
-    assert o.attempt_summary(status, "h2")["agent_timeline"] == {
+    assert o.attempt_summary(S(status), "h2")["agent_timeline"] == {
         "job_started_at": 100.0, "libvirt_started_at": 100.02, "libvirt_returned_at": 103.5, "job_ended_at": 103.51}
     older_agent = {"state": "failed", "startedAt": 100, "endedAt": None, "migrationStartedAt": True}
-    assert o.attempt_summary(older_agent, "h2")["agent_timeline"] == {"job_started_at": 100.0}
+    assert o.attempt_summary(S(older_agent), "h2")["agent_timeline"] == {"job_started_at": 100.0}
 
 
 def test_throughput_needs_bytes_and_time():

@@ -101,14 +101,13 @@ def env(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
     db.upgrade()
     world = World()
-    with db.session() as s:
-        store = Store(s)
-        store.create_cluster("c", policy="Very large VMs")
+    with db.unit_of_work() as store:
+        store.clusters.create("c", policy="Very large VMs")
         for i in (1, 2, 3):
-            store.add_host(f"h{i}", cluster="c", address=f"127.9.0.{i}", status="UP", link_speed_mbps=10000,
+            store.hosts.add(f"h{i}", cluster="c", address=f"127.9.0.{i}", status="UP", link_speed_mbps=10000,
                            capabilities={"zerocopy_migrations": True, "memFree": 8000})
             world.add(f"h{i}", f"127.9.0.{i}")
-        vm = store.add_vm(VmSpec(name="vm1", memory_mib=1024, vcpus=2, kernel="/k"), cluster="c", host="h1")
+        vm = store.vms.add(VmSpec(name="vm1", memory_mib=1024, vcpus=2, kernel="/k"), cluster="c", host="h1")
     world.where[vm.uuid] = "h1"
     orch = Orchestrator(db, guard=PlacementGuard(), agent=world.factory, poll_interval=0.01)
     yield db, world, orch, vm.uuid
@@ -119,8 +118,8 @@ def env(tmp_path):
 def wait_final(db, migration_id, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with db.session() as s:
-            m = Store(s).get_migration(migration_id)
+        with db.unit_of_work() as s:
+            m = s.migrations.get(migration_id)
         if not m.active:
             return m
         time.sleep(0.01)
@@ -128,13 +127,13 @@ def wait_final(db, migration_id, timeout=10.0):
 
 
 def events(db, migration_id):
-    with db.session() as s:
-        return Store(s).list_events(migration_id=migration_id)
+    with db.unit_of_work() as s:
+        return s.events.list(migration_id=migration_id)
 
 
 def vm_record(db):
-    with db.session() as s:
-        return Store(s).get_vm("vm1")
+    with db.unit_of_work() as s:
+        return s.vms.get("vm1")
 
 
 def test_success_sends_the_plan_moves_the_vm_and_records_events(env):
@@ -261,8 +260,8 @@ def test_requests_are_checked_before_anything_is_sent(env):
 
 def test_two_vms_migrate_at_once(env):
     db, world, orch, uuid = env
-    with db.session() as s:
-        vm2 = Store(s).add_vm(VmSpec(name="vm2", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h2")
+    with db.unit_of_work() as s:
+        vm2 = s.vms.add(VmSpec(name="vm2", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h2")
     world.where[vm2.uuid] = "h2"
     world.agent("h1").script = [RUNNING] * 5 + [succeeded()]
     world.agent("h2").script = [RUNNING] * 5 + [succeeded()]
@@ -291,12 +290,11 @@ def test_unreachable_source_agent_fails_after_the_grace_period(env, monkeypatch)
 
 def test_engine_restart_follows_running_migrations_and_fails_unsent_ones(env):
     db, world, orch, uuid = env
-    with db.session() as s:
-        store = Store(s)
+    with db.unit_of_work() as store:
         plan = {"params": {"dst": "127.9.0.2"}, "explanation": []}
-        running = store.create_migration("vm1", source="h1", destination="h2", plan=plan, state="RUNNING")
-        store.add_vm(VmSpec(name="vm3", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h3")
-        pending = store.create_migration("vm3", source="h3", destination="h2", plan=plan, state="PENDING")
+        running = store.migrations.create("vm1", source="h1", destination="h2", plan=plan, state="RUNNING")
+        store.vms.add(VmSpec(name="vm3", memory_mib=512, vcpus=1, kernel="/k"), cluster="c", host="h3")
+        pending = store.migrations.create("vm3", source="h3", destination="h2", plan=plan, state="PENDING")
     world.agent("h1").script = [RUNNING, succeeded()]
     orch.start()
     assert wait_final(db, running.id).state == "SUCCEEDED"

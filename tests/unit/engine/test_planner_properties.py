@@ -101,7 +101,7 @@ def _first(*values):
 @given(inputs())
 def test_a_plan_always_exists_and_is_safe(i):
     plan = _plan(i)   # never raises for valid input
-    p = plan.params
+    p = plan.params.to_wire()
     encrypted = _first(i["vm"].encrypted, i["cluster"].encrypted)
     assert p["encrypted"] is encrypted
     if p.get("zerocopy"):
@@ -127,7 +127,7 @@ def test_a_plan_always_exists_and_is_safe(i):
 @given(inputs())
 def test_every_forced_change_is_explained(i):
     plan = _plan(i)
-    p = plan.params
+    p = plan.params.to_wire()
     fields = {e.field for e in plan.explanation}
     policy, cluster, vm = i["policy"], i["cluster"], i["vm"]
     requested = vm.parallel if vm.parallel is not None else cluster.parallel

@@ -37,7 +37,7 @@ def test_builtins_match_the_facts(name):
     p = find_policy(name)
     assert (p.id, p.max_migrations, p.auto_converge, p.compression, p.guest_events, p.zerocopy) == (
         pid, max_mig, ac, comp, ge, zc)
-    wire = p.schedule_wire()
+    wire = p.schedule().to_wire()
     assert wire["init"] == [{"name": "setDowntime", "params": [str(init_ms)]}]
     stalling = wire["stalling"]
     assert [(s["limit"], int(s["action"]["params"][0])) for s in stalling[: len(steps)]] == steps
@@ -47,7 +47,7 @@ def test_builtins_match_the_facts(name):
 
 def test_legacy_sends_no_schedule():
     legacy = find_policy("00000000-0000-0000-0000-000000000000")
-    assert legacy.name == "Legacy" and legacy.schedule_wire() is None
+    assert legacy.name == "Legacy" and legacy.schedule() is None
     assert (legacy.max_migrations, legacy.auto_converge, legacy.compression, legacy.guest_events,
             legacy.zerocopy) == (2, False, False, False, False)
 
@@ -96,7 +96,7 @@ def test_a_custom_policy_round_trips():
     assert p.id == policy_from_dict(dict(GOOD)).id            # stable id from the name
     again = policy_from_dict({k: v for k, v in policy_to_dict(p).items() if k not in ("builtin", "legacy")})
     assert again == p
-    wire = p.schedule_wire()
+    wire = p.schedule().to_wire()
     assert wire["stalling"][-2:] == [{"limit": -1, "action": {"name": "setDowntime", "params": ["5000"]}},
                                      {"limit": -1, "action": {"name": "abort", "params": []}}]
 

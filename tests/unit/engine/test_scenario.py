@@ -22,26 +22,27 @@ def test_very_large_vm_example():
     assert s.cluster.policy_id == VERY_LARGE_VMS_ID and s.vcpus == 64
     assert s.source.zerocopy is ZeroCopySupport.YES and s.source.migration_network_up
     p = s.plan()
-    assert p.params["zerocopy"] is True and p.params["parallel"] == 2
-    assert p.params["dstqemu"] == "198.51.100.12" and p.params["maxBandwidth"] == 3125
+    assert p.params.to_wire()["zerocopy"] is True and p.params.to_wire()["parallel"] == 2
+    assert p.params.to_wire()["dstqemu"] == "198.51.100.12" and p.params.to_wire()["maxBandwidth"] == 3125
     assert [e.field for e in p.explanation] == ["parallel", "autoConverge"]
 
 
 def test_encrypted_example():
     p = load("encrypted.yaml").plan()
-    assert "zerocopy" not in p.params and p.params["parallel"] == 9 and p.params["encrypted"] is True
+    w = p.params.to_wire()
+    assert "zerocopy" not in w and w["parallel"] == 9 and w["encrypted"] is True
     assert any(e.field == "zerocopy" and "encryption" in e.reason for e in p.explanation)
 
 
 def test_old_agent_example():
     p = load("old-agent.yaml").plan()
-    assert p.params["zerocopy"] is True and p.params["parallel"] == 4
+    assert p.params.to_wire()["zerocopy"] is True and p.params.to_wire()["parallel"] == 4
     assert next(e for e in p.explanation if e.field == "zerocopy").to == "sent, unconfirmed"
 
 
 def test_unsupported_source_example():
     p = load("unsupported-source.yaml").plan()
-    assert "zerocopy" not in p.params and "parallel" not in p.params
+    assert "zerocopy" not in p.params.to_wire() and "parallel" not in p.params.to_wire()
 
 
 def test_custom_policy_json_example():
@@ -50,16 +51,17 @@ def test_custom_policy_json_example():
     assert s.cluster.policy_id == MINIMAL_DOWNTIME_ID and s.vm.policy_id == s.policies[0].id
     p = s.plan()
     assert p.policy_name == "Huge and idle" and p.policy_origin == "VM override"
-    assert p.params["zerocopy"] is True and p.params["parallel"] == 2 and "maxBandwidth" not in p.params
+    w = p.params.to_wire()
+    assert w["zerocopy"] is True and w["parallel"] == 2 and "maxBandwidth" not in w
     # a dry run may ask for another policy
-    assert "zerocopy" not in s.plan("minimal downtime").params
+    assert "zerocopy" not in s.plan("minimal downtime").params.to_wire()
 
 
 def test_every_example_file_plans():
     files = sorted(SCENARIOS.glob("*.y*ml")) + sorted(SCENARIOS.glob("*.json"))
     assert len(files) >= 5
     for f in files:
-        assert load_scenario_text(f.read_text()).plan().params["dst"]
+        assert load_scenario_text(f.read_text()).plan().params.to_wire()["dst"]
 
 
 MINIMAL = {"vm": {"vcpus": 2}, "source": {"name": "a"}, "destination": {"name": "b"}}

@@ -12,10 +12,10 @@ from typing import Any
 
 from ferry.common.errors import Conflict, InvalidInput, NotFound, OperationFailed
 from ferry.common.jsonrpc import JsonRpcError
-from ferry.engine.db import Database, Store
-from ferry.engine.db.plan_inputs import pick_destination
+from ferry.engine.db import Database
 from ferry.engine.db.records import HostStatus, VmRecord, VmStatus
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
+from ferry.engine.services.planning import pick_destination
 
 log = logging.getLogger("ferry.engine.vms")
 
@@ -27,14 +27,13 @@ class VmLifecycle:
         self.agent = agent
 
     def start(self, vm_ref: str, host: str | None = None) -> VmRecord:
-        with self.db.session() as session:
-            store = Store(session)
-            vm = store.get_vm(vm_ref)
+        with self.db.unit_of_work() as store:
+            vm = store.vms.get(vm_ref)
             if vm.status is not VmStatus.DOWN or vm.host is not None:
                 raise Conflict(f"VM {vm.name!r} is already {vm.status.value} on host {vm.host!r}")
             if host is not None:
                 try:
-                    target = store.get_host(host)
+                    target = store.hosts.get(host)
                 except NotFound:
                     raise InvalidInput("host", f"unknown host {host!r}") from None
                 if target.cluster != vm.cluster:
@@ -53,29 +52,28 @@ class VmLifecycle:
             except JsonRpcError as exc:
                 raise OperationFailed(f"starting VM {vm.name} on {target.name} failed: {exc.message}") from None
             status = VmStatus.PAUSED if (answer or {}).get("status") == "Paused" else VmStatus.UP
-            with self.db.session() as session:
-                record = Store(session).update_vm(vm.name, host=target.name, status=status.value)
+            with self.db.unit_of_work() as store:
+                record = store.vms.update(vm.name, host=target.name, status=status.value)
         log.info("VM %s started on %s", vm.name, target.name)
         return record
 
     def stop(self, vm_ref: str) -> VmRecord:
-        with self.db.session() as session:
-            store = Store(session)
-            vm = store.get_vm(vm_ref)
+        with self.db.unit_of_work() as store:
+            vm = store.vms.get(vm_ref)
             if vm.host is None:
                 raise Conflict(f"VM {vm.name!r} is not running (status {vm.status.value})")
-            active = store.list_migrations(vm=vm.name, active=True)
+            active = store.migrations.list(vm=vm.name, active=True)
             if active:
                 raise Conflict(f"VM {vm.name!r} is migrating (migration {active[0].id}); wait or cancel it first")
-            host = store.get_host(vm.host)
+            host = store.hosts.get(vm.host)
         with self.guard.busy(vm.name):
             try:
                 self.agent(host.agent_url).call("VM.destroy", {"vmID": vm.uuid})
             except JsonRpcError as exc:
                 if exc.name != "noVM":
                     raise OperationFailed(f"stopping VM {vm.name} on {host.name} failed: {exc.message}") from None
-            with self.db.session() as session:
-                record = Store(session).update_vm(vm.name, host=None, status=VmStatus.DOWN.value)
+            with self.db.unit_of_work() as store:
+                record = store.vms.update(vm.name, host=None, status=VmStatus.DOWN.value)
         log.info("VM %s stopped on %s", vm.name, host.name)
         return record
 

@@ -4,9 +4,9 @@ import itertools
 import libvirt
 import pytest
 
-from ferry.agent import flags as F
-from ferry.agent.flags import build_migration_flags
 from ferry.common.errors import InvalidInput
+from ferry.protocol import flags as F
+from ferry.protocol.flags import build_migration_flags
 
 BOOLS = ("tunneled", "abortOnError", "compressed", "autoConverge", "encrypted", "zerocopy")
 SIMPLE = {"abortOnError": F.ABORT_ON_ERROR, "compressed": F.COMPRESSED, "autoConverge": F.AUTO_CONVERGE,

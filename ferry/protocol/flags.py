@@ -1,16 +1,17 @@
 """The libvirt flags and typed parameters of one migration, from VM.migrate's parameters.
 
-Pure: names only (the agent turns them into numbers with the `libvirt` binding, the engine's
-planner shows them in a plan). Rules are ovirt-migration-facts §1; `zerocopy` adds
-VIR_MIGRATE_ZEROCOPY only where the agent verified zero-copy, otherwise a note says why not and
-the migration goes on without it. Known conflicts that libvirt or QEMU will refuse are not
-silently fixed (Vdsm's contract: the caller sends a sane combination) but listed in `warnings`.
+Pure: names only (the agent turns them into numbers with the `libvirt` binding; the engine's
+planner shows them in a plan, exactly as the agent will pass them). Rules are
+ovirt-migration-facts §1; `zerocopy` adds VIR_MIGRATE_ZEROCOPY only where the agent verified
+zero-copy, otherwise a note says why not and the migration goes on without it. Known conflicts
+that libvirt or QEMU will refuse are not silently fixed (Vdsm's contract: the caller sends a
+sane combination) but listed in `warnings`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ferry.agent.params import MigrateParams, parse_migrate_params, url_host
+from ferry.protocol.migrate_params import MigrateParams, url_host
 
 LIVE = "VIR_MIGRATE_LIVE"
 PEER2PEER = "VIR_MIGRATE_PEER2PEER"
@@ -69,7 +70,7 @@ def build_migration_flags(params: dict | MigrateParams, *, zerocopy_available: b
     used with consoleAddress for graphics_uri.
     """
     if not isinstance(params, MigrateParams):
-        params, _ = parse_migrate_params(params, knows_zerocopy=knows_zerocopy)
+        params, _ = MigrateParams.from_wire(params, knows_zerocopy=knows_zerocopy)
     if libvirt_transport not in ("tls", "tcp"):
         raise ValueError(f"libvirt_transport must be tls or tcp, got {libvirt_transport!r}")
     p = params
@@ -112,8 +113,8 @@ def build_migration_flags(params: dict | MigrateParams, *, zerocopy_available: b
         names.add(POSTCOPY)
         if p.parallel:
             warnings.append("post-copy with parallel connections is not supported by QEMU")
-    if p.max_bandwidth:
-        typed[PARAM_BANDWIDTH] = p.max_bandwidth
+    if p.bandwidth_mibs:
+        typed[PARAM_BANDWIDTH] = p.bandwidth_mibs
     if p.console_address:
         if graphics_protocol:
             typed[PARAM_GRAPHICS_URI] = f"{graphics_protocol}://{url_host(p.console_address)}"

@@ -1,7 +1,7 @@
 """Alembic environment for the engine's database.
 
 Used two ways: by `ferry.engine.db.upgrade_database` (which passes an open connection), and by
-the `alembic` command (`alembic -c ferry/engine/migrations/alembic.ini upgrade head`), which
+the `alembic` command (`alembic -c ferry/engine/db/schema/alembic.ini upgrade head`), which
 takes the URL from FERRY_DATABASE_URL like the engine does.
 """
 from __future__ import annotations

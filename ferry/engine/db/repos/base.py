@@ -1,0 +1,67 @@
+"""What every repository shares: the one row lookup, UTC times, and the "not given" marker."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ferry.common.errors import InvalidInput, NotFound
+from ferry.engine.db import models as m
+
+
+class _Unset(Enum):
+    """An update argument that was not given (None means "clear it", so it cannot mark absence)."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+Unset = _Unset  # the type of UNSET, for `x: int | Unset = UNSET`
+
+R = TypeVar("R", bound=m.Base)
+
+# What each kind of row is called in errors, and the columns a reference may match.
+_KINDS: dict[type, tuple[str, tuple[str, ...]]] = {
+    m.Cluster: ("cluster", ("name",)),
+    m.Host: ("host", ("name",)),
+    m.Vm: ("VM", ("name", "uuid")),
+    m.Migration: ("migration", ("id",)),
+}
+
+
+def find_row(session: Session, model: type[R], ref: str, field: str | None = None) -> R:
+    """The row of `model` named (or, for a VM, with uuid) `ref`. Missing: InvalidInput in
+    `field` when the name came in as a reference in some other object, else NotFound."""
+    kind, columns = _KINDS[model]
+    row = session.scalars(select(model).where(or_(*(getattr(model, c) == ref for c in columns)))).first()
+    if row is None:
+        if field:
+            raise InvalidInput(field, f"unknown {kind} {ref!r}")
+        raise NotFound(kind, ref)
+    return row
+
+
+def name_taken(session: Session, model: type[m.Base], name: str) -> bool:
+    return session.scalars(select(model.id).where(model.name == name)).first() is not None
+
+
+def utc(t: datetime | None) -> datetime | None:
+    """SQLite keeps no time zone; everything the engine stores is UTC."""
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    return t
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def given(**arguments: Any) -> dict[str, Any]:
+    """The update arguments that were given, in their order."""
+    return {k: v for k, v in arguments.items() if v is not UNSET}

@@ -1,0 +1,129 @@
+"""The hosts repository: where each host's agent is, its migration network, what it reported."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ferry.common.errors import Conflict
+from ferry.engine.db import models as m
+from ferry.engine.db.records import HostRecord, HostStatus
+from ferry.engine.db.repos.base import UNSET, Unset, find_row, name_taken, now, utc
+from ferry.engine.validation import (
+    MAX_LINK_SPEED_MBPS,
+    check_address,
+    check_bool,
+    check_enum,
+    check_name,
+    check_object,
+    check_optional_int,
+    check_url,
+)
+
+AGENT_PORT = 54321
+
+
+class HostRepository:
+    def __init__(self, session: Session):
+        self.session = session
+
+    def list(self, cluster: str | None = None) -> list[HostRecord]:
+        q = select(m.Host).order_by(m.Host.name)
+        if cluster is not None:
+            q = q.where(m.Host.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
+        return [_record(r) for r in self.session.scalars(q)]
+
+    def get(self, name: str) -> HostRecord:
+        return _record(find_row(self.session, m.Host, name))
+
+    def add(self, name: str, *, cluster: str, address: str, agent_url: str | None = None,
+            migration_address: str | None = None, migration_network_up: bool | None = None,
+            link_speed_mbps: int | None = None, status: HostStatus | str = HostStatus.UNKNOWN,
+            capabilities: dict[str, Any] | None = None) -> HostRecord:
+        check_name("name", name)
+        if name_taken(self.session, m.Host, name):
+            raise Conflict(f"host {name!r} already exists")
+        address = check_address("address", address)
+        host = "[" + address + "]" if ":" in address else address
+        row = m.Host(
+            name=name,
+            cluster_id=find_row(self.session, m.Cluster, cluster, "cluster").id,
+            address=address,
+            agent_url=check_url("agent_url", agent_url or f"https://{host}:{AGENT_PORT}/"),
+            migration_address=None if migration_address is None else check_address("migration_address", migration_address),
+            link_speed_mbps=check_optional_int("link_speed_mbps", link_speed_mbps, 1, MAX_LINK_SPEED_MBPS),
+            status=check_enum(HostStatus, "status", status).value,
+            created_at=now(),
+        )
+        # A configured migration network is taken as up until the agent says otherwise.
+        row.migration_network_up = (row.migration_address is not None) if migration_network_up is None \
+            else bool(check_bool("migration_network_up", migration_network_up))
+        if capabilities is not None:
+            _set_capabilities(row, capabilities)
+        self.session.add(row)
+        self.session.flush()
+        return _record(row)
+
+    def update(self, name: str, *, cluster: str | Unset = UNSET, address: str | Unset = UNSET,
+               agent_url: str | Unset = UNSET, migration_address: str | None | Unset = UNSET,
+               migration_network_up: bool | Unset = UNSET, link_speed_mbps: int | None | Unset = UNSET,
+               status: HostStatus | str | Unset = UNSET,
+               capabilities: dict[str, Any] | None | Unset = UNSET) -> HostRecord:
+        """Change what is given; a new migration address (and no word on its network) is taken as up."""
+        row = find_row(self.session, m.Host, name)
+        if cluster is not UNSET:
+            cluster_row = find_row(self.session, m.Cluster, cluster, "cluster")
+            if cluster_row.id != row.cluster_id and self._vms_on(row):
+                raise Conflict(f"host {name!r} runs VMs; move them before moving the host to another cluster")
+            row.cluster = cluster_row
+        if address is not UNSET:
+            row.address = check_address("address", address)
+        if agent_url is not UNSET:
+            row.agent_url = check_url("agent_url", agent_url)
+        if migration_address is not UNSET:
+            row.migration_address = None if migration_address is None \
+                else check_address("migration_address", migration_address)
+            if migration_network_up is UNSET:
+                row.migration_network_up = row.migration_address is not None
+        if migration_network_up is not UNSET:
+            row.migration_network_up = bool(check_bool("migration_network_up", migration_network_up))
+        if link_speed_mbps is not UNSET:
+            row.link_speed_mbps = check_optional_int("link_speed_mbps", link_speed_mbps, 1, MAX_LINK_SPEED_MBPS)
+        if status is not UNSET:
+            row.status = check_enum(HostStatus, "status", status).value
+        if capabilities is not UNSET:
+            _set_capabilities(row, capabilities)
+        self.session.flush()
+        return _record(row)
+
+    def set_capabilities(self, name: str, capabilities: dict[str, Any]) -> HostRecord:
+        """Record the agent's Host.getCapabilities answer (the host monitor calls this)."""
+        return self.update(name, capabilities=capabilities)
+
+    def delete(self, name: str) -> None:
+        row = find_row(self.session, m.Host, name)
+        vms = self._vms_on(row)
+        if vms:
+            raise Conflict(f"host {name!r} runs VM(s) {', '.join(v.name for v in vms)}; "
+                           "migrate or remove them first")
+        self.session.delete(row)
+        self.session.flush()
+
+    def _vms_on(self, host: m.Host) -> list[m.Vm]:
+        return list(self.session.scalars(select(m.Vm).where(m.Vm.host_id == host.id).order_by(m.Vm.name)))
+
+
+def _set_capabilities(row: m.Host, capabilities: Any) -> None:
+    row.capabilities = check_object("capabilities", capabilities)
+    row.capabilities_at = None if capabilities is None else now()
+
+
+def _record(row: m.Host) -> HostRecord:
+    return HostRecord(
+        id=row.id, name=row.name, cluster=row.cluster.name, address=row.address,
+        agent_url=row.agent_url, migration_address=row.migration_address,
+        migration_network_up=row.migration_network_up, link_speed_mbps=row.link_speed_mbps,
+        status=HostStatus(row.status), capabilities=row.capabilities,
+        capabilities_at=utc(row.capabilities_at), created_at=utc(row.created_at),
+    )
