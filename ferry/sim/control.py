@@ -121,31 +121,27 @@ def _reap(pid: int) -> None:
 
 
 def import_inventory(db, inventory: dict, *, batch: int = 2000) -> tuple[int, int]:  # noqa: ANN001
-    """Put the fleet's cluster, hosts and VMs into an engine database (through the engine's
-    own store, in batches); returns (hosts, VMs) added. Hosts and VMs already there are kept."""
+    """Put the fleet's cluster, hosts and VMs into an engine database (through the engine's own
+    repositories, one unit of work per batch); returns (hosts, VMs) added. Ones already there stay."""
     from ferry.common.errors import NotFound
-    from ferry.engine.db import Store
 
-    with db.session() as session:
-        store = Store(session)
+    with db.unit_of_work() as store:
         try:
-            store.get_cluster(inventory["cluster"])
+            store.clusters.get(inventory["cluster"])
         except NotFound:
-            store.create_cluster(inventory["cluster"])
-        known_hosts = {h.name for h in store.list_hosts()}
-        known_vms = {v.name for v in store.list_vms()}
+            store.clusters.create(inventory["cluster"])
+        known_hosts = {h.name for h in store.hosts.list()}
+        known_vms = {v.name for v in store.vms.list()}
     hosts = [h for h in inventory["hosts"] if h["name"] not in known_hosts]
     vms = [v for v in inventory["vms"] if v["name"] not in known_vms]
     for i in range(0, len(hosts), batch):
-        with db.session() as session:
-            store = Store(session)
+        with db.unit_of_work() as store:
             for h in hosts[i:i + batch]:
-                store.add_host(h["name"], cluster=h["cluster"], address=h["address"], agent_url=h["agent_url"],
-                               link_speed_mbps=h.get("link_speed_mbps"))
+                store.hosts.add(h["name"], cluster=h["cluster"], address=h["address"], agent_url=h["agent_url"],
+                                link_speed_mbps=h.get("link_speed_mbps"))
     for i in range(0, len(vms), batch):
-        with db.session() as session:
-            store = Store(session)
+        with db.unit_of_work() as store:
             for v in vms[i:i + batch]:
                 spec = {k: v[k] for k in ("name", "uuid", "memory_mib", "vcpus", "kernel")}
-                store.add_vm(spec, cluster=v["cluster"], host=v["host"], status="UP")
+                store.vms.add(spec, cluster=v["cluster"], host=v["host"], status="UP")
     return len(hosts), len(vms)
