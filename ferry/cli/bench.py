@@ -127,3 +127,4 @@ def _finish(result: dict, as_json: bool, report: str | None) -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(bench)
+    bench.add_command(__import__("ferry.cli.bench_scale", fromlist=["scale_cmd"]).scale_cmd)  # ferry bench scale

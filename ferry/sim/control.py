@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ferry.common.errors import OperationFailed
@@ -120,28 +121,41 @@ def _reap(pid: int) -> None:
         pass
 
 
-def import_inventory(db, inventory: dict, *, batch: int = 2000) -> tuple[int, int]:  # noqa: ANN001
-    """Put the fleet's cluster, hosts and VMs into an engine database (through the engine's own
-    repositories, one unit of work per batch); returns (hosts, VMs) added. Ones already there stay."""
-    from ferry.common.errors import NotFound
+def import_inventory(db, inventory: dict, *, batch: int = 5000) -> tuple[int, int]:  # noqa: ANN001
+    """Put the fleet's cluster, hosts and VMs into an empty engine database; returns (hosts, VMs).
+
+    The cluster goes through the engine's repository. Hosts and VMs are inserted in bulk (one
+    multi-row INSERT per batch) with the values the repositories would store (each VM's spec is
+    checked and normalised by VmSpec, status UP on its host), because adding 40,000 VMs one by
+    one through the repositories takes the better part of an hour on this machine (27 ms each,
+    measured at 5,000). For the simulated fleet only: real inventories go through the API.
+    """
+    from sqlalchemy import insert, select
+
+    from ferry.common.vmspec import VmSpec
+    from ferry.engine.db import models as m
 
     with db.unit_of_work() as store:
-        try:
-            store.clusters.get(inventory["cluster"])
-        except NotFound:
-            store.clusters.create(inventory["cluster"])
-        known_hosts = {h.name for h in store.hosts.list()}
-        known_vms = {v.name for v in store.vms.list()}
-    hosts = [h for h in inventory["hosts"] if h["name"] not in known_hosts]
-    vms = [v for v in inventory["vms"] if v["name"] not in known_vms]
-    for i in range(0, len(hosts), batch):
-        with db.unit_of_work() as store:
-            for h in hosts[i:i + batch]:
-                store.hosts.add(h["name"], cluster=h["cluster"], address=h["address"], agent_url=h["agent_url"],
-                                link_speed_mbps=h.get("link_speed_mbps"))
-    for i in range(0, len(vms), batch):
-        with db.unit_of_work() as store:
-            for v in vms[i:i + batch]:
-                spec = {k: v[k] for k in ("name", "uuid", "memory_mib", "vcpus", "kernel")}
-                store.vms.add(spec, cluster=v["cluster"], host=v["host"], status="UP")
-    return len(hosts), len(vms)
+        store.clusters.create(inventory["cluster"])
+    now = datetime.now(UTC)
+    with db.session() as session:
+        cluster_id = session.scalars(select(m.Cluster.id).where(m.Cluster.name == inventory["cluster"])).one()
+        rows = [{"name": h["name"], "cluster_id": cluster_id, "address": h["address"], "agent_url": h["agent_url"],
+                 "migration_address": None, "migration_network_up": False,
+                 "link_speed_mbps": h.get("link_speed_mbps"), "status": "UNKNOWN", "created_at": now}
+                for h in inventory["hosts"]]
+        for i in range(0, len(rows), batch):
+            session.execute(insert(m.Host), rows[i:i + batch])
+        host_ids = dict(session.execute(select(m.Host.name, m.Host.id)).all())
+    rows = []
+    for v in inventory["vms"]:
+        spec = VmSpec.from_dict({k: v[k] for k in ("name", "uuid", "memory_mib", "vcpus", "kernel")})
+        data = spec.to_dict()
+        data["uuid"] = spec.effective_uuid
+        rows.append({"name": spec.name, "uuid": spec.effective_uuid, "cluster_id": cluster_id,
+                     "host_id": host_ids[v["host"]], "status": "UP", "memory_mib": spec.memory_mib,
+                     "vcpus": spec.vcpus, "spec": data, "created_at": now})
+    for i in range(0, len(rows), batch):
+        with db.session() as session:
+            session.execute(insert(m.Vm), rows[i:i + batch])
+    return len(inventory["hosts"]), len(rows)
