@@ -15,6 +15,7 @@ planning one migration per VM on the 100 drained hosts with the engine's own des
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +26,10 @@ from ferry.bench.scale_postgres import PostgresServer
 SIZES = (250, 500, 1000, 2000)
 VMS_PER_HOST = 20
 DRAIN_HOSTS = 100
+PER_VM_SAMPLE_HOSTS = 5      # the per-request path is timed on 100 VMs and scaled to the drain
+API_REQUESTS_EACH = 20
 MONITOR_INTERVAL_S = 5.0
-WARMUP_TIMEOUT_S = 90.0
+WARMUP_TIMEOUT_S = float(os.environ.get("FERRY_BENCH_SCALE_WARMUP_S") or 90.0)
 
 
 def plan_drain_per_vm(db, drained: list[str]) -> list[tuple[str, str]]:  # noqa: ANN001
@@ -42,6 +45,16 @@ def plan_drain_per_vm(db, drained: list[str]) -> list[tuple[str, str]]:  # noqa:
                 plan = plan_for_vm(store, vm.name, to=dest.name)
                 out.append((vm.name, plan.destination))
     return out
+
+
+def _guarded(measure: Callable[[], dict]) -> dict:
+    """A measurement, or the reason it could not be made (e.g. no host up to plan towards)."""
+    from ferry.common.errors import FerryError
+
+    try:
+        return measure()
+    except FerryError as exc:
+        return {"error": str(exc)[:300]}
 
 
 def _wait_refreshed(db, hosts: int, timeout: float) -> tuple[float, int]:  # noqa: ANN001
@@ -100,11 +113,17 @@ def one_size(pg: PostgresServer, hosts: int, *, lab: int, window_s: float, work_
         progress(f"{hosts} hosts: {done} refreshed once after {warm:.0f} s; measuring for {window_s:.0f} s")
         result["refresh"] = refresh_and_cpu(db, proc.pid, window_s)
         progress(f"{hosts} hosts: refresh {result['refresh']}")
-        result["api"] = api_latency(f"http://127.0.0.1:{port}", token, _api_paths(inventory))
+        result["api"] = api_latency(f"http://127.0.0.1:{port}", token, _api_paths(inventory),
+                                    requests_each=API_REQUESTS_EACH)
         progress(f"{hosts} hosts: API {result['api']}")
         drained = [h["name"] for h in inventory["hosts"][:DRAIN_HOSTS]]
-        result["planning"] = planning_time(db, drained, plan_all)
+        result["planning"] = _guarded(lambda: planning_time(db, drained, plan_all))
         progress(f"{hosts} hosts: planning {result['planning']}")
+        sample = _guarded(lambda: planning_time(db, drained[:PER_VM_SAMPLE_HOSTS], plan_drain_per_vm))
+        if "seconds" in sample:
+            sample["estimate_for_drain_s"] = round(sample["seconds"] * DRAIN_HOSTS / PER_VM_SAMPLE_HOSTS, 1)
+        result["planning_per_vm_sample"] = sample
+        progress(f"{hosts} hosts: per-VM planning sample {sample}")
     finally:
         if proc is not None:
             procs.stop(proc.pid, timeout=15)
@@ -131,5 +150,9 @@ def run_scale(sizes: tuple[int, ...] = SIZES, *, lab: int, window_s: float = 30.
 
 
 def plan_drain_batch(db, drained: list[str]) -> list[tuple[str, str]]:  # noqa: ANN001
-    """Placeholder until the batch planner exists: the per-VM path."""
-    return plan_drain_per_vm(db, drained)
+    """The engine's batch planning of a drain (ferry.engine.services.drain_planning)."""
+    from ferry.engine.services.drain_planning import plan_hosts_empty
+
+    with db.unit_of_work() as store:
+        plans, _stuck = plan_hosts_empty(store, drained)
+    return [(p.vm, p.destination) for p in plans]
