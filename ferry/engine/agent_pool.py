@@ -31,6 +31,7 @@ class AgentPool:
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._max = max_connections
+        self.tls_error: str | None = None
 
     def _http(self) -> httpx.Client:
         with self._lock:
@@ -40,10 +41,11 @@ class AgentPool:
                     from ferry.pki import engine_client_tls
 
                     tls = engine_client_tls()
+                verify = True
                 try:
                     verify = tls.context() if hasattr(tls, "context") else tls
-                except Exception as exc:  # noqa: BLE001 - missing PKI files: said on every call
-                    raise JsonRpcError(TRANSPORT_ERROR, f"engine TLS settings: {exc}") from None
+                except Exception as exc:  # noqa: BLE001 - missing PKI files: said on every https call
+                    self.tls_error = f"the engine's TLS settings: {exc}"
                 self._client = httpx.Client(
                     verify=verify, timeout=self.timeout, trust_env=False,
                     limits=httpx.Limits(max_connections=self._max, max_keepalive_connections=self._max,
@@ -68,8 +70,11 @@ class _PooledClient:
     def call(self, method: str, params: dict | list | None = None) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": method,
                            "params": params if params is not None else {}})
+        client = self.pool._http()
+        if self.pool.tls_error and self.url.startswith("https://"):
+            raise JsonRpcError(TRANSPORT_ERROR, f"{self.url}: {self.pool.tls_error}")
         try:
-            response = self.pool._http().post(self.url, content=body, headers={"Content-Type": "application/json"})
+            response = client.post(self.url, content=body, headers={"Content-Type": "application/json"})
             raw = response.content
         except httpx.HTTPError as exc:
             from ferry.pki.tls import tls_hint
