@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Ferry needs on a fresh Debian 12 machine: QEMU 10 / libvirt 11
 # from bookworm-backports (Debian 12's QEMU 7.2 corrupts dirtying TCG guests during migration),
-# the tools the lab builds guests with, PostgreSQL for the store tests and iperf3 for benchmarks.
+# the tools the lab builds guests with, PostgreSQL for the store tests, iperf3 for benchmarks,
+# and Prometheus and Chromium for the observability tests (a real scrape, a real browser).
 # Idempotent: a machine that already has everything is left alone in about a second.
 set -euo pipefail
 
 [ "$(id -u)" = 0 ] || { echo "install-system: must run as root (apt-get, namespaces)" >&2; exit 1; }
 
 BACKPORTS_PKGS="qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev"
-PLAIN_PKGS="pkg-config gcc libc6-dev make iproute2 busybox-static cpio xz-utils zstd nftables iperf3 postgresql"
+PLAIN_PKGS="pkg-config gcc libc6-dev make iproute2 busybox-static cpio xz-utils zstd nftables iperf3 postgresql prometheus chromium"
 
 have_all() {
     command -v libvirtd >/dev/null 2>&1 || return 1

@@ -18,6 +18,7 @@ from ferry.bench.drivers import BENCH_BASE_PARAMS, AgentDriver, VirshDriver, lab
 from ferry.bench.machine import machine_facts
 from ferry.bench.matrix import FERRY, IPERF, Group, Matrix, Step
 from ferry.common.errors import OperationFailed
+from ferry.lab.network import netns_exec
 from ferry.lab.plan import HostPlan
 
 Progress = Callable[[str], None]
@@ -120,7 +121,8 @@ class MigrateBench:
 
     def _iperf(self, step: Step, src: HostPlan, dst: HostPlan) -> dict:
         raw = raw_tcp.measure(src.address, dst.address, step.mode.streams, seconds=self.iperf_seconds,
-                              port=raw_tcp.port_for_lab(self.lab.lab_id))
+                              port=raw_tcp.port_for_lab(self.lab.lab_id),
+                              server_prefix=netns_exec(dst, []), client_prefix=netns_exec(src, []))
         return {**self._base(step), "source": src.name, "destination": dst.name, "raw": raw.to_dict()}
 
     def _migrate(self, step: Step, vm: str, vm_id: str, src: HostPlan, dst: HostPlan, params: dict) -> dict:

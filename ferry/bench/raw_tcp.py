@@ -1,7 +1,8 @@
 """The raw-TCP baseline: iperf3 between two lab host addresses with N parallel streams.
 
-The server binds the destination host's address and the client the source's, so the bytes
-take the same loopback path between the same two addresses a migration does. Debian 12's
+The server binds the destination host's address and the client the source's, each inside its
+lab host's network namespace, so the bytes take the same path between the same two addresses
+a migration does. Debian 12's
 iperf3 (3.12) drives all streams from one thread; that is stated in the report beside the
 numbers. Command building and parsing are pure; `measure` runs the two processes.
 """
@@ -65,17 +66,21 @@ def parse_client_json(text: str, streams: int, seconds: float) -> RawTcp:
 
 
 def measure(source: str, destination: str, streams: int, *, seconds: float = 3.0,
-            port: int = BASE_PORT) -> RawTcp:
-    """One iperf3 run from `source` to `destination` (addresses on this machine's loopback)."""
+            port: int = BASE_PORT, server_prefix: list[str] | None = None,
+            client_prefix: list[str] | None = None) -> RawTcp:
+    """One iperf3 run from `source` to `destination`. Each end runs behind its prefix, e.g.
+    `nsenter --net=...` into the lab host that holds the address."""
     server = None
     try:
         deadline = time.monotonic() + 10
         while True:
             if server is None or server.poll() is not None:
-                server = subprocess.Popen(server_command(destination, port), stdout=subprocess.DEVNULL,
+                server = subprocess.Popen([*(server_prefix or []), *server_command(destination, port)],
+                                          stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
                 time.sleep(0.3)  # let it listen
-            client = subprocess.run(client_command(source, destination, port, streams, seconds),
+            client = subprocess.run([*(client_prefix or []),
+                                     *client_command(source, destination, port, streams, seconds)],
                                     capture_output=True, text=True, timeout=seconds + 30)
             refused = "unable to connect" in client.stdout or "unable to connect" in client.stderr
             if not refused or time.monotonic() > deadline:

@@ -31,8 +31,8 @@ def machine_section(m: dict) -> list[str]:
         f"{', '.join(str(x) for x in m.get('load_avg_at_start') or [])} (the machine is shared with other work)",
         f"- QEMU {m.get('qemu')}, libvirt {m.get('libvirt')}, accelerator **{m.get('accelerator')}**"
         + (f" ({m.get('accelerator_reason')})" if m.get("accelerator_reason") else ""),
-        f"- Lab {m.get('lab_id')}: {', '.join(m.get('lab_hosts') or [])}: libvirtd per host in its own mount/UTS "
-        "namespace, all on this machine's loopback; {0}".format(m.get("iperf3") or "iperf3"),
+        f"- Lab {m.get('lab_id')}: {', '.join(m.get('lab_hosts') or [])}: libvirtd per host in its own network/mount/UTS "
+        "namespace, joined by veth pairs over one bridge on this machine; {0}".format(m.get("iperf3") or "iperf3"),
     ]
 
 
@@ -149,7 +149,7 @@ def reading_notes(res: dict) -> list[str]:
     gap_v = summarize(r["wall_s"] - r["figures"]["total_ms"] / 1000 for r in recs
                       if r["driver"] == "virsh" and _path(r, "figures", "total_ms"))
     notes = [
-        "- Both lab hosts are processes on this one machine: the \"link\" is the kernel's loopback, so the raw "
+        "- Both lab hosts are processes on this one machine: the \"link\" is a veth pair and a bridge in the kernel, so the raw "
         "TCP figure is the speed of copying between two processes, and migration competes with the guests, "
         f"both QEMUs, libvirtd and the agents for {m.get('cores')} cores.",
     ]

@@ -1,12 +1,14 @@
-"""`ferry lab ...`: bring lab hosts up and down, boot and verify workload guests, cut hosts off."""
+"""`ferry lab ...`: bring lab hosts up and down, boot and verify workload guests, cut and shape
+hosts' links."""
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
-from ferry.common.errors import OperationFailed
+from ferry.common.errors import InvalidInput, OperationFailed
 
 
 def _lab(ctx: click.Context):
@@ -42,7 +44,7 @@ def up(ctx: click.Context, hosts: int, no_agents: bool) -> None:
 @lab.command()
 @click.pass_context
 def down(ctx: click.Context) -> None:
-    """Stop every guest, agent and libvirtd of the lab; remove its firewall table."""
+    """Stop every guest, agent and libvirtd of the lab; remove its namespaces, links and bridge."""
     _lab(ctx).down(progress=_progress)
 
 
@@ -66,10 +68,12 @@ def _print_status(st: dict) -> None:
         state = "up" if h["running"] else "DOWN"
         if h.get("cut_off"):
             state += ", CUT OFF"
+        if h.get("shape") and h["shape"] != "unshaped":
+            state += f", link {h['shape']}"
         versions = (f"libvirt {h['libvirt_version']}, QEMU {h['qemu_version']}"
                     if h.get("libvirt_version")
                     else "(unreachable while cut off)" if h.get("cut_off") else h.get("error", ""))
-        click.echo(f"  {h['name']:<12} {h['address']:<12} {state:<12} {versions}")
+        click.echo(f"  {h['name']:<12} {h['address']:<13} {state:<12} {versions}")
         agent = h.get("agent")
         if agent is None:
             agent_text = "not available" if not st["agent_available"] else "not started"
@@ -132,11 +136,21 @@ def destroy(ctx: click.Context, name: str) -> None:
 
 @lab.command("cut-off")
 @click.argument("host")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Restore the link after this many seconds (default: stay cut until `restore`).")
 @click.pass_context
-def cut_off(ctx: click.Context, host: str) -> None:
-    """Drop all traffic between HOST's address and any other address."""
-    _lab(ctx).cut_off(host)
-    click.echo(f"{host} cut off")
+def cut_off(ctx: click.Context, host: str, seconds: float | None) -> None:
+    """Pull HOST's network cable: nothing crosses its link (its agent still reaches its own
+    libvirtd). With --seconds, wait and put the cable back (also on Ctrl-C)."""
+    the_lab = _lab(ctx)
+    the_lab.cut_off(host)
+    click.echo(f"{host} cut off" + (f" for {seconds:g} s" if seconds else ""))
+    if seconds:
+        try:
+            time.sleep(seconds)
+        finally:
+            the_lab.restore(host)
+        click.echo(f"{host} restored")
 
 
 @lab.command()
@@ -146,6 +160,25 @@ def restore(ctx: click.Context, host: str) -> None:
     """Undo `cut-off`."""
     _lab(ctx).restore(host)
     click.echo(f"{host} restored")
+
+
+@lab.command()
+@click.argument("host")
+@click.option("--rate", default=None, help="Bandwidth each way, e.g. 2gbit, 500mbit, 100mbps (bytes/s).")
+@click.option("--delay", default=None, help="Added one-way delay, e.g. 1ms (needs the kernel's netem).")
+@click.option("--loss", default=None, help="Packets dropped at random each way, e.g. 0.1%.")
+@click.option("--clear", is_flag=True, help="Remove all shaping from HOST's link.")
+@click.pass_context
+def link(ctx: click.Context, host: str, rate: str | None, delay: str | None, loss: str | None,
+         clear: bool) -> None:
+    """Shape HOST's link (both directions) like a real migration network, or --clear it."""
+    from ferry.lab.link import LinkShape
+
+    if clear and (rate or delay or loss):
+        raise InvalidInput("clear", "--clear cannot be combined with --rate, --delay or --loss")
+    shape = LinkShape() if clear else LinkShape.parse(rate, delay, loss)
+    _lab(ctx).link(host, shape)
+    click.echo(f"{host} link: {shape.describe()}")
 
 
 @lab.command()

@@ -136,6 +136,19 @@ def migrate_cancel(migration_id: str, wait: bool, as_json: bool) -> None:
         click.echo(f"migration {migration_id}: cancel requested ({migration['state']})")
 
 
+@migrate_group.command("set-speed")
+@click.argument("migration_id")
+@click.argument("mibs", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def migrate_set_speed(migration_id: str, mibs: int, as_json: bool) -> None:
+    """Change a running migration's bandwidth cap to MIBS MiB/s (VM.migrateChangeParams)."""
+    answer = _client().post(f"/api/migrations/{migration_id}/speed", {"mibs": mibs})
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        click.echo(f"migration {migration_id}: {answer['message']}")
+
+
 @migrate_group.command("show")
 @click.argument("migration_id")
 @click.option("--json", "as_json", is_flag=True)

@@ -1,9 +1,13 @@
-"""`ferry.lab.Lab`: bring lab hosts up and down, boot workload guests, verify them, cut hosts off.
+"""`ferry.lab.Lab`: bring lab hosts up and down, boot workload guests, verify them, cut and
+shape hosts' links.
 
-One Lab object per lab id (FERRY_LAB_ID). Its state (pids, namespaces, agents) is a JSON file
-under the lab's directory, so separate processes (the CLI, pytest, the demo) act on the same
-lab. Every process the lab starts is tracked by pid plus kernel start time; `down` stops
-them by pid and then kills whatever is still inside each host's mount namespace.
+One Lab object per lab id (FERRY_LAB_ID). Its state (pids, namespaces, agents, link shapes) is
+a JSON file under the lab's directory, so separate processes (the CLI, pytest, the demo) act on
+the same lab. Every process the lab starts is tracked by pid plus kernel start time; `down`
+stops them by pid, kills whatever is still inside each host's mount namespace, and removes
+the hosts' network namespaces, links and the lab bridge (ferry.lab.network).
+The lab reaches each libvirtd through its unix socket (`_open`), so status, verify and down
+work while a host's link is cut; `connect` gives callers the network path the engine uses.
 """
 from __future__ import annotations
 
@@ -13,26 +17,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.common.domain_xml import build_domain_xml
-from ferry.common.errors import NotFound, OperationFailed
-from ferry.common.memlock import detect_memtune_workaround_kib
-from ferry.common.vmspec import VmSpec, default_console_log
-from ferry.lab import netcut, procs
+from ferry.common.errors import InvalidInput, OperationFailed
+from ferry.lab import network, procs
 from ferry.lab import tls as lab_tls
 from ferry.lab.accel import AccelChoice, detect_accel
 from ferry.lab.config import libvirtd_conf, qemu_conf
-from ferry.lab.guest import Workload, workload_spec
+from ferry.lab.guests import Guest, LabGuests, libvirt_module, state_name  # noqa: F401  (Guest: re-exported)
 from ferry.lab.images import GuestImages, build_images
+from ferry.lab.link import LinkShape, apply_shape, remove_machine_side
 from ferry.lab.plan import (
     AGENT_PORT,
     DEFAULT_HOSTS,
@@ -43,7 +43,6 @@ from ferry.lab.plan import (
     check_host_count,
     lab_id_from_env,
 )
-from ferry.lab.verify import Check, HostLog, VerifyReport, analyze, scan_seen
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_S = 90.0  # first start probes QEMU capabilities for 8-16 s, slower with 2 cores busy
@@ -53,15 +52,6 @@ CAPS_SUBDIR = Path("qemu") / "capabilities"
 
 def _quiet(_msg: str) -> None:
     pass
-
-
-def _libvirt():
-    try:
-        import libvirt
-    except ImportError as exc:  # pragma: no cover - the venv always has it
-        raise OperationFailed(f"libvirt-python is not installed: {exc}") from None
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors come back as exceptions
-    return libvirt
 
 
 def agent_available() -> bool:
@@ -82,17 +72,7 @@ def install_script() -> Path:
     raise OperationFailed("scripts/install-system.sh not found next to the ferry package")
 
 
-@dataclass(frozen=True)
-class Guest:
-    """A workload guest booted by the lab."""
-
-    name: str
-    host: HostPlan
-    spec: VmSpec
-    boot_seconds: float  # define -> workload READY and first heartbeat
-
-
-class Lab:
+class Lab(LabGuests):
     """A lab of 1..4 libvirt hosts on this machine (see ferry.lab.plan for the address plan)."""
 
     def __init__(self, lab_id: int | None = None, root: Path | str | None = None):
@@ -161,9 +141,9 @@ class Lab:
         t0 = time.monotonic()
         progress(f"lab {self.lab_id}: accelerator {self.accel.accel} ({self.accel.reason})")
         self.images(progress)
-        if not self._table_exists():
-            netcut.create_table(self.plan.nft_table)
         with self._locked() as state:
+            self._delete_legacy_table()
+            network.ensure_bridge(self.plan)
             state["lab_id"] = self.lab_id
             hstates = state.setdefault("hosts", {})
             started: list[HostPlan] = []
@@ -179,6 +159,7 @@ class Lab:
                     continue
                 self._leftovers_kill(host, hs)
                 self._prepare_host_dirs(host)
+                network.ensure_host(self.plan, host)
                 pid = procs.spawn(procs.libvirtd_command(host), host.dir / "libvirtd.out")
                 hs = {"pid": pid, "start": procs.start_time(pid)}
                 hstates[str(host.index)] = hs
@@ -193,12 +174,17 @@ class Lab:
             self._write_state(state)
             if agents:
                 if agent_available():
+                    spawned = []  # all agents start at once, then the lab waits for each
                     for host in self.plan.hosts(hosts):
                         hs = hstates[str(host.index)]
                         agent = hs.get("agent") or {}
                         if procs.is_same_process(agent.get("pid"), agent.get("start")):
                             continue
-                        hs["agent"] = self._start_agent(host, hs, agent.get("extra_args", []), progress)
+                        hs["agent"] = self._spawn_agent(host, hs, agent.get("extra_args", []))
+                        spawned.append(host)
+                    for host in spawned:
+                        hs = hstates[str(host.index)]
+                        self._wait_agent(host, hs, hs["agent"], progress)
                 else:
                     progress("host agent: not available in this installation (ferry.agent has no "
                              "runnable module yet); hosts run without agents")
@@ -207,14 +193,15 @@ class Lab:
 
     def _check_can_run(self) -> None:
         if os.geteuid() != 0:
-            raise OperationFailed("the lab needs root (mount/UTS namespaces, nftables, libvirtd)")
-        for tool in ("unshare", "nsenter", "libvirtd", "qemu-system-x86_64", "nft"):
+            raise OperationFailed("the lab needs root (mount/UTS/network namespaces, libvirtd)")
+        for tool in ("unshare", "nsenter", "libvirtd", "qemu-system-x86_64", "ip", "tc", "nft"):
             if shutil.which(tool) is None:
                 raise OperationFailed(f"{tool} not found: run `ferry lab install` first")
 
-    def _table_exists(self) -> bool:
-        return subprocess.run(["nft", "list", "table", "inet", self.plan.nft_table],
-                              capture_output=True).returncode == 0
+    def _delete_legacy_table(self) -> None:
+        """Earlier labs cut hosts off with an nft table in the machine's namespace: remove it."""
+        if shutil.which("nft"):
+            subprocess.run(["nft", "delete", "table", "inet", self.plan.nft_table], capture_output=True)
 
     def _prepare_host_dirs(self, host: HostPlan) -> None:
         """Fresh per-host dirs (config regenerated, runtime/state emptied; logs and cache kept)."""
@@ -245,7 +232,7 @@ class Lab:
                 shutil.copy2(f, shared / f.name)
 
     def _wait_libvirtd(self, host: HostPlan, hs: dict) -> None:
-        libvirt = _libvirt()
+        libvirt = libvirt_module()
         deadline = time.monotonic() + READY_TIMEOUT_S
         last = ""
         while time.monotonic() < deadline:
@@ -253,12 +240,9 @@ class Lab:
                 raise OperationFailed(f"{host.name}: libvirtd exited during start-up: "
                                       f"{self._tail(host.dir / 'libvirtd.out')}")
             try:
-                conn = libvirt.open(host.uri)
-                try:
+                with self._open(host, local=False) as conn:
                     conn.getCapabilities()
                     return
-                finally:
-                    conn.close()
             except libvirt.libvirtError as exc:
                 last = str(exc)
             time.sleep(0.2)
@@ -274,33 +258,39 @@ class Lab:
 
     # ---- agents ----------------------------------------------------------------------------
     def agent_command(self, host: HostPlan, libvirtd_pid: int, extra_args: list[str]) -> list[str]:
-        """The agent runs inside the host's mount + UTS namespace (it sees the host's hostname
-        and libvirt dirs), bound to the host's address, talking to the host's libvirtd."""
-        return ["nsenter", f"--target={libvirtd_pid}", "--mount", "--uts", "--",
+        """The agent runs inside the host's mount + UTS + network namespaces (it sees the host's
+        hostname, libvirt dirs and link), bound to the host's address, talking to the host's
+        libvirtd locally through its unix socket (as on a real host; a cut link leaves it)."""
+        return ["nsenter", f"--target={libvirtd_pid}", "--mount", "--uts", "--net", "--",
                 sys.executable, "-m", "ferry.agent", "run", "--address", host.address,
-                "--port", str(AGENT_PORT), "--libvirt-uri", host.uri,
+                "--port", str(AGENT_PORT), "--libvirt-uri", "qemu:///system",
                 "--log-file", str(host.dir / "agent.log"), *lab_tls.agent_mode_args(self.plan), *extra_args]
 
     def _start_agent(self, host: HostPlan, hs: dict, extra_args: list[str], progress: Progress) -> dict:
+        return self._wait_agent(host, hs, self._spawn_agent(host, hs, extra_args), progress)
+
+    def _spawn_agent(self, host: HostPlan, hs: dict, extra_args: list[str]) -> dict:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
                                                         env.get("PYTHONPATH", "")] if p)
         env["FERRY_AGENT_IMAGES_DIRS"] = str(self.plan.images_dir)  # kernels only from the lab's images
         pid = procs.spawn(self.agent_command(host, hs["pid"], list(extra_args)),
                           host.dir / "agent.out", env=env)
-        agent = {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
+        return {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
+
+    def _wait_agent(self, host: HostPlan, hs: dict, agent: dict, progress: Progress) -> dict:
+        """Wait until the agent listens inside its host (read locally: works while cut off)."""
+        pid = agent["pid"]
         deadline = time.monotonic() + AGENT_READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if not procs.alive(pid):
                 agent["error"] = f"exited: {self._tail(host.dir / 'agent.out', 300)}"
                 progress(f"{host.name}: agent failed to start: {agent['error']}")
                 return agent
-            try:
-                with socket.create_connection((host.address, AGENT_PORT), timeout=0.5):
-                    progress(f"{host.name}: agent listening on {host.agent_url} (pid {pid})")
-                    return agent
-            except OSError:
-                time.sleep(0.2)
+            if procs.same_netns(pid, hs["pid"]) and procs.listening_on(pid, AGENT_PORT):
+                progress(f"{host.name}: agent listening on {host.agent_url} (pid {pid})")
+                return agent
+            time.sleep(0.1)
         agent["error"] = f"not listening on {host.agent_url} after {AGENT_READY_TIMEOUT_S:.0f} s"
         progress(f"{host.name}: agent {agent['error']}")
         return agent
@@ -323,7 +313,8 @@ class Lab:
 
     # ---- down ------------------------------------------------------------------------------
     def down(self, progress: Progress = _quiet) -> dict:
-        """Stop agents, guests and libvirtd of every host (by pid), remove the nft table."""
+        """Stop agents, guests and libvirtd of every host (by pid); remove the hosts' network
+        namespaces and links and the lab bridge."""
         t0 = time.monotonic()
         summary: dict[str, str] = {}
         with self._locked() as state:
@@ -337,8 +328,13 @@ class Lab:
                 threads.append(t)
             for t in threads:
                 t.join()
+            for host in self.plan.hosts(4):  # also those a failed up left behind
+                if network.netns_exists(host) or network.link_exists(host.veth):
+                    remove_machine_side(host)
+                    network.remove_host(host)
+            network.remove_bridge(self.plan)
+            self._delete_legacy_table()
             state["hosts"] = {}
-        netcut.delete_table(self.plan.nft_table)
         progress(f"lab {self.lab_id} down in {time.monotonic() - t0:.1f} s")
         return summary
 
@@ -358,22 +354,20 @@ class Lab:
         return msg
 
     def _destroy_all_domains(self, host: HostPlan) -> None:
-        libvirt = _libvirt()
+        libvirt = libvirt_module()
         try:
-            conn = libvirt.open(host.uri)
+            with self._open(host) as conn:
+                for dom in conn.listAllDomains():
+                    try:
+                        persistent = dom.isPersistent()
+                        if dom.isActive():
+                            dom.destroy()
+                        if persistent:
+                            dom.undefine()
+                    except libvirt.libvirtError:
+                        pass
         except libvirt.libvirtError:
             return
-        try:
-            for dom in conn.listAllDomains():
-                try:
-                    if dom.isActive():
-                        dom.destroy()
-                    if dom.isPersistent():
-                        dom.undefine()
-                except libvirt.libvirtError:
-                    pass
-        finally:
-            conn.close()
 
     def _leftovers_kill(self, host: HostPlan, hs: dict) -> list[int]:
         """Kill (by pid) whatever still lives in the host's recorded mount namespace.
@@ -393,32 +387,29 @@ class Lab:
     # ---- status ----------------------------------------------------------------------------
     def status(self) -> dict:
         """Hosts, addresses, versions, accelerator, agents and running VMs (JSON-able)."""
-        libvirt = _libvirt()
+        libvirt = libvirt_module()
         state = self._read_state()
-        cut = set(netcut.cut_addresses(self.plan.nft_table))
         hosts = []
         for idx, hs in sorted(state.get("hosts", {}).items()):
             host = self.plan.host(int(idx))
             entry: dict = {"name": host.name, "index": host.index, "address": host.address,
                            "uri": host.uri, "host_uuid": host.host_uuid, "dir": str(host.dir),
                            "libvirtd_pid": hs.get("pid"), "running": self._libvirtd_running(hs),
-                           "cut_off": host.address in cut, "vms": []}
+                           "netns": host.netns, "link": host.veth, "cut_off": network.is_cut(host),
+                           "shape": LinkShape.from_dict(hs.get("shape")).describe(), "vms": []}
             agent = hs.get("agent") or {}
             entry["agent"] = {"url": host.agent_url, "pid": agent.get("pid"),
                               "running": procs.is_same_process(agent.get("pid"), agent.get("start")),
                               "extra_args": agent.get("extra_args", []),
                               "error": agent.get("error")} if agent else None
-            if entry["running"] and host.address not in cut:
+            if entry["running"]:
                 try:
-                    conn = libvirt.open(host.uri)
-                    try:
+                    with self._open(host) as conn:
                         entry["libvirt_version"] = _version(conn.getLibVersion())
                         entry["qemu_version"] = _version(conn.getVersion())
                         entry["hostname"] = conn.getHostname()
-                        entry["vms"] = [{"name": d.name(), "state": _state_name(d.state()[0])}
+                        entry["vms"] = [{"name": d.name(), "state": state_name(d.state()[0])}
                                         for d in conn.listAllDomains()]
-                    finally:
-                        conn.close()
                 except libvirt.libvirtError as exc:
                     entry["error"] = str(exc)
             hosts.append(entry)
@@ -426,191 +417,42 @@ class Lab:
                 "accel_reason": self.accel.reason, "agent_available": agent_available(),
                 "hosts": hosts}
 
-    # ---- libvirt access --------------------------------------------------------------------
-    def connect(self, host: object):
-        """An open libvirt connection to a lab host (caller closes it)."""
-        h = self.host(host)
-        libvirt = _libvirt()
-        try:
-            return libvirt.open(h.uri)
-        except libvirt.libvirtError as exc:
-            raise OperationFailed(f"cannot connect to {h.name} at {h.uri}: {exc}") from None
-
-    def _domains_named(self, name: str) -> Iterator[tuple[HostPlan, object]]:
-        """(host, domain) for every reachable host that knows a domain called `name`; the
-        connection stays open while the caller handles the domain."""
-        libvirt = _libvirt()
-        for h in self.hosts():
-            try:
-                conn = libvirt.open(h.uri)
-            except libvirt.libvirtError:
-                continue
-            try:
-                try:
-                    dom = conn.lookupByName(name)
-                except libvirt.libvirtError:
-                    continue
-                yield h, dom
-            finally:
-                conn.close()
-
-    def find_vm(self, name: str) -> HostPlan:
-        """The host where VM `name` is running."""
-        libvirt = _libvirt()
-        for h, dom in self._domains_named(name):
-            try:
-                if dom.isActive():
-                    return h
-            except libvirt.libvirtError:
-                pass
-        raise NotFound("VM", name)
-
-    # ---- guests ----------------------------------------------------------------------------
+    # ---- guest images ---------------------------------------------------------------------
     def images(self, progress: Progress = _quiet) -> GuestImages:
         """The guest kernel and initramfs (built once, cached under <root>/images)."""
         return build_images(self.plan.images_dir, progress)
 
-    def console_log(self, host: object, vm: str, spec: VmSpec | None = None) -> Path:
-        """The VM's serial console log on `host`, as a path readable from outside the host."""
-        inside = spec.effective_console_log if spec else default_console_log(vm)
-        return self.host(host).outside(inside)
-
-    def guest_spec(self, name: str, *, memory_mib: int = 1024, fill_mib: int = 64,
-                   dirty_mib_s: int = 0, vcpus: int = 1, spot_pages: int = 256) -> VmSpec:
-        """The VmSpec of a workload guest for this lab (accelerator, images, memtune workaround)."""
-        imgs = self.images()
-        return workload_spec(name=name, kernel=str(imgs.kernel), initrd=str(imgs.initrd),
-                             accel=self.accel.accel, memory_mib=memory_mib, vcpus=vcpus,
-                             workload=Workload(fill_mib, dirty_mib_s, spot_pages),
-                             memtune_hard_limit_kib=detect_memtune_workaround_kib())
-
-    def boot_guest(self, host: object, name: str, *, memory_mib: int = 1024, fill_mib: int = 64,
-                   dirty_mib_s: int = 0, vcpus: int = 1, spot_pages: int = 256,
-                   timeout: float = 180.0) -> Guest:
-        """Start a transient workload guest on `host` and wait for its first heartbeat."""
-        h = self.host(host)
-        spec = self.guest_spec(name, memory_mib=memory_mib, fill_mib=fill_mib,
-                               dirty_mib_s=dirty_mib_s, vcpus=vcpus, spot_pages=spot_pages)
-        # A fresh console log everywhere: verify reads every host's log for this name.
-        for other in self.plan.hosts(4):
-            log = self.console_log(other, name, spec)
-            if log.exists():
-                log.unlink()
-        libvirt = _libvirt()
-        t0 = time.monotonic()
-        conn = self.connect(h)
-        try:
-            conn.createXML(build_domain_xml(spec), 0)
-        except libvirt.libvirtError as exc:
-            raise OperationFailed(f"cannot start {name} on {h.name}: {exc}") from None
-        finally:
-            conn.close()
-        log = self.console_log(h, name, spec)
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            text = _read(log)
-            if "FERRY HB " in text:
-                return Guest(name, h, spec, time.monotonic() - t0)
-            if "FERRY FAIL" in text or "Kernel panic" in text:
-                break
-            time.sleep(0.2)
-        raise OperationFailed(f"{name} on {h.name} gave no heartbeat within {timeout:.0f} s; "
-                              f"console: {_read(log)[-500:]!r}")
-
-    def destroy_guest(self, name: str) -> list[str]:
-        """Destroy (and undefine) VM `name` on every running host; returns where it was."""
-        libvirt = _libvirt()
-        found = []
-        for h, dom in self._domains_named(name):
-            try:
-                if dom.isActive():
-                    dom.destroy()
-                if dom.isPersistent():
-                    dom.undefine()
-                found.append(h.name)
-            except libvirt.libvirtError:
-                pass
-        return found
-
-    def request_full_scan(self, host: object, vm: str, *, until: Callable[[], bool] | None = None,
-                          timeout: float = 120.0) -> bool:
-        """Ask the workload for a full scan: the byte 'S' through libvirt's console stream.
-
-        The stream stays open until `until()` is true (or `timeout`): QEMU's pty backend only
-        reads input once it has noticed the console is connected (it polls about once a
-        second), so a console closed right after writing would leave the byte unread.
-        Without `until`, the console is held for 3 s. Returns whether `until` became true.
-        """
-        libvirt = _libvirt()
-        h = self.host(host)
-        conn = self.connect(h)
-        stream = None
-        try:
-            dom = conn.lookupByName(vm)
-            stream = conn.newStream(0)
-            dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            stream.send(b"S")
-            deadline = time.monotonic() + (timeout if until else 3.0)
-            while time.monotonic() < deadline:
-                if until is not None and until():
-                    return True
-                time.sleep(0.3)
-            return until is None
-        except libvirt.libvirtError as exc:
-            raise OperationFailed(f"cannot reach the console of {vm} on {h.name}: {exc}") from None
-        finally:
-            if stream is not None:
-                try:
-                    stream.abort()
-                except libvirt.libvirtError:
-                    pass
-            conn.close()
-
-    def verify(self, vm: str, host: object | None = None, timeout: float = 120.0) -> VerifyReport:
-        """Is `vm`'s memory intact? Requests a full scan, waits for it, analyses every host's log."""
-        h = self.host(host) if host is not None else self.find_vm(vm)
-        log = self.console_log(h, vm)
-        offset = log.stat().st_size if log.exists() else 0
-        running = self._is_running(h, vm)
-        if running:
-            self.request_full_scan(h, vm, until=lambda: scan_seen(_read(log), offset), timeout=timeout)
-        logs = [HostLog(other.name, _read(self.console_log(other, vm)))
-                for other in self.plan.hosts(4) if self.console_log(other, vm).exists()]
-        report = analyze(vm, logs, h.name, offset)
-        check = Check("running_here", running,
-                      f"{vm} is running on {h.name}" if running else f"{vm} is not running on {h.name}")
-        report.checks.insert(0, check)
-        if not running:
-            report.reasons.insert(0, check.detail)
-            report.intact = False
-        return report
-
-    def _is_running(self, h: HostPlan, vm: str) -> bool:
-        libvirt = _libvirt()
-        try:
-            conn = libvirt.open(h.uri)
-        except libvirt.libvirtError:
-            return False
-        try:
-            return bool(conn.lookupByName(vm).isActive())
-        except libvirt.libvirtError:
-            return False
-        finally:
-            conn.close()
-
     # ---- network faults --------------------------------------------------------------------
     def cut_off(self, host: object) -> None:
-        """Drop every packet between the host's address and any other address."""
-        h = self.host(host)
-        if not self._table_exists():
-            raise OperationFailed(f"lab {self.lab_id} is not up (no nft table)")
-        netcut.cut(self.plan.nft_table, h.address)
+        """Pull the host's cable: nothing it sends or receives crosses the lab network (its
+        QEMU migration streams, libvirtd and agent connections stall as with a real pulled
+        cable), while its agent still reaches its own libvirtd locally."""
+        network.cut(self.host(host))
 
     def restore(self, host: object) -> None:
-        """Undo cut_off."""
+        """Put the cable back (idempotent)."""
+        network.restore(self.host(host))
+
+    def link(self, host: object, shape: LinkShape) -> LinkShape:
+        """Shape the host's link both ways (LinkShape() clears it); kept until down or reshaped."""
         h = self.host(host)
-        if self._table_exists():
-            netcut.restore(self.plan.nft_table, h.address)
+        if not network.link_exists(h.veth):
+            raise OperationFailed(f"{h.name} is not up (no link {h.veth}; run `ferry lab up`)")
+        with self._locked() as state:
+            hs = state.setdefault("hosts", {}).setdefault(str(h.index), {})
+            try:
+                apply_shape(h, shape)
+            except InvalidInput:
+                hs["shape"] = None  # a refused shape leaves the link cleared
+                self._write_state(state)
+                raise
+            hs["shape"] = shape.to_dict()
+        return shape
+
+    def run_in_host(self, host: object, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start argv inside the host's network namespace (e.g. iperf3, or a client that must
+        reach the agent from the host itself while the host is cut off)."""
+        return subprocess.Popen(network.netns_exec(self.host(host), argv), **kwargs)
 
     # ---- install ---------------------------------------------------------------------------
     @staticmethod
@@ -619,20 +461,5 @@ class Lab:
         return subprocess.call(["bash", str(install_script())])
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", "surrogateescape")
-    except FileNotFoundError:
-        return ""
-
-
 def _version(v: int) -> str:
     return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
-
-
-_STATES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff",
-           6: "crashed", 7: "pmsuspended"}
-
-
-def _state_name(code: int) -> str:
-    return _STATES.get(code, str(code))

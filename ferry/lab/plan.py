@@ -1,7 +1,13 @@
 """The lab's address plan and directory layout (pure: no I/O).
 
-Lab `L` (0..9) host `i` (1-based, 1..4): address 127.0.L.(i+1), hostname ferry-h<i> (lab 0)
-or ferry<L>-h<i>, libvirt URI qemu+tcp://<address>/system, agent on http://<address>:54321/.
+Lab `L` (0..9) is one network, 198.18.L.0/24 (RFC 2544's block for benchmark networks, so it
+clashes with nothing real): a bridge `ferry<L>br` in the machine's own network namespace holds
+198.18.L.1 (the engine's, the tests' and the CLI's side), and host `i` (1-based, 1..4) lives in
+its own network namespace `ferry<L>-h<i>` with address 198.18.L.(i+1) on `eth0`, the inner end
+of a veth pair whose outer end `ferry<L>h<i>` is a port of the bridge (see ferry.lab.network).
+The host's hostname is ferry-h<i> (lab 0) or ferry<L>-h<i>; its libvirt is
+qemu+tcp://<address>/system, its agent https://<address>:54321/. The lab itself (status, down,
+verify) reaches each libvirtd through its unix socket (`local_uri`), which a cut link leaves alone.
 Everything a lab owns lives under <root>/lab<L>/ so labs with different ids run side by side;
 guest images are shared by all labs under <root>/images/.
 """
@@ -18,6 +24,8 @@ MAX_LAB_ID = 9
 MAX_HOSTS = 4
 DEFAULT_HOSTS = 2
 AGENT_PORT = 54321
+LAB_NET_BASE = "198.18"  # RFC 2544 benchmark block; lab L is 198.18.L.0/24
+SUBNET_PREFIX_LEN = 24
 # In a lab's directory: its agents run in --dev mode (plain HTTP) instead of mutual TLS.
 AGENTS_DEV_MARKER = "agents-dev"
 DEFAULT_ROOT = Path("/var/lib/ferry/lab")
@@ -32,6 +40,11 @@ HOST_MOUNTS = (
     ("cache", "/var/cache/libvirt"),
     ("tls/etc/pki", "/etc/pki"),  # the host's enrollment: agent, libvirt and QEMU TLS (ferry.lab.tls)
 )
+
+
+def lab_subnet_prefix(lab_id: int) -> str:
+    """The first three octets of lab `lab_id`'s network."""
+    return f"{LAB_NET_BASE}.{check_lab_id(lab_id)}"
 
 
 def lab_id_from_env(env: dict[str, str] | None = None) -> int:
@@ -71,11 +84,28 @@ class HostPlan:
 
     @property
     def address(self) -> str:
-        return f"127.0.{self.lab_id}.{self.index + 1}"
+        """The host's address on the lab network (its eth0 inside its network namespace)."""
+        return f"{lab_subnet_prefix(self.lab_id)}.{self.index + 1}"
 
     @property
     def uri(self) -> str:
+        """libvirt over the lab network, as the engine, other hosts and the tests use it."""
         return f"qemu+tcp://{self.address}/system"
+
+    @property
+    def local_uri(self) -> str:
+        """libvirt through the host's unix socket: a local path that no network fault touches."""
+        return f"qemu+unix:///system?socket={self.dir / 'run' / 'libvirt-sock'}"
+
+    @property
+    def netns(self) -> str:
+        """The host's network namespace (a file under /run/netns, as `ip netns` makes them)."""
+        return f"ferry{self.lab_id}-h{self.index}"
+
+    @property
+    def veth(self) -> str:
+        """The outer end of the host's link, a port of the lab bridge (the end `cut-off` pulls)."""
+        return f"ferry{self.lab_id}h{self.index}"
 
     @property
     def agents_tls(self) -> bool:
@@ -127,7 +157,21 @@ class LabPlan:
 
     @property
     def nft_table(self) -> str:
+        """The table earlier versions of the lab cut hosts off with (removed at up and down)."""
         return f"ferry_lab{self.lab_id}"
+
+    @property
+    def bridge(self) -> str:
+        return f"ferry{self.lab_id}br"
+
+    @property
+    def subnet(self) -> str:
+        return f"{lab_subnet_prefix(self.lab_id)}.0/{SUBNET_PREFIX_LEN}"
+
+    @property
+    def bridge_address(self) -> str:
+        """The machine's own address on the lab network (source of engine -> agent traffic)."""
+        return f"{lab_subnet_prefix(self.lab_id)}.1"
 
     def host(self, index: int) -> HostPlan:
         check_host_count(index)
@@ -138,7 +182,7 @@ class LabPlan:
         return [self.host(i) for i in range(1, n + 1)]
 
     def resolve(self, ref: object, n: int = MAX_HOSTS) -> HostPlan:
-        """A host from an index (1), a name (ferry-h1) or an address (127.0.0.2)."""
+        """A host from an index (1), a name (ferry-h1) or an address (198.18.0.2)."""
         if isinstance(ref, HostPlan) and ref.lab_id == self.lab_id and ref.root == self.root:
             return ref
         for h in self.hosts(n):

@@ -1,8 +1,9 @@
 """Processes the lab starts and stops, tracked by pid (never by name).
 
-libvirtd runs in its own mount + UTS namespace: `unshare` creates them and execs a shell
-that bind-mounts the host's own libvirt directories, sets the hostname and execs libvirtd,
-so the pid we saved is libvirtd's own. QEMU processes it starts share that mount namespace,
+libvirtd runs in the host's network namespace (made by ferry.lab.network; `nsenter` joins it)
+and its own mount + UTS namespace: `unshare` creates them and execs a shell that bind-mounts
+the host's own libvirt directories, sets the hostname and execs libvirtd, so the pid we saved
+is libvirtd's own. QEMU processes it starts share that mount namespace,
 which is how `down` finds every process left in it (by the namespace inode recorded at up).
 """
 from __future__ import annotations
@@ -20,14 +21,17 @@ LIBVIRTD_STOP_WAIT_S = 35.0  # libvirtd 11.3 sometimes hangs up to its own 30 s 
 
 
 def libvirtd_command(host: HostPlan, libvirtd: str = "libvirtd") -> list[str]:
-    """unshare + shell + exec libvirtd: the command that starts one lab host (pure)."""
-    steps = ["set -e"]
+    """nsenter (network) + unshare (mount, UTS) + shell + exec libvirtd: the command that
+    starts one lab host (pure). The host's copy of /run/netns is detached first, so the host
+    does not pin other hosts' network namespaces after they are deleted."""
+    steps = ["umount -l /run/netns 2>/dev/null || true", "set -e"]
     for sub, target in HOST_MOUNTS:
         steps.append(f"mount --bind {shlex.quote(str(host.dir / sub))} {shlex.quote(target)}")
     steps.append(f"hostname {shlex.quote(host.name)}")
     steps.append(f"exec {shlex.quote(libvirtd)} --listen --config /etc/libvirt/libvirtd.conf "
                  f"--pid-file /run/libvirt/libvirtd.pid")
-    return ["unshare", "--mount", "--uts", "--propagation", "private", "--",
+    return ["nsenter", f"--net=/run/netns/{host.netns}", "--",
+            "unshare", "--mount", "--uts", "--propagation", "private", "--",
             "/bin/sh", "-c", "; ".join(steps)]
 
 
@@ -104,6 +108,30 @@ def has_host_mounts(pid: int, host: HostPlan) -> bool:
                 if len(fields) > 4 and fields[4] == "/etc/libvirt" and fields[3].endswith(tail):
                     return True
     except OSError:
+        pass
+    return False
+
+
+def same_netns(pid: int, other: int) -> bool:
+    """Whether two processes share a network namespace (an agent not yet inside its host's
+    namespace would otherwise see the machine's own sockets)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{other}/ns/net")
+    except OSError:
+        return False
+
+
+def listening_on(pid: int, port: int) -> bool:
+    """Whether a TCP socket listens on `port` in pid's network namespace (read from
+    /proc/<pid>/net/tcp: a local path, so it works while the host's link is cut)."""
+    try:
+        with open(f"/proc/{pid}/net/tcp") as f:
+            next(f, None)
+            for line in f:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    except (OSError, ValueError, IndexError):
         pass
     return False
 

@@ -12,11 +12,17 @@ and decides "nothing lost":
 - a full scan after the request covered every page and found nothing,
 - no kernel oops / panic / BUG and no workload failure anywhere,
 - when the guest dirties memory, its write counter kept growing on the current host.
+
+Which copy to verify is decided here too (`running_copy`): after a migration a VM can have
+several copies (the running one, a paused incoming copy left by an interrupted migration, a
+shut-off definition on a former source); only the running copy says anything about memory.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+
+from ferry.common.errors import Conflict, NotFound
 
 _LINE_RE = re.compile(r"FERRY (START|READY|HB|BAD|SCAN|FAIL) run=([0-9a-f]+)((?: \S+=\S+)*)")
 _KV_RE = re.compile(r"(\w+)=(\S+)")
@@ -195,3 +201,36 @@ def scan_seen(text: str, since_offset: int, min_heartbeats: int = 2) -> bool:
     hbs = [e for e in ev if e.kind == "HB"]
     return (any(e.kind == "SCAN" for e in ev) and len(hbs) >= min_heartbeats
             and hbs[-1].num("ms") - hbs[0].num("ms") >= DIRTY_SPAN_MS)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One host's copy of a VM as libvirt reports it."""
+
+    host: str
+    state: str      # libvirt's state name: running, paused, shutoff, ...
+    reason: int = 0  # libvirt's state reason code
+
+
+def running_copy(vm: str, copies: list[Copy]) -> str:
+    """The host whose copy of `vm` to verify: the one copy that runs.
+
+    - exactly one running copy: that one, whatever paused or shut-off copies exist elsewhere
+      (a paused incoming copy holds no guest state yet; a shut-off definition none at all);
+    - no running copy but exactly one paused one (mid-switchover, or paused by hand): that
+      one, so verify reports it as not running, with its state;
+    - two running copies: an error, the guest would be running twice;
+    - otherwise (none active, or only several paused): not found / ambiguous, naming the states.
+    """
+    running = [c.host for c in copies if c.state == "running"]
+    if len(running) == 1:
+        return running[0]
+    if len(running) > 1:
+        raise Conflict(f"VM {vm!r} is running on {len(running)} hosts at once: {', '.join(running)}")
+    paused = [c.host for c in copies if c.state == "paused"]
+    if len(paused) == 1:
+        return paused[0]
+    if paused:
+        raise Conflict(f"VM {vm!r} runs nowhere and is paused on {', '.join(paused)}: "
+                       "name the host to verify")
+    raise NotFound("running VM", vm)

@@ -15,14 +15,14 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ferry
-from ferry.engine.api import inventory, operations, plans, policies
+from ferry.engine.api import inventory, operations, plans, policies, steering
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
 from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
-ROUTERS = [inventory.router, policies.router, plans.router, operations.router]
+ROUTERS = [inventory.router, policies.router, plans.router, operations.router, steering.router]
 
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
@@ -63,5 +63,9 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     @app.get("/api/health", tags=["engine"], response_model=HealthOut)
     def health(db: DatabaseDep) -> dict:
         return {"status": "ok", "database": db.engine.dialect.name}
+
+    from ferry.engine import metrics_http, web
+    metrics_http.install(app)   # GET /metrics and the request-latency middleware (issue 16)
+    web.mount(app)              # the dashboard at / (issue 16)
 
     return app

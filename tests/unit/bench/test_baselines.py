@@ -21,9 +21,9 @@ def test_virsh_command_for_zero_copy_parallel_carries_the_agents_flags():
     assert flags.names == ("VIR_MIGRATE_LIVE", "VIR_MIGRATE_PEER2PEER", "VIR_MIGRATE_PERSIST_DEST",
                            "VIR_MIGRATE_PARALLEL", "VIR_MIGRATE_ZEROCOPY")
     argv = virsh_migrate_command("vm1", H1.uri, flags)
-    assert argv == ["virsh", "-q", "-c", "qemu+tcp://127.0.4.2/system", "migrate", "--live", "--p2p", "--persistent",
-                    "--parallel", "--zerocopy", "--migrateuri", "tcp://127.0.4.3", "--parallel-connections", "4",
-                    "vm1", "qemu+tcp://127.0.4.3/system"]
+    assert argv == ["virsh", "-q", "-c", "qemu+tcp://198.18.4.2/system", "migrate", "--live", "--p2p", "--persistent",
+                    "--parallel", "--zerocopy", "--migrateuri", "tcp://198.18.4.3", "--parallel-connections", "4",
+                    "vm1", "qemu+tcp://198.18.4.3/system"]
 
 
 def test_plain_migration_with_a_cap_and_policy_flags():
@@ -94,4 +94,28 @@ def test_lab_agents_in_tls_and_dev_mode_and_virsh_follows_the_transport():
     assert transport == "tls" and urls["ferry4-h2"] == "https://127.0.4.3:54321/"
     assert lab_agents(_Lab({"ferry4-h1": "http://127.0.4.2:54321/"}))[1] == "tcp"
     argv = virsh_migrate_command("vm1", H1.uri, lab_flags(H2, {"parallel": 2}, transport="tls"))
-    assert argv[-1] == "qemu+tls://127.0.4.3/system" and argv[3] == "qemu+tcp://127.0.4.2/system"
+    assert argv[-1] == "qemu+tls://198.18.4.3/system" and argv[3] == "qemu+tcp://198.18.4.2/system"
+
+
+def test_iperf_ends_run_behind_their_prefixes(monkeypatch):
+    """Each iperf3 end runs inside the lab host holding its address (the lab's network namespaces)."""
+    from ferry.bench import raw_tcp
+
+    seen: list[list[str]] = []
+
+    class Server:
+        def __init__(self, argv, **_):
+            seen.append(argv)
+
+        def poll(self):
+            return 0
+
+    class Done:
+        returncode, stderr = 0, ""
+        stdout = '{"end": {"sum_received": {"bits_per_second": 8388608}}}'
+
+    monkeypatch.setattr(raw_tcp.subprocess, "Popen", Server)
+    monkeypatch.setattr(raw_tcp.subprocess, "run", lambda argv, **_: seen.append(argv) or Done())
+    raw = raw_tcp.measure(H1.address, H2.address, 1, seconds=1, server_prefix=["in", "h2"], client_prefix=["in", "h1"])
+    assert seen[0][:3] == ["in", "h2", "iperf3"] and seen[1][:3] == ["in", "h1", "iperf3"]
+    assert raw.received_mib_s == 1.0

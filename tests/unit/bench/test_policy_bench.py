@@ -24,7 +24,7 @@ H1, H2 = LabPlan(4).host(1), LabPlan(4).host(2)
 def test_every_policy_gets_the_same_cap_and_the_lab_destination(name):
     params, plan = policy_params(find_policy(name), H1, H2, cap_mib_s=40)
     assert params["maxBandwidth"] == 40
-    assert params["dst"] == "127.0.4.3:54321" and params["dstqemu"] == "127.0.4.3"
+    assert params["dst"] == "198.18.4.3:54321" and params["dstqemu"] == "198.18.4.3"
     assert plan["policy"]["name"] == name
 
 

@@ -25,7 +25,7 @@ def test_qemu_uses_the_hosts_x509_dir_and_verifies_peers(tmp_path):
     conf = parse_conf(lab_tls.qemu_tls_conf(qemu_conf(LabPlan(3, tmp_path).host(2))))
     assert conf["migrate_tls_x509_cert_dir"] == conf["default_tls_x509_cert_dir"] == '"/etc/pki/qemu"'
     assert conf["migrate_tls_x509_verify"] == conf["default_tls_x509_verify"] == "1"
-    assert conf["migration_address"] == '"127.0.3.3"'
+    assert conf["migration_address"] == '"198.18.3.3"'
 
 
 def test_prepare_host_enrolls_into_the_hosts_own_etc_pki(tmp_path, monkeypatch):
@@ -39,7 +39,7 @@ def test_prepare_host_enrolls_into_the_hosts_own_etc_pki(tmp_path, monkeypatch):
     etc_pki = lab_tls.host_tls_dir(h)
     assert etc_pki == h.outside("/etc/pki")
     cert = x509.load_pem_x509_certificate((etc_pki / "libvirt" / "servercert.pem").read_bytes())
-    assert "127.0.3.3" in str(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    assert "198.18.3.3" in str(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     assert (etc_pki / "qemu" / "server-key.pem").exists() and (etc_pki / "ferry" / "cacert.pem").exists()
     assert parse_conf((h.dir / "etc" / "libvirtd.conf").read_text())["listen_tls"] == "1"
     assert (tmp_path / "pki" / "ca.pem").exists()  # the engine CA was created for the lab
@@ -49,10 +49,10 @@ def test_agents_serve_tls_by_default_and_switch_to_dev(tmp_path):
     lab = Lab(3, root=tmp_path)
     h = lab.host(1)
     assert "--dev" not in lab.agent_command(h, 1, ["--old-agent"])
-    assert h.agent_url == lab_tls.agent_url(h, True) == "https://127.0.3.2:54321/"
+    assert h.agent_url == lab_tls.agent_url(h, True) == "https://198.18.3.2:54321/"
     lab_tls.set_agents_tls(lab.plan, False)
     assert lab.agent_command(h, 1, [])[-1] == "--dev"
-    assert h.agent_url == lab_tls.agent_url(h, False) == "http://127.0.3.2:54321/"
+    assert h.agent_url == lab_tls.agent_url(h, False) == "http://198.18.3.2:54321/"
     lab_tls.set_agents_tls(lab.plan, True)
     assert "--dev" not in lab.agent_command(h, 1, [])
-    assert h.agent_url == "https://127.0.3.2:54321/"
+    assert h.agent_url == "https://198.18.3.2:54321/"

@@ -1,5 +1,8 @@
-"""verify.analyze: deciding "memory intact" from the workload's console logs on each host."""
-from ferry.lab.verify import HostLog, analyze, parse_events, scan_seen
+"""verify: deciding "memory intact" from the workload's console logs on each host, and which copy to judge."""
+import pytest
+
+from ferry.common.errors import Conflict, NotFound
+from ferry.lab.verify import Copy, HostLog, analyze, parse_events, running_copy, scan_seen
 
 RUN = "0123456789abcdef"
 
@@ -151,3 +154,30 @@ def test_scan_seen_needs_scan_and_heartbeats_after_offset():
     assert scan_seen(text + hb(2), 0)
     assert not scan_seen(text + hb(2) + hb(3), len((start() + hb(1) + scan()).encode()))  # scan before offset
     assert not scan_seen(start() + hb(1) + hb(2), 0)  # no scan
+
+
+# ---- which copy verify judges ----------------------------------------------------------------
+def test_running_copy_wins_over_a_paused_incoming_copy_and_a_shut_off_definition():
+    copies = [Copy("ferry-h1", "shutoff", 1), Copy("ferry-h2", "paused", 2), Copy("ferry-h3", "running", 1)]
+    assert running_copy("vm", copies) == "ferry-h3"
+    assert running_copy("vm", list(reversed(copies))) == "ferry-h3"
+
+
+def test_without_a_running_copy_the_single_paused_one_is_judged_so_verify_says_paused():
+    assert running_copy("vm", [Copy("ferry-h1", "shutoff"), Copy("ferry-h2", "paused")]) == "ferry-h2"
+
+
+def test_two_running_copies_are_an_error_naming_both_hosts():
+    with pytest.raises(Conflict) as info:
+        running_copy("vm", [Copy("ferry-h1", "running"), Copy("ferry-h2", "running")])
+    assert "ferry-h1, ferry-h2" in str(info.value)
+
+
+def test_no_active_copy_or_several_paused_ones_cannot_be_judged():
+    with pytest.raises(NotFound):
+        running_copy("vm", [Copy("ferry-h1", "shutoff")])
+    with pytest.raises(NotFound):
+        running_copy("vm", [])
+    with pytest.raises(Conflict) as info:
+        running_copy("vm", [Copy("ferry-h1", "paused"), Copy("ferry-h2", "paused")])
+    assert "name the host" in str(info.value)

@@ -1,4 +1,4 @@
-"""Accelerator choice, the memtune workaround decision, nft rules, workload guest specs."""
+"""Accelerator choice, the memtune workaround decision, workload guest specs."""
 import resource
 
 import pytest
@@ -7,7 +7,6 @@ from ferry.common.errors import InvalidInput
 from ferry.common.memlock import CAP_SYS_RESOURCE, has_capability, memtune_workaround_kib
 from ferry.lab.accel import choose_accel
 from ferry.lab.guest import Workload, workload_cmdline, workload_spec
-from ferry.lab.netcut import table_script
 
 
 @pytest.mark.parametrize("dev,usable,pvm,expected", [
@@ -42,17 +41,6 @@ def test_memtune_workaround_only_without_cap_sys_resource():
     assert memtune_workaround_kib(has_cap_sys_resource=True, memlock_hard_bytes=8 << 20) is None
     assert memtune_workaround_kib(has_cap_sys_resource=False,
                                   memlock_hard_bytes=resource.RLIM_INFINITY) is None
-
-
-def test_nft_script_cuts_only_listed_addresses_both_ways():
-    s = table_script("ferry_lab0", ["127.0.0.3", "127.0.0.3"])
-    assert s.splitlines()[:2] == ["table inet ferry_lab0", "delete table inet ferry_lab0"]
-    assert "hook input" in s
-    assert s.count("ip saddr 127.0.0.3 ip daddr != 127.0.0.3 drop") == 1
-    assert s.count("ip daddr 127.0.0.3 ip saddr != 127.0.0.3 drop") == 1
-    assert "add element inet ferry_lab0 cut { 127.0.0.3 }" in s
-    empty = table_script("ferry_lab0")
-    assert "drop" not in empty and "add element" not in empty
 
 
 def test_workload_spec_puts_parameters_on_the_kernel_command_line():
