@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from ferry.bench.scale_postgres import PostgresServer
 SIZES = (250, 500, 1000, 2000)
 VMS_PER_HOST = 20
 DRAIN_HOSTS = 100
-PER_VM_SAMPLE_HOSTS = 5      # the per-request path is timed on 100 VMs and scaled to the drain
+PER_VM_SAMPLE_HOSTS = 1      # the per-request path is timed on 20 VMs and scaled to the drain
 API_REQUESTS_EACH = 20
 MONITOR_INTERVAL_S = 5.0
 WARMUP_TIMEOUT_S = float(os.environ.get("FERRY_BENCH_SCALE_WARMUP_S") or 90.0)
@@ -138,6 +139,11 @@ def run_scale(sizes: tuple[int, ...] = SIZES, *, lab: int, window_s: float = 30.
               work_dir: Path, plan_all: Callable = plan_drain_per_vm,
               progress: Callable[[str], None] = lambda _m: None) -> dict:
     work_dir.mkdir(parents=True, exist_ok=True)
+
+    def interrupted(signum, frame):  # noqa: ANN001, ARG001 - SIGTERM stops what was started, by pid
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
     pg = PostgresServer(max_connections=200)
     pg.start()
     try:
