@@ -35,20 +35,29 @@ def _period(size: dict) -> float | None:
     return max(x for x in (r.get("mean_period_s"), r.get("worst_gap_s")) if x is not None) if r else None
 
 
+def cpu_ms_per_refresh(refresh: dict) -> float | None:
+    """Engine CPU per host refresh (ms): what the engine spends, whatever CPU it was given."""
+    rate, cores = refresh.get("refreshes_per_s"), refresh.get("engine_cpu_cores")
+    return None if not rate or cores is None else cores / rate * 1000
+
+
 def run_table(run: dict) -> list[str]:
     out = [f"### Run `{run['label']}` ({run['at']}; monitor interval {run['monitor_interval_s']:g} s, "
            f"window {run['window_s']:g} s, drain planner: {run.get('planner', '?')})", "",
            "| hosts | VMs | refreshes/s | mean period s | worst gap s | not refreshed in window | engine CPU cores "
-           "| API p50 ms | API p95 ms | API errors | drain plan s | per-request plan est. s | import s |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| engine CPU ms per refresh | cores for every host every 10 s | API p50 ms | API p95 ms | API errors "
+           "| drain plan s | per-request plan est. s | import s |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in run["sizes"]:
         r, a, p = s.get("refresh", {}), s.get("api", {}), s.get("planning", {})
         sample = s.get("planning_per_vm_sample", {})
         plan = _fmt(p.get("seconds"), "{:.2f}") if "seconds" in p else f"failed: {p.get('error', '?')[:60]}"
         est = _fmt(sample.get("estimate_for_drain_s")) if "seconds" in sample else "–"
+        per = cpu_ms_per_refresh(r)
         out.append(f"| {s['hosts']} | {s['vms']} | {_fmt(r.get('refreshes_per_s'), '{:.2f}')} | "
                    f"{_fmt(r.get('mean_period_s'))} | {_fmt(r.get('worst_gap_s'))} | "
                    f"{r.get('hosts_not_refreshed', '–')} | {_fmt(r.get('engine_cpu_cores'), '{:.2f}')} | "
+                   f"{_fmt(per, '{:.0f}')} | {_fmt(None if per is None else per * s['hosts'] / 10 / 1000)} | "
                    f"{_fmt(a.get('p50_ms'))} | {_fmt(a.get('p95_ms'))} | {a.get('errors', '–')} | {plan} | {est} | "
                    f"{_fmt(s.get('import_s'))} |")
     return out + [""]
@@ -76,9 +85,8 @@ def render(runs: list[dict], plot_name: str | None) -> str:
             "per agent (`ferry.engine.agent_pool`), and only the VMs a host's answer can change; a drain "
             "planned in one pass (`ferry.engine.drain_assign`: the destination rule over a heap, counting "
             "the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
-            "all to one host).",
-            "- later runs add eager loading of each record's cluster and host (one query instead of one per "
-            "row) in the VM and host repositories.", ""]
+            "all to one host), and each VM's and host's cluster and host loaded with the row in the "
+            "repositories (one query per list, not one per row).", ""]
     if plot_name:
         out += [f"![cost against hosts]({plot_name})", ""]
     out += [END]
