@@ -12,57 +12,49 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.agent import capabilities as caps
 from ferry.agent import libvirt_edge, measure
+from ferry.agent.adopted import AdoptedJob, running_migrations
 from ferry.agent.config import AgentConfig
+from ferry.agent.hard_limits import HardLimits, effective_limits
+from ferry.agent.host_caps import CapabilitiesCache
+from ferry.agent.incoming import DestinationSide, Incoming
+from ferry.agent.kept import KeptAnswers, call_within
 from ferry.agent.limits import MigrationSlots
 from ferry.agent.long_poll import PARAM as WAIT_PARAM
 from ferry.agent.long_poll import parse_wait_for_change
 from ferry.agent.migration import MigrationJob
+from ferry.agent.rpc_errors import invalid, libvirt_message, translated  # noqa: F401 - the verbs' one translation
 from ferry.agent.vms import (
     MIGRATION_DESTINATION,
     MIGRATION_SOURCE,
     domain_stats,
     domain_summary,
     domain_xml_from_create_params,
+    migration_refusal,
     status_name,
 )
-from ferry.common import memlock
 from ferry.common.errors import InvalidInput
-from ferry.common.jsonrpc import INVALID_PARAMS, JsonRpcClient, JsonRpcError, agent_error
+from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError, agent_error
 from ferry.protocol.migrate_params import MigrateParams, parse_int, split_host_port
-from ferry.protocol.status import INCOMING, JobState, MigrationStatus
+from ferry.protocol.status import INCOMING, OUTGOING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent")
 
 AGENT_VERSION = "0.1.0"
+SLOW_VERB_S = 0.25         # a verb that took longer in the agent itself is logged (it should not happen)
+DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
+CHANGE_WAIT_S = 0.5        # VM.migrateChangeParams waits this long for libvirt, then answers "requested"
 
 
-def invalid(exc: InvalidInput) -> JsonRpcError:
-    return JsonRpcError(INVALID_PARAMS, f"invalid parameter {exc}",
-                        {"name": "invalidParams", "field": exc.field, "reason": exc.reason})
-
-
-@dataclass
-class Incoming:
-    """A VM this host was asked to expect (VM.migrationCreate) and holds an incoming slot for."""
-
-    vm_id: str
-    name: str
-    since: float
-    state: str = "running"
-    ended_at: float | None = None
-    history: list = field(default_factory=list)
-
-
-class Agent:
+class Agent(DestinationSide):
     def __init__(self, conn, lv, events, config: AgentConfig,
                  destination: Callable[[str], Any] | None = None,
                  zerocopy_facts: Callable[[], caps.ZerocopyFacts] | None = None):
         self.conn = conn
+        self.link: libvirt_edge.LibvirtLink | None = getattr(conn, "link", None)  # None: a plain connection
         self.lv = lv
         self.events = events
         self.config = config
@@ -74,11 +66,45 @@ class Agent:
         self._destination = destination or self._default_destination
         self._zerocopy_facts_fn = zerocopy_facts or self._probe_zerocopy_facts
         self._static_facts: caps.ZerocopyFacts | None = None
+        self.capabilities = CapabilitiesCache(self._compute_capabilities)
+        self.kept = KeptAnswers()       # libvirt queries answered within a deadline (ferry.agent.kept)
         events.subscribe_all(libvirt_edge.LIFECYCLE, self._on_lifecycle)
 
     # ---- plumbing ------------------------------------------------------------------------------
 
     def methods(self) -> dict[str, Callable[[dict], Any]]:
+        return {verb: self._guarded(verb, fn) for verb, fn in self._verbs().items()}
+
+    def _libvirt_up(self) -> bool:
+        return self.link is None or self.link.alive
+
+    def _unavailable(self) -> JsonRpcError:
+        reason = self.link.describe() if self.link is not None else "libvirt unavailable"
+        return agent_error("libvirtUnavailable", reason)
+
+    def _guarded(self, verb: str, fn: Callable[[dict], Any]) -> Callable[[dict], Any]:
+        """While libvirt is away every verb answers libvirtUnavailable at once, except
+        VM.getMigrationStatus of a migration this agent follows (answered from memory)."""
+        def call(params: dict) -> Any:
+            if not self._libvirt_up() and verb != "VM.getMigrationStatus":
+                raise self._unavailable()
+            t0 = time.monotonic()
+            try:
+                return fn(params)
+            except libvirt_edge.LibvirtUnavailable:
+                raise self._unavailable() from None
+            except (JsonRpcError, self.lv.libvirtError):
+                if not self._libvirt_up():
+                    raise self._unavailable() from None
+                raise
+            finally:
+                took = time.monotonic() - t0
+                if took > SLOW_VERB_S and not (verb == "VM.getMigrationStatus" and params.get(WAIT_PARAM)):
+                    log.warning("slow verb: %s took %.3f s in the agent", verb, took)
+        call.__name__ = fn.__name__
+        return call
+
+    def _verbs(self) -> dict[str, Callable[[dict], Any]]:
         return {
             "Host.getCapabilities": self.host_get_capabilities,
             "Host.getStats": self.host_get_stats,
@@ -130,11 +156,15 @@ class Agent:
     # ---- Host.* --------------------------------------------------------------------------------
 
     def zerocopy_facts(self) -> caps.ZerocopyFacts:
+        """Probed facts (static, once) plus the running VMs' hand-set hard limits. Domains
+        migrating here or away are skipped: libvirt holds their XML until the migration ends."""
         if self._static_facts is None:
             self._static_facts = self._zerocopy_facts_fn()
         hard_limits = []
         for dom in self._domains():
             try:
+                if self._migrating(dom.UUIDString()):
+                    continue
                 kib = caps.hard_limit_kib(dom.XMLDesc(0))
             except Exception:  # noqa: BLE001 - a domain vanishing mid-listing
                 continue
@@ -143,27 +173,58 @@ class Agent:
         return caps.ZerocopyFacts(**{**self._static_facts.__dict__, "vms_with_hard_limit": tuple(hard_limits)})
 
     def _probe_zerocopy_facts(self) -> caps.ZerocopyFacts:
-        qemu_caps, qemu_error = None, None
-        try:
-            emulator = caps.emulator_from_domain_capabilities(self.conn.getDomainCapabilities(None, None, None, None, 0))
-            qemu_caps = caps.probe_qemu_migration_capabilities(emulator or "/usr/bin/qemu-system-x86_64")
-        except Exception as exc:  # noqa: BLE001 - reported as a failed check
-            qemu_error = str(exc)
-        zc_ok, zc_error = caps.kernel_msg_zerocopy()
-        return caps.ZerocopyFacts(
-            binding_has_flag=hasattr(self.lv, "VIR_MIGRATE_ZEROCOPY"),
-            libvirt_version=self.conn.getLibVersion(),
-            qemu_migration_capabilities=qemu_caps, qemu_probe_error=qemu_error,
-            msg_zerocopy=zc_ok, msg_zerocopy_error=zc_error,
-            memlock_hard_limit=memlock.memlock_hard_limit(), can_raise_memlock=memlock.can_raise_memlock(),
-            optmem_max=caps.read_optmem_max())
+        return caps.probe_zerocopy_facts(self.conn, self.lv)
 
     def zerocopy_available(self) -> bool:
         if self.config.old_agent or self.config.zerocopy_disabled:
             return False
-        return caps.evaluate_zerocopy(self.zerocopy_facts())[0]
+        return bool(self.capabilities.get().get("zerocopy_migrations"))
+
+    def _migrating(self, vm_id: str) -> bool:
+        inc = self.incoming.get(vm_id)
+        return self._running_job(vm_id) is not None or (inc is not None and inc.state == "running")
 
     def host_get_capabilities(self, params: dict) -> dict:
+        """The kept answer (ferry.agent.host_caps): never waits for libvirt after the first."""
+        return self.capabilities.get()
+
+    def adopt_running_jobs(self) -> list[str]:
+        """Follow the migrations libvirt runs that no job of ours follows (ferry.agent.adopted);
+        returns the adopted VM ids. Outgoing ones report through VM.getMigrationStatus."""
+        adopted = []
+        for dom, vm_id, kind, stats in running_migrations(self.lv, self._domains(), self._migrating):
+            try:
+                with self._lock:
+                    if self._migrating(vm_id):
+                        continue
+                    if kind == OUTGOING:
+                        job = AdoptedJob(vm_id=vm_id, vm_name=dom.name(), dom=dom, lv=self.lv, events=self.events,
+                                         slots=self.outgoing, stats=stats,
+                                         status_interval=self.config.status_interval)
+                        self.jobs[vm_id] = job
+                        job.start()
+                    else:
+                        slot = self.incoming_slots.try_acquire()   # held, if one is free, until it ends
+                        self.incoming[vm_id] = Incoming(vm_id, dom.name(), time.time(), holds_slot=slot)
+                adopted.append(vm_id)
+                log.info("VM %s (%s): adopted a running %s migration from libvirt", dom.name(), vm_id, kind)
+            except self.lv.libvirtError as exc:   # a domain that went away meanwhile
+                log.debug("adopting migrations: %s", exc)
+        return adopted
+
+    def on_libvirt_connected(self, conn) -> None:
+        """A (new) libvirt connection: refresh what we keep, adopt migrations libvirt runs
+        (in its own thread: a destination's job query may wait behind its migration)."""
+        self.capabilities.invalidate()
+        threading.Thread(target=self._adopt_quietly, name="adopt-migrations", daemon=True).start()
+
+    def _adopt_quietly(self) -> None:
+        try:
+            self.adopt_running_jobs()
+        except Exception:  # noqa: BLE001 - adoption is best effort; libvirt stays the truth
+            log.exception("adopting running migrations failed")
+
+    def _compute_capabilities(self) -> dict:
         result = {
             "hostname": self.conn.getHostname(),
             "agentVersion": AGENT_VERSION,
@@ -188,51 +249,69 @@ class Agent:
     def _domains(self) -> list:
         return list(self.conn.listAllDomains(self.lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
 
-    def host_get_stats(self, params: dict) -> dict:
-        self._expire_incoming()
-        domains = self._domains()
-        with self._lock:
-            outgoing = sum(1 for j in self.jobs.values() if j.active)
-            incoming = sum(1 for i in self.incoming.values() if i.state == "running")
+    def _listing(self) -> dict:
+        """The running domains as libvirt lists them, and free memory (may wait for libvirt)."""
+        vms, active = [], 0
+        for dom in self._domains():
+            try:
+                summary = domain_summary(self.lv, dom)
+                active += dom.state()[0] == self.lv.VIR_DOMAIN_RUNNING
+            except self.lv.libvirtError:   # gone meanwhile
+                continue
+            vms.append(summary)
         free_kib = 0
         try:
             free_kib = self.conn.getFreeMemory() // 1024
         except self.lv.libvirtError:
             pass
-        return {
+        return {"vms": vms, "active": active, "free_kib": free_kib}
+
+    def _kept_listing(self) -> tuple[dict, float | None]:
+        return self.kept.get("listing", self._listing)
+
+    def host_get_stats(self, params: dict) -> dict:
+        self._expire_incoming()
+        listing, stale = self._kept_listing()
+        with self._lock:
+            outgoing = sum(1 for j in self.jobs.values() if j.active)
+            incoming = sum(1 for i in self.incoming.values() if i.state == "running")
+        result = {
             "incomingVmMigrations": incoming,
             "outgoingVmMigrations": outgoing,
-            "vmCount": len(domains),
-            "vmActive": sum(1 for d in domains if d.state()[0] == self.lv.VIR_DOMAIN_RUNNING),
-            "memFree": free_kib // 1024,
+            "vmCount": len(listing["vms"]),
+            "vmActive": listing["active"],
+            "memFree": listing["free_kib"] // 1024,
             "cpuCores": os.cpu_count(),
             "loadAvg": list(os.getloadavg()),
             "outgoingSlotsTaken": self.outgoing.taken,
             "incomingSlotsTaken": self.incoming_slots.taken,
         }
+        if stale is not None:
+            result["staleSeconds"] = round(stale, 3)   # Ferry: libvirt was late; the last answer
+        return result
 
     def host_get_vm_list(self, params: dict) -> dict:
+        listing, stale = self._kept_listing()
         vms = []
-        for dom in self._domains():
-            summary = domain_summary(self.lv, dom)
-            summary["status"] = self._status(summary["vmID"], dom)
+        for summary in listing["vms"]:
+            summary = dict(summary)
+            if self._running_job(summary["vmID"]):
+                summary["status"] = MIGRATION_SOURCE
+            elif self._migrating(summary["vmID"]):
+                summary["status"] = MIGRATION_DESTINATION
             vms.append(summary)
-        return {"vms": vms}
+        result = {"vms": vms}
+        if stale is not None:
+            result["staleSeconds"] = round(stale, 3)
+        return result
 
     # ---- VM lifecycle --------------------------------------------------------------------------
 
     def vm_create(self, params: dict) -> dict:
-        try:
+        with translated(self.lv):
             xml = domain_xml_from_create_params(params)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
-        try:
+        with translated(self.lv, "VM.create failed", exists=True):
             dom = self.conn.createXML(xml, 0)
-        except self.lv.libvirtError as exc:
-            message = exc.get_error_message() or str(exc)
-            if "already exists" in message:
-                raise agent_error("exist", f"Virtual machine already exists: {message}") from None
-            raise agent_error("unexpected", f"VM.create failed: {message}") from None
         log.info("VM %s (%s) created", dom.name(), dom.UUIDString())
         return {"vmID": dom.UUIDString(), "name": dom.name(), "status": self._status(dom.UUIDString(), dom)}
 
@@ -254,23 +333,36 @@ class Agent:
             raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
         job = self._running_job(vm_id)
         if job is not None:
+            # Not waiting behind the migration: libvirt destroys a migrating domain, and the
+            # job then ends as cancelled on its own.
             job.cancel()
-            job.wait(30)
-        try:
+            job.wait(DESTROY_JOB_WAIT_S)
+        with translated(self.lv, "VM.destroy failed"):
             if dom.isActive():
                 dom.destroy()
             if dom.isPersistent():
                 dom.undefine()
-        except self.lv.libvirtError as exc:
-            raise agent_error("unexpected", f"VM.destroy failed: {exc.get_error_message() or exc}") from None
         log.info("VM %s destroyed", vm_id)
         return {"vmID": vm_id, "status": "Down"}
 
     def vm_get_stats(self, params: dict) -> dict:
         vm_id = self._vm_id(params)
-        dom = self._lookup(vm_id)
-        stats = domain_stats(self.lv, dom)
-        stats["status"] = self._status(vm_id, dom)
+
+        def query() -> dict:
+            dom = self._lookup(vm_id)
+            try:
+                return domain_stats(self.lv, dom)
+            except self.lv.libvirtError:   # it left meanwhile (a migration ending): as if looked up now
+                raise agent_error("noVM", f"Virtual machine does not exist: vmID {vm_id}", vmID=vm_id) from None
+
+        stats, stale = self.kept.get(("VM.getStats", vm_id), query)
+        stats = dict(stats)
+        if self._running_job(vm_id):
+            stats["status"] = MIGRATION_SOURCE
+        elif self._migrating(vm_id):
+            stats["status"] = MIGRATION_DESTINATION
+        if stale is not None:
+            stats["staleSeconds"] = round(stale, 3)
         job = self.jobs.get(vm_id)
         if job is not None and job.active:
             stats["migrationProgress"] = job.status().progress
@@ -283,18 +375,16 @@ class Agent:
         raw = params.get("params")
         if raw is None:  # also accept the migration parameters beside vmID
             raw = {k: v for k, v in params.items() if k != "vmID"}
-        try:
+        with translated(self.lv):
             parsed, unrecognized = MigrateParams.from_wire(raw, knows_zerocopy=not self.config.old_agent)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         dom = self._lookup(vm_id)
         with self._lock:
             if self._running_job(vm_id):
                 raise agent_error("migrationInProgress", f"VM {vm_id} is already migrating", vmID=vm_id)
-            state = dom.state()[0]
-            if state != self.lv.VIR_DOMAIN_RUNNING:
-                raise agent_error("vmNotRunning", f"VM {vm_id} is not running (status {status_name(self.lv, state)})",
-                                  vmID=vm_id)
+            state, reason = dom.state()[:2]
+            refusal = migration_refusal(self.lv, state, reason)
+            if refusal:
+                raise agent_error("vmNotRunning", f"VM {vm_id} {refusal}", vmID=vm_id)
             if unrecognized:
                 log.info("VM %s: parameters %s were not recognized", vm_id, list(unrecognized))
             job = MigrationJob(
@@ -302,7 +392,12 @@ class Agent:
                 unrecognized=unrecognized, slots=self.outgoing, destination=self._destination,
                 zerocopy_available=self.zerocopy_available() if parsed.zerocopy else False,
                 libvirt_transport=self.config.libvirt_transport, status_interval=self.config.status_interval,
-                retry_interval=self.config.migrate_limit_retry)
+                retry_interval=self.config.migrate_limit_retry,
+                hard_limits=effective_limits(
+                    HardLimits(self.config.max_time_per_gib, self.config.progress_timeout),
+                    max_time_per_gib=parsed.max_time_per_gib, progress_timeout=parsed.progress_timeout,
+                    has_schedule=parsed.schedule is not None),
+                memory_mib=dom.info()[1] // 1024)
             self.jobs[vm_id] = job
             job.start()
         return {"status": {"code": 0, "message": "Migration in progress"}, "progress": 0}
@@ -321,18 +416,25 @@ class Agent:
         raw = params.get("params", {})
         if not isinstance(raw, dict) or "maxBandwidth" not in raw:
             raise invalid(InvalidInput("params.maxBandwidth", "is required (MiB/s)"))
-        try:
+        with translated(self.lv):
             mibs = parse_int(raw["maxBandwidth"], "maxBandwidth", minimum=1)
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         job = self._running_job(vm_id)
         if job is None:
             self._lookup(vm_id)
             raise agent_error("migCancelErr", f"Migration not in progress for VM {vm_id}", vmID=vm_id)
-        try:
-            job.change_max_bandwidth(mibs)
-        except self.lv.libvirtError as exc:
-            raise agent_error("migrateErr", f"cannot change bandwidth: {exc.get_error_message() or exc}") from None
+        # libvirt holds the domain while a migration ends: answer within the deadline regardless.
+        finished, _, error = call_within(lambda: job.change_max_bandwidth(mibs), CHANGE_WAIT_S)
+        if not finished:
+            return {"status": {"code": 0, "message": f"maxBandwidth {mibs} MiB/s requested; libvirt is busy "
+                                                     "(the migration may be ending) and applies it when it answers"}}
+        if isinstance(error, self.lv.libvirtError):
+            if not job.active or error.get_error_code() == self.lv.VIR_ERR_NO_DOMAIN:
+                raise agent_error("migCancelErr", f"Migration not in progress for VM {vm_id} (it has ended)",
+                                  vmID=vm_id) from None
+            with translated(self.lv, "cannot change bandwidth", name="migrateErr"):
+                raise error
+        if error is not None:
+            raise error
         return {"status": {"code": 0, "message": f"maxBandwidth set to {mibs} MiB/s"}}
 
     def vm_get_migration_status(self, params: dict) -> dict:
@@ -340,10 +442,8 @@ class Agent:
         ferry.agent.long_poll) it answers once the outgoing migration's status version differs
         from the one given, or at the timeout. Each call holds only its own request thread."""
         vm_id = self._vm_id(params)
-        try:
+        with translated(self.lv):
             wait = parse_wait_for_change(params.get(WAIT_PARAM))
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         job = self.jobs.get(vm_id)
         if job is not None:
             if wait is not None and wait.timeout > 0:
@@ -359,66 +459,7 @@ class Agent:
     def vm_get_dirty_rate(self, params: dict) -> dict:
         """VM.getDirtyRate {vmID, seconds}: ferry.agent.measure (waits `seconds` in this request only)."""
         vm_id = self._vm_id(params)
-        try:
+        with translated(self.lv):
             seconds = measure.parse_seconds(params.get("seconds"))
-        except InvalidInput as exc:
-            raise invalid(exc) from None
         dom = self._lookup(vm_id)
         return measure.get_dirty_rate(self.conn, self.lv, dom, seconds, migrating=self._running_job(vm_id) is not None)
-
-    # ---- destination side ----------------------------------------------------------------------
-
-    def vm_migration_create(self, params: dict) -> dict:
-        vm_id = self._vm_id(params)
-        name = params.get("name") or vm_id
-        limit = None
-        if params.get("incomingLimit") is not None:
-            try:
-                limit = parse_int(params["incomingLimit"], "incomingLimit", minimum=1)
-            except InvalidInput as exc:
-                raise invalid(exc) from None
-        self._expire_incoming()
-        with self._lock:
-            try:
-                dom = self.conn.lookupByUUIDString(vm_id)
-                if dom.isActive():
-                    raise agent_error("exist", f"Virtual machine already exists here: vmID {vm_id}", vmID=vm_id)
-            except self.lv.libvirtError:
-                pass
-            inc = self.incoming.get(vm_id)
-            if inc is not None and inc.state == "running":
-                raise agent_error("exist", f"an incoming migration of vmID {vm_id} is already expected", vmID=vm_id)
-            if not self.incoming_slots.try_acquire(limit):
-                raise agent_error("migrateLimit", "Incoming migration limit exceeded "
-                                  f"({self.incoming_slots.taken} running, limit "
-                                  f"{min(self.incoming_slots.limit, limit or self.incoming_slots.limit)})")
-            self.incoming[vm_id] = Incoming(vm_id, str(name), time.time())
-        log.info("VM %s (%s): expecting incoming migration", name, vm_id)
-        return {"vmID": vm_id, "status": MIGRATION_DESTINATION}
-
-    def _end_incoming(self, vm_id: str, state: str) -> None:
-        with self._lock:
-            inc = self.incoming.get(vm_id)
-            if inc is None or inc.state != "running":
-                return
-            inc.state = state
-            inc.ended_at = time.time()
-            self.incoming_slots.release()
-        log.info("VM %s: incoming migration %s", vm_id, state)
-
-    def _expire_incoming(self) -> None:
-        now = time.time()
-        for vm_id, inc in list(self.incoming.items()):
-            if inc.state == "running" and now - inc.since > self.config.incoming_timeout:
-                self._end_incoming(vm_id, "expired")
-
-    def _on_lifecycle(self, uuid: str, event: int, detail: int) -> None:
-        lv = self.lv
-        if uuid not in self.incoming:
-            return
-        if event == lv.VIR_DOMAIN_EVENT_RESUMED or (
-                event == lv.VIR_DOMAIN_EVENT_STARTED and detail != lv.VIR_DOMAIN_EVENT_STARTED_MIGRATED):
-            self._end_incoming(uuid, "succeeded")
-        elif event in (lv.VIR_DOMAIN_EVENT_STOPPED, lv.VIR_DOMAIN_EVENT_UNDEFINED):
-            self._end_incoming(uuid, "failed")
-

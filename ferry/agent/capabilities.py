@@ -92,6 +92,26 @@ def evaluate_zerocopy(f: ZerocopyFacts) -> tuple[bool, list[dict]]:
 
 # ---- probing (edge) ------------------------------------------------------------------------
 
+def probe_zerocopy_facts(conn, lv) -> ZerocopyFacts:
+    """The host's static facts: binding, daemon, the QEMU binary libvirt uses, kernel, limits."""
+    from ferry.common import memlock
+
+    qemu_caps, qemu_error = None, None
+    try:
+        emulator = emulator_from_domain_capabilities(conn.getDomainCapabilities(None, None, None, None, 0))
+        qemu_caps = probe_qemu_migration_capabilities(emulator or "/usr/bin/qemu-system-x86_64")
+    except Exception as exc:  # noqa: BLE001 - reported as a failed check
+        qemu_error = str(exc)
+    zc_ok, zc_error = kernel_msg_zerocopy()
+    return ZerocopyFacts(
+        binding_has_flag=hasattr(lv, "VIR_MIGRATE_ZEROCOPY"),
+        libvirt_version=conn.getLibVersion(),
+        qemu_migration_capabilities=qemu_caps, qemu_probe_error=qemu_error,
+        msg_zerocopy=zc_ok, msg_zerocopy_error=zc_error,
+        memlock_hard_limit=memlock.memlock_hard_limit(), can_raise_memlock=memlock.can_raise_memlock(),
+        optmem_max=read_optmem_max())
+
+
 def probe_qemu_migration_capabilities(emulator: str, timeout: float = 10.0) -> tuple[str, ...]:
     """Starts the QEMU binary with no machine and asks it over QMP for its migration capabilities."""
     proc = subprocess.Popen([emulator, "-machine", "none", "-nodefaults", "-nographic", "-display", "none",

@@ -14,6 +14,7 @@ import platform
 from dataclasses import dataclass, field
 
 from ferry.agent.conn_limits import DEFAULT_MAX_PER_CLIENT, DEFAULT_READ_TIMEOUT
+from ferry.agent.hard_limits import VDSM_MAX_TIME_PER_GIB_S, VDSM_PROGRESS_TIMEOUT_S
 from ferry.agent.limits import DEFAULT_MAX_INCOMING, default_outgoing_limit
 from ferry.agent.vm_checks import VmLimits
 
@@ -53,6 +54,9 @@ class AgentConfig:
     max_incoming: int = DEFAULT_MAX_INCOMING
     incoming_timeout: float = 600.0     # drop an expected incoming VM that never arrived (s)
     destination_timeout: float = 30.0   # JSON-RPC timeout towards other agents (s)
+    # Vdsm's hard limits (ferry.agent.hard_limits): s per GiB of memory, s without a new low
+    max_time_per_gib: int = VDSM_MAX_TIME_PER_GIB_S
+    progress_timeout: int = VDSM_PROGRESS_TIMEOUT_S
     pki_dir: str = "/etc/pki/ferry"     # cacert.pem, certs/agentcert.pem, keys/agentkey.pem (not in --dev)
     emulators: tuple[str, ...] = field(default_factory=default_emulators)
     images_dirs: tuple[str, ...] = field(default_factory=default_images_dirs)

@@ -13,6 +13,7 @@ succeeded | failed | cancelled | aborted (the schedule's abort action).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.agent import libvirt_edge
+from ferry.agent.hard_limits import HardLimits, LowMark, Verdict
+from ferry.agent.migration_watch import MigrationWatch, _msg
 from ferry.agent.progress import JobFigures, figures_from_job_stats, progress_percent
 from ferry.agent.schedule import ScheduleRunner
 from ferry.common.change_counter import ChangeCounter
@@ -32,14 +35,16 @@ from ferry.protocol.status import OUTGOING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent.migration")
 
+PAUSED_FLAG = "VIR_MIGRATE_PAUSED"   # leave the domain suspended on the destination
 COMPLETED_EVENT_WAIT_S = 2.0   # how long a finished migrateToURI3 waits for libvirt's JOB_COMPLETED
 
 
-class MigrationJob:
+class MigrationJob(MigrationWatch):
     def __init__(self, *, vm_id: str, vm_name: str, dom, lv, events, params: MigrateParams,
                  unrecognized: tuple[str, ...], slots, destination: Callable[[str], Any],
                  zerocopy_available: bool, libvirt_transport: str, status_interval: float = 1.0,
-                 retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None):
+                 retry_interval: float = 10.0, on_finished: Callable[[MigrationJob], None] | None = None,
+                 hard_limits: HardLimits = HardLimits(0, 0), memory_mib: int = 0):
         self.vm_id = vm_id
         self.vm_name = vm_name
         self.dom = dom
@@ -54,6 +59,10 @@ class MigrationJob:
         self.status_interval = status_interval
         self.retry_interval = retry_interval
         self.on_finished = on_finished
+        self.hard_limits = hard_limits
+        self.memory_mib = memory_mib
+        self._low_mark = LowMark()
+        self._limit_verdict: Verdict | None = None   # set when a hard limit aborted the job
 
         self.schedule = params.effective_schedule()
         self.runner = ScheduleRunner(self.schedule)
@@ -111,8 +120,14 @@ class MigrationJob:
                 log.warning("VM %s: abortJob during cancel: %s", self.vm_name, _msg(exc))
 
     def change_max_bandwidth(self, mibs: int) -> None:
-        self.dom.migrateSetMaxSpeed(mibs, 0)
-        log.info("VM %s: migration bandwidth set to %d MiB/s", self.vm_name, mibs)
+        t0 = time.monotonic()
+        try:
+            self.dom.migrateSetMaxSpeed(mibs, 0)
+        except self.lv.libvirtError as exc:
+            log.warning("VM %s: setting migration bandwidth to %d MiB/s: %s", self.vm_name, mibs, _msg(exc))
+            raise
+        log.info("VM %s: migration bandwidth set to %d MiB/s (libvirt took %.3f s)", self.vm_name, mibs,
+                 time.monotonic() - t0)
 
     def status(self) -> MigrationStatus:
         with self._lock:
@@ -170,6 +185,12 @@ class MigrationJob:
         p = self.params
         self.flags = build_migration_flags(p, zerocopy_available=self.zerocopy_available,
                                            libvirt_transport=self.libvirt_transport)
+        if self._paused_here():
+            # libvirt's peer-to-peer migration would carry the paused state over by itself; say it
+            # explicitly so the destination never resumes a guest its owner paused.
+            self.flags = dataclasses.replace(
+                self.flags, names=(*self.flags.names, PAUSED_FLAG),
+                notes=(*self.flags.notes, "the VM is paused: it stays paused on the destination"))
         for note in self.flags.notes:
             log.info("VM %s: %s", self.vm_name, note)
         for warning in self.flags.warnings:
@@ -216,6 +237,10 @@ class MigrationJob:
         message = _msg(outcome_error)
         if self._cancel.is_set():
             self._finish(JobState.CANCELLED, "Migration cancelled", message)
+        elif self._limit_verdict is not None:
+            v = self._limit_verdict
+            self._finish(JobState.ABORTED, f"Migration aborted by {v.limit}: {v.reason}",
+                         f"{v.limit}: {v.reason} (libvirt: {message})")
         elif self._aborted_by_schedule:
             self._finish(JobState.ABORTED, "Migration aborted by the convergence schedule", message)
         else:
@@ -268,6 +293,7 @@ class MigrationJob:
             self._update_figures(figures_from_job_stats(stats), final=True)
         with self._lock:
             self.progress = 100
+        self._undefine_leftover()
         self._finish(JobState.SUCCEEDED, "Migration succeeded")
 
     def _finish(self, state: JobState, message: str, error: str | None = None) -> None:
@@ -289,9 +315,7 @@ class MigrationJob:
     def _on_lifecycle(self, event: int, detail: int) -> None:
         lv = self.lv
         if event == lv.VIR_DOMAIN_EVENT_SUSPENDED and detail == lv.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY:
-            self._postcopy = True
-            self.runner.postcopy_started()
-            self.version.bump()
+            self._postcopy_started("event")
 
     def _monitor(self) -> None:
         init_done = False
@@ -316,6 +340,8 @@ class MigrationJob:
                 continue
             if not init_done and self._job_active(figures):
                 init_done = self._run_init()
+            if self._job_active(figures):
+                self._check_hard_limits(figures)
             if init_done and figures.iteration:
                 self._on_iteration(figures.iteration, source="poll")
 
@@ -337,6 +363,8 @@ class MigrationJob:
             return None
         figures = figures_from_job_stats(stats)
         self._update_figures(figures)
+        if self.runner.postcopy_requested:
+            self._check_postcopy_state()
         return figures
 
     def _update_figures(self, figures: JobFigures, final: bool = False) -> None:
@@ -354,6 +382,8 @@ class MigrationJob:
             self.version.bump()
 
     def _on_iteration(self, iteration: int, source: str) -> None:
+        if self._limit_verdict is not None:
+            return
         action = self.runner.on_iteration(iteration)
         if action is not None:
             n = iteration - (self.runner.baseline or iteration)
@@ -368,9 +398,9 @@ class MigrationJob:
                 with self._lock:
                     self.max_downtime_ms = action.downtime_ms  # shown with the action's record below
             elif action.name == POSTCOPY:
+                # Post-copy counts as started only when libvirt says so (the SUSPENDED_POSTCOPY
+                # lifecycle event, or the paused-for-post-copy state seen by a poll).
                 self.dom.migrateStartPostCopy(0)
-                self._postcopy = True
-                self.runner.postcopy_started()
             elif action.name == ABORT:
                 self._aborted_by_schedule = True
                 self.dom.abortJob()
@@ -378,12 +408,9 @@ class MigrationJob:
             record["ok"] = False
             record["error"] = _msg(exc)
             log.warning("VM %s: schedule action %s failed: %s", self.vm_name, action, _msg(exc))
+            if action.name == POSTCOPY:
+                self.runner.postcopy_failed()   # Vdsm goes on with the next item (the abort)
         with self._lock:
             self.actions_run.append(record)
         self.version.bump()
 
-
-def _msg(exc: Exception) -> str:
-    getter = getattr(exc, "get_error_message", None)
-    message = getter() if getter else None
-    return message or str(exc)

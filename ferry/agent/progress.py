@@ -1,6 +1,6 @@
 """Migration progress: the percent shown to users and the figures behind it (pure).
 
-Rules (ovirt-migration-facts §3): 0 while the total is unknown (0); 100 when nothing remains;
+Rules (ovirt-migration-facts §3): 0 while the total is 0; 100 when nothing remains;
 otherwise 100 - 100*remaining//total, capped at 99 while anything remains; never goes
 backwards (a new iteration re-dirties memory, the bar must not jump back); 100 once the
 downtime is known (the guest has switched over).
@@ -47,13 +47,16 @@ class JobFigures:
     def dirty_rate_bps(self) -> int:
         return self.dirty_rate_pages * self.page_size
 
+    # The percent is taken over libvirt's data figures (memory plus disks), as Vdsm's is: with a
+    # data_total of 0 nothing is known yet and progress is 0, even if memory figures are present
+    # (falling back to them showed 50% before the job had really started).
     @property
     def total(self) -> int:
-        return self.data_total or self.memory_total
+        return self.data_total
 
     @property
     def remaining(self) -> int:
-        return self.data_remaining if self.data_total else self.memory_remaining
+        return self.data_remaining
 
 
 def figures_from_job_stats(stats: dict) -> JobFigures:

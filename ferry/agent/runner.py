@@ -10,7 +10,7 @@ from ferry.agent.api import Agent
 from ferry.agent.authz import libvirt_running_here
 from ferry.agent.config import AgentConfig
 from ferry.agent.dispatch import AccessControl
-from ferry.agent.libvirt_edge import EventHub, open_connection
+from ferry.agent.libvirt_edge import EventHub, LibvirtLink, LibvirtUnavailable, ReconnectingConnection, open_connection
 from ferry.agent.server import make_server
 from ferry.agent.vm_checks import check_request
 
@@ -38,12 +38,25 @@ def run_agent(config: AgentConfig) -> None:
         check_dev_address(config.address)
     else:
         tls = server_context(config.tls_files)
-    conn = open_connection(config.libvirt_uri)
+    # The agent serves even while libvirtd is away: verbs answer libvirtUnavailable until the
+    # link (re)connects; each new connection re-registers the event callbacks.
+    link = LibvirtLink(libvirt, lambda: open_connection(config.libvirt_uri))
+    conn = ReconnectingConnection(link)
     events = EventHub(conn, libvirt)
-    events.register()
     agent = Agent(conn, libvirt, events, config)
+    link.on_connect(events.reregister)
+    link.on_connect(agent.on_libvirt_connected)
+    link.start()
     limits = config.vm_limits  # roles: ferry.agent.authz; what reaches libvirt: ferry.agent.vm_checks
-    access = AccessControl(running_here=libvirt_running_here(conn, libvirt),
+    domain_here = libvirt_running_here(conn, libvirt)
+
+    def running_here(vm_id: object) -> bool:
+        try:
+            return domain_here(vm_id)
+        except LibvirtUnavailable:      # libvirtd away: nothing is known to run here
+            return False
+
+    access = AccessControl(running_here=running_here,
                            check_params=lambda m, p: check_request(m, p, limits, resolve=os.path.realpath))
     server = make_server(config.address, config.port, agent.methods(), tls=tls, access=access,
                          read_timeout=config.read_timeout, max_per_client=config.max_connections_per_client)
@@ -70,8 +83,9 @@ def run_agent(config: AgentConfig) -> None:
     stop.wait()
     log.info("agent stopping")
     server.shutdown()
+    link.stop()
     events.close()
     try:
         conn.close()
-    except libvirt.libvirtError:
+    except (libvirt.libvirtError, LibvirtUnavailable):
         pass

@@ -44,6 +44,22 @@ def status_name(lv, state: int) -> str:
     return DOWN
 
 
+def migration_refusal(lv, state: int, reason: int) -> str | None:
+    """Why a VM in this libvirt state cannot migrate, or None when it can.
+
+    As Vdsm: a running VM migrates, and so does a paused one (it stays paused on the
+    destination), except one paused on an I/O error -- its disk is in trouble here, and the
+    guest must not resume elsewhere behind the administrator's back.
+    """
+    if state in (lv.VIR_DOMAIN_RUNNING, lv.VIR_DOMAIN_BLOCKED):
+        return None
+    if state == lv.VIR_DOMAIN_PAUSED:
+        if reason == lv.VIR_DOMAIN_PAUSED_IOERROR:
+            return "is paused on an I/O error and is not migrated (resume or fix its storage first)"
+        return None
+    return f"is not running (status {status_name(lv, state)})"
+
+
 def domain_summary(lv, dom) -> dict:
     state, _reason = dom.state()
     return {"vmID": dom.UUIDString(), "name": dom.name(), "status": status_name(lv, state)}

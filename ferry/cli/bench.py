@@ -78,6 +78,61 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, as_json, report, lab_i
     _finish(result, as_json, report)
 
 
+@bench.command("forecast")
+@click.option("--case", "cases", multiple=True, metavar="SIZE:TOUCHED:DIRTY:CAP:MODE:POLICY",
+              help="Run this case (repeatable), e.g. '512:60:32:40:plain:Minimal downtime' (MiB, %, MiB/s, "
+                   "MiB/s); default: issue 14's full matrix.")
+@click.option("--dirty-seconds", default=2, show_default=True, type=click.IntRange(1, 60),
+              help="VM.getDirtyRate's window.")
+@click.option("--pattern", type=click.Choice(["linear", "random"]), default="random", show_default=True,
+              help="The write pattern the forecast assumes (the lab's workload writes random pages).")
+@click.option("--engine-url", default=None, help="A running engine's URL (default: start one).")
+@click.option("--calibrate", is_flag=True, help="First migrate an idle guest uncapped each way (not compared): "
+              "the engine's per-host-pair calibration.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the raw result (JSON) here.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
+@click.option("--from-raw", "from_raw", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Do not migrate: report on a stored raw result (--out of an earlier run).")
+@click.option("--final-speeds", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A `ferry bench migrate` raw result: also forecast every run again with the current "
+                   "physics, the final copy at that benchmark's uncapped speed per host pair and mode.")
+@click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
+def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, report, from_raw, final_speeds, lab_id):
+    """Measure, forecast, migrate through the engine and compare, per case."""
+    from ferry.bench.engine_driver import engine_driver
+    from ferry.bench.forecast_bench import ForecastBench, full_matrix, parse_case
+    from ferry.bench.forecast_report import final_speeds as speeds_of
+    from ferry.bench.forecast_report import reforecast_all, summary_text, write_forecast_report
+
+    if from_raw:
+        with open(from_raw) as f:
+            result = json.load(f)
+        second = None
+        if final_speeds:
+            with open(final_speeds) as f:
+                again = reforecast_all(result, speeds_of(json.load(f)))
+            second = ("### The same runs, forecast again with the current physics", again, [])
+            click.echo(summary_text(again))
+        if report:
+            _progress(f"report written: {write_forecast_report(report, result, second=second)}")
+        click.echo(summary_text(result))
+        return
+    chosen = [parse_case(c) for c in cases] if cases else full_matrix()
+    lab = _needs_two_hosts(_lab(lab_id))
+    _progress(f"bench forecast on lab {lab.lab_id}: {len(chosen)} migration(s)"
+              + ("" if cases else " (issue 14's full matrix)"))
+    with engine_driver(lab, engine_url, progress=_progress) as driver:
+        result = ForecastBench(lab, driver, chosen, progress=_progress, dirty_seconds=dirty_seconds,
+                               pattern=pattern, calibrate=calibrate).run()
+    result["full_matrix"] = not cases
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1, sort_keys=True)
+    if report:
+        _progress(f"report written: {write_forecast_report(report, result)}")
+    click.echo(summary_text(result))
+
+
 def _needs_two_hosts(lab):
     from ferry.common.errors import OperationFailed
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ferry.cli.progress import progress_line, route_text, summary_line
+from ferry.cli.progress import BAR_WIDTH, bar_line, progress_line, route_text, summary_line
 from ferry.client.follow import FINAL, wait_for
 
 
@@ -55,9 +55,10 @@ def follow_with_bar(client, migration: dict, *, extra: Callable[[dict], None] | 
         plain(migration)
         return wait_for(client, migration, on_update=plain)
     console.print(f"migration {migration['id']}: VM {migration['vm']} {route_text(migration)}", highlight=False)
-    with Progress(BarColumn(bar_width=24), TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
+    # bar + line + elapsed time within 80 columns (ferry.cli.progress.bar_line)
+    with Progress(BarColumn(bar_width=BAR_WIDTH), TextColumn("{task.fields[line]}"), TimeElapsedColumn(),
                   console=console, transient=False) as bar:
-        task = bar.add_task("migrate", total=100, line=progress_line(migration, route=False))
+        task = bar.add_task("migrate", total=100, line=bar_line(migration))
         shown_route = [route_text(migration)]
 
         def update(m: dict) -> None:
@@ -66,7 +67,7 @@ def follow_with_bar(client, migration: dict, *, extra: Callable[[dict], None] | 
             if route_text(m) != shown_route[0]:   # a rerun goes elsewhere
                 shown_route[0] = route_text(m)
                 console.print(f"rerun: VM {m['vm']} {shown_route[0]}", highlight=False)
-            bar.update(task, completed=m.get("progress") or 0, line=progress_line(m, route=False))
+            bar.update(task, completed=m.get("progress") or 0, line=bar_line(m))
 
         final = wait_for(client, migration, on_update=update)
         update(final)

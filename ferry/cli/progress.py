@@ -1,15 +1,25 @@
 """What the terminal shows of a migration (pure: a migration's JSON in, text out).
 
-`progress_line` is the live line beside the bar (percent, MiB/s, remaining, iteration, current
-max downtime); `summary_line` is the one line printed when it ends; `event_line` is one row of
-`ferry events`. No I/O here, so every wording is unit-tested.
+`progress_line` is the live line of plain output (percent, MiB/s, remaining, iteration, current
+max downtime, ETA); `bar_line` the shorter one beside the bar, which fits 80 columns with the bar
+and the elapsed time; `summary_line` is the one line printed when it ends; `event_line` is one
+row of `ferry events`. No I/O here, so every wording is unit-tested.
+
+The ETA is the record's `eta` (GET /api/migrations/{id}); a record without the key (an engine
+route that does not add it) gets it from the same pure function (ferry.engine.migration_eta).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from ferry.engine.migration_eta import migration_eta
+
 MIB = 1024 * 1024
+TERMINAL_WIDTH = 80
+BAR_WIDTH = 20
+ELAPSED_WIDTH = 7          # rich's TimeElapsedColumn: "0:00:12"
+BAR_LINE_WIDTH = TERMINAL_WIDTH - BAR_WIDTH - ELAPSED_WIDTH - 2   # the two column gaps
 
 STATE_WORDS = {
     "PENDING": "waiting to start", "RUNNING": "migrating", "CANCELLING": "cancelling",
@@ -68,11 +78,65 @@ def progress_line(migration: Mapping[str, Any], route: bool = True) -> str:
             parts.append(f"iteration {f['iteration']}")
         if f.get("max_downtime_ms"):
             parts.append(f"max downtime {format_ms(f['max_downtime_ms'])}")
+        eta = eta_text(migration)
+        if eta:
+            parts.append(eta)
     if state == "CANCELLING":
         parts.append("cancelling")
     if not route:
         return " · ".join(parts)
     return " · ".join(parts + [route_text(migration)])
+
+
+def format_eta(seconds: float) -> str:
+    """~8 s / ~95 s / ~4 min / ~2.5 h: an estimate, so rounded."""
+    if seconds < 100:
+        return f"~{max(1, round(seconds))} s"
+    if seconds < 100 * 60:
+        return f"~{round(seconds / 60)} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def eta_text(migration: Mapping[str, Any]) -> str | None:
+    """'ETA ~12 s', 'will abort in ~25 s', 'post-copy, ends in ~9 s', 'never converges'; None
+    without an ETA (not running, no throughput yet)."""
+    if "eta" in migration:
+        eta = migration.get("eta")
+    else:
+        live = migration_eta(migration)
+        eta = None if live is None else live.to_wire()
+    if not isinstance(eta, Mapping):
+        return None
+    seconds, outcome = eta.get("seconds"), eta.get("outcome")
+    if outcome == "abort":
+        return "never converges" if seconds is None else f"will abort in {format_eta(seconds)}"
+    if seconds is None:
+        return None
+    if outcome == "postcopy":
+        return f"post-copy, ends in {format_eta(seconds)}"
+    return f"ETA {format_eta(seconds)}"
+
+
+def bar_line(migration: Mapping[str, Any], width: int = BAR_LINE_WIDTH) -> str:
+    """The line beside the bar: percent, ETA, MiB/s, what is left; the least needed parts are
+    dropped until it fits `width` (so bar + line + elapsed time fit 80 columns)."""
+    f = migration.get("figures") or {}
+    state = migration.get("state", "")
+    pct = f"{int(migration.get('progress') or 0)}%"
+    if state == "PENDING" or (state == "RUNNING" and not f):
+        parts = [pct, "starting"]
+    elif f.get("agent_state") == "waiting":
+        parts = [pct, "waiting for the destination"]
+    else:
+        eta = eta_text(migration)
+        remaining = f.get("data_remaining") if f.get("data_total") else f.get("memory_remaining")
+        left = f"{format_mib(remaining)} left" if (f.get("data_total") or f.get("memory_total")) else None
+        parts = [p for p in (pct, eta, format_rate(f.get("bandwidth_bps")), left) if p]
+    if state == "CANCELLING":
+        parts.insert(1, "cancelling")
+    while len(parts) > 1 and len(" · ".join(parts)) > width:
+        parts.pop()
+    return " · ".join(parts)[:width]
 
 
 def route_text(migration: Mapping[str, Any]) -> str:

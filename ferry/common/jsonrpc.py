@@ -42,6 +42,7 @@ ERROR_CODES = {
     "migrationInProgress": 101,  # Ferry: the VM is already migrating
     "vmNotRunning": 102,       # Ferry: the VM exists but is not running
     "forbidden": 103,          # Ferry: the caller's certificate role may not do this
+    "libvirtUnavailable": 104,  # Ferry: no libvirt connection right now (the agent reconnects)
     "invalidParams": INVALID_PARAMS,
 }
 

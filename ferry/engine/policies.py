@@ -274,6 +274,10 @@ def policy_from_dict(raw: dict, existing: Iterable[MigrationPolicy] = ()) -> Mig
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("name", f"a policy needs a name, got {name!r}")
+    try:
+        name.encode("utf-8")   # its id is derived from it; lone surrogates cannot be stored either
+    except UnicodeEncodeError:
+        raise InvalidInput("name", "must be valid Unicode text (it contains a lone surrogate)") from None
     name = name.strip()
     policy_id = data.get("id") or str(uuid.uuid5(_CUSTOM_ID_NAMESPACE, name.lower()))
     description = data.get("description", "") or ""

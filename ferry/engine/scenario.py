@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import yaml
 
 from ferry.common.errors import InvalidInput, NotFound
+from ferry.engine.forecasting import Measured, forecast_wire, link_mibs, plan_forecast
 from ferry.engine.options import (
     BandwidthMode,
     BandwidthSetting,
@@ -28,17 +29,30 @@ from ferry.engine.policies import (
     BUILTIN_POLICIES,
     MINIMAL_DOWNTIME_ID,
     MigrationPolicy,
+    check_policy_allowed,
     find_policy,
     policy_from_dict,
 )
+from ferry.engine.recommend import Candidate, recommendation
 
 TOP_KEYS = {"description", "cluster", "vm", "source", "destination", "policies"}
 CLUSTER_KEYS = {"policy", "parallel", "encrypted", "bandwidth", "auto_converge", "compressed",
                 "parallel_supported"}
 VM_KEYS = {"name", "vcpus", "paused", "policy", "parallel", "encrypted", "auto_converge",
-           "compressed", "downtime_ms"}
-HOST_KEYS = {"name", "address", "migration_address", "migration_network_up", "link_speed_mbps", "zerocopy"}
+           "compressed", "downtime_ms", "memory_mib", "touched_mib", "dirty_rate_mibs"}
+HOST_KEYS = {"name", "address", "migration_address", "migration_network_up", "link_speed_mbps", "zerocopy",
+             "measured_mibs"}
 DEFAULT_POLICY_ID = MINIMAL_DOWNTIME_ID   # oVirt's default cluster policy
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What `--forecast` needs beyond the plan (MiB, MiB/s); None = not given."""
+
+    memory_mib: float | None = None
+    touched_mib: float | None = None
+    dirty_rate_mibs: float | None = None
+    measured_mibs: float | None = None      # the lower of source/destination measured_mibs
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class Scenario:
     destination: HostMigrationInfo
     policies: tuple[MigrationPolicy, ...] = ()   # the scenario's custom policies
     description: str = ""
+    workload: Workload = Workload()
 
     def policy(self, requested: str | None = None) -> MigrationPolicy:
         """The policy to plan with: `requested` (id or name) if given, else the effective one."""
@@ -67,6 +82,43 @@ class Scenario:
         return plan_migration(self.cluster, self.vm, self.policy(policy), self.source, self.destination,
                               vcpus=self.vcpus, paused=self.paused, vm_name=self.vm_name,
                               cluster_policy=find_policy(self.cluster.policy_id, self.policies))
+
+    def measured(self) -> Measured:
+        """The forecast's figures: vm.memory_mib is required, touched defaults to all of
+        memory, the dirty rate to 0; the bandwidth is the plan's cap, the hosts' measured_mibs
+        and their link speeds (the lowest known wins)."""
+        w = self.workload
+        if w.memory_mib is None:
+            raise InvalidInput("vm.memory_mib", "is required for a forecast (the guest's memory in MiB)")
+        if w.touched_mib is not None and w.touched_mib > w.memory_mib:
+            raise InvalidInput("vm.touched_mib", f"cannot exceed vm.memory_mib ({w.memory_mib:g}), got {w.touched_mib:g}")
+        return Measured(memory_mib=w.memory_mib, touched_mib=w.touched_mib, dirty_rate_mibs=w.dirty_rate_mibs or 0.0,
+                        dirty_reason="given in the scenario", measured_bandwidth_mibs=w.measured_mibs,
+                        bandwidth_samples=0 if w.measured_mibs is None else 1,
+                        link_mibs=link_mibs(self.source.link_speed_mbps, self.destination.link_speed_mbps))
+
+    def recommend(self) -> dict:
+        """Every policy (built-in and the scenario's) forecast on the scenario's figures, ranked."""
+        measured = self.measured()
+        candidates = []
+        for p in (*BUILTIN_POLICIES, *self.policies):
+            try:
+                check_policy_allowed(p, self.cluster.parallel_supported)
+            except InvalidInput as exc:
+                candidates.append(Candidate(p.id, p.name, None, f"cannot be used here: {exc.reason}"))
+                continue
+            plan = self.plan(p.id)
+            candidates.append(Candidate(p.id, p.name, forecast_wire(plan_forecast(plan, measured), measured)))
+        return {"vm": self.vm_name, "source": self.source.name, "destination": self.destination.name,
+                **recommendation(candidates)}
+
+    def forecast(self, policy: str | None = None) -> dict:
+        """The plan's dict with its `forecast` object (ferry.engine.forecasting)."""
+        plan = self.plan(policy)
+        measured = self.measured()
+        body = plan.to_dict()
+        body["forecast"] = forecast_wire(plan_forecast(plan, measured), measured)
+        return body
 
 
 def _unknown_policy(key: str, custom) -> str:
@@ -111,6 +163,19 @@ def _int(data: dict, key: str, field: str, *, minimum: int, required: bool = Fal
     if value < minimum:
         raise InvalidInput(f"{field}.{key}", f"must be {minimum} or more, got {value}")
     return value
+
+
+def _size(data: dict, key: str, field: str, *, zero_ok: bool) -> float | None:
+    """A size or rate (MiB, MiB/s): a number, > 0 (or >= 0 with zero_ok); null = not given."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or value in (
+            float("inf"), float("-inf")):
+        raise InvalidInput(f"{field}.{key}", f"must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise InvalidInput(f"{field}.{key}", f"must be {'0 or more' if zero_ok else 'more than 0'}, got {value!r}")
+    return float(value)
 
 
 def _prefixed(field: str, exc: InvalidInput) -> InvalidInput:
@@ -260,8 +325,15 @@ def parse_scenario(data) -> Scenario:
     destination = parse_host(top["destination"], "destination")
     if source.name == destination.name:
         raise InvalidInput("destination.name", f"must differ from the source host ({source.name!r})")
+    measured = [m for m in (_size(top["source"], "measured_mibs", "source", zero_ok=False),
+                            _size(top["destination"], "measured_mibs", "destination", zero_ok=False))
+                if m is not None]
+    workload = Workload(memory_mib=_size(v, "memory_mib", "vm", zero_ok=False),
+                        touched_mib=_size(v, "touched_mib", "vm", zero_ok=True),
+                        dirty_rate_mibs=_size(v, "dirty_rate_mibs", "vm", zero_ok=True),
+                        measured_mibs=min(measured) if measured else None)
     return Scenario(cluster, vm, vm_name.strip(), vcpus, paused, source, destination, tuple(custom),
-                    description.strip())
+                    description.strip(), workload)
 
 
 def load_scenario_text(text: str) -> Scenario:

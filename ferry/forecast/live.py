@@ -63,7 +63,9 @@ class Eta:
 def live_eta(stats: LiveStats, *, touched_mib: float, memory_mib: float,
              pending: tuple[ScheduleItem, ...] = (), auto_converge: bool = False, throttle_pct: int = 0,
              postcopy_allowed: bool = True, fixed_cost_s: float = FIXED_COST_S,
-             max_seconds: float | None = None, dirty_pattern: str = "linear") -> Eta:
+             max_seconds: float | None = None, dirty_pattern: str = "linear",
+             check_chunk_s: float | None = None, switchover_syncs: int = 0,
+             final_bandwidth_mibs: float | None = None) -> Eta:
     """ETA from the live stats; `pending` are the stalling items the agent has not run yet.
 
     The current iteration's schedule item (if any) has run already, so nothing fires until the
@@ -76,7 +78,9 @@ def live_eta(stats: LiveStats, *, touched_mib: float, memory_mib: float,
     inp = ForecastInputs(memory_mib=memory_mib, touched_mib=touched, dirty_rate_mibs=max(0.0, stats.dirty_rate_mibs),
                          bandwidth_mibs=stats.throughput_mibs, bandwidth_source="live", stalling=tuple(pending),
                          auto_converge=auto_converge, postcopy_allowed=postcopy_allowed,
-                         fixed_cost_s=fixed_cost_s, max_seconds=budget, dirty_pattern=dirty_pattern)
+                         fixed_cost_s=fixed_cost_s, max_seconds=budget, dirty_pattern=dirty_pattern,
+                         check_chunk_s=check_chunk_s, switchover_syncs=switchover_syncs,
+                         final_bandwidth_mibs=final_bandwidth_mibs)
     state = State(iteration=stats.iteration, send_mib=max(0.0, stats.remaining_mib),
                   downtime_ms=stats.downtime_ms, throttle_pct=throttle_pct, fire_now=False)
     run = simulate(inp, inp.dirty_rate_mibs, inp.bandwidth_mibs, state)

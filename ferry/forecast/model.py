@@ -54,6 +54,11 @@ THROTTLE_TRIGGER_COUNT = 2            # QEMU throttles on every second iteration
 MAX_ITERATIONS = 1000                 # a model guard: a shrinking migration converges long before
 DEFAULT_BANDWIDTH_SPREAD = 0.10       # relative spread of a bandwidth figure, for the range
 LINEAR, RANDOM = "linear", "random"   # dirty patterns
+# QEMU checks for convergence between sends: a rate-limited migration sends one BUFFER_DELAY
+# window (100 ms of its cap) per check, a free one for at most MAX_WAIT (50 ms) per check.
+IN_PASS_CHUNK_CAPPED_S = 0.100
+IN_PASS_CHUNK_FREE_S = 0.050
+SWITCHOVER_SYNCS = 2     # the converging check's bitmap sync, then ram_save_complete's
 
 ScheduleItem = tuple[int, str, "int | None"]   # (limit, action, setDowntime ms or None)
 
@@ -94,6 +99,15 @@ class ForecastInputs:
     postcopy_allowed: bool = True
     max_seconds: float | None = None
     dirty_pattern: str = LINEAR
+    # QEMU's convergence check (see `in_pass`): None = at each pass's end (the first model);
+    # else the seconds of data QEMU sends between two checks (IN_PASS_CHUNK_CAPPED_S or _FREE_S)
+    check_chunk_s: float | None = None
+    # iterations the agent sees while the migration switches over (the converging check's own
+    # bitmap sync and the completion's); 0 = none (the first model); QEMU's: SWITCHOVER_SYNCS
+    switchover_syncs: int = 0
+    # the final copy's speed: QEMU lifts the rate limit once the guest is stopped, so the rest
+    # goes at what the hosts reach, not at the cap; None = the bandwidth (the first model)
+    final_bandwidth_mibs: float | None = None
 
     def __post_init__(self) -> None:
         if self.dirty_pattern not in (LINEAR, RANDOM):
@@ -115,6 +129,12 @@ class ForecastInputs:
             raise InvalidInput("bandwidth_spread", f"must be in [0, 1), got {self.bandwidth_spread!r}")
         _positive(self.fixed_cost_s, "fixed_cost_s", zero_ok=True)
         _positive(self.switchover_ms, "switchover_ms", zero_ok=True)
+        if self.check_chunk_s is not None:
+            _positive(self.check_chunk_s, "check_chunk_s")
+        if self.final_bandwidth_mibs is not None:
+            _positive(self.final_bandwidth_mibs, "final_bandwidth_mibs")
+        if isinstance(self.switchover_syncs, bool) or self.switchover_syncs not in (0, 1, 2):
+            raise InvalidInput("switchover_syncs", f"must be 0, 1 or 2, got {self.switchover_syncs!r}")
         if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 0:
             raise InvalidInput("parallel", f"must be an integer >= 0 (0 = one connection), got {self.parallel!r}")
         if self.init_downtime_ms is not None:
@@ -143,8 +163,27 @@ class ForecastInputs:
             "throttleInitialPct": self.throttle_initial_pct, "throttleIncrementPct": self.throttle_increment_pct,
             "fixedCostSeconds": self.fixed_cost_s, "switchoverMs": self.switchover_ms,
             "postcopyAllowed": self.postcopy_allowed, "maxSeconds": self.max_seconds,
-            "dirtyPattern": self.dirty_pattern,
+            "dirtyPattern": self.dirty_pattern, "checkChunkSeconds": self.check_chunk_s,
+            "switchoverSyncs": self.switchover_syncs, "finalBandwidthMiBs": self.final_bandwidth_mibs,
         }
+
+    @classmethod
+    def from_wire(cls, w: dict) -> ForecastInputs:
+        """The inputs back from `to_wire()` (a stored forecast, rerun with other physics)."""
+        rng = w.get("dirtyRateRangeMiBs") or {}
+        return cls(memory_mib=w["memoryMiB"], touched_mib=w["touchedMiB"], dirty_rate_mibs=w["dirtyRateMiBs"],
+                   dirty_rate_low_mibs=rng.get("low"), dirty_rate_high_mibs=rng.get("high"),
+                   bandwidth_mibs=w["bandwidthMiBs"], bandwidth_source=w.get("bandwidthSource", "cap"),
+                   bandwidth_spread=w.get("bandwidthSpread", DEFAULT_BANDWIDTH_SPREAD),
+                   parallel=w.get("parallel", 0), init_downtime_ms=w.get("initDowntimeMs"),
+                   stalling=tuple((i["limit"], i["action"], i["value"]) for i in w.get("stalling") or ()),
+                   auto_converge=w.get("autoConverge", False),
+                   throttle_initial_pct=w.get("throttleInitialPct", THROTTLE_INITIAL_PCT),
+                   throttle_increment_pct=w.get("throttleIncrementPct", THROTTLE_INCREMENT_PCT),
+                   fixed_cost_s=w.get("fixedCostSeconds", FIXED_COST_S), switchover_ms=w.get("switchoverMs", 0.0),
+                   postcopy_allowed=w.get("postcopyAllowed", True), max_seconds=w.get("maxSeconds"),
+                   dirty_pattern=w.get("dirtyPattern", LINEAR), check_chunk_s=w.get("checkChunkSeconds"),
+                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"))
 
     @property
     def dirty_low(self) -> float:
@@ -246,6 +285,33 @@ def dirtied(working_set_mib: float, written_mib: float, pattern: str = LINEAR) -
     return min(working_set_mib, written_mib)
 
 
+def in_pass_unsent(inp: ForecastInputs, send: float, threshold: float, bandwidth_mibs: float) -> float:
+    """What is still unsent of a pass when QEMU checks for convergence (MiB).
+
+    The first model checks at the pass's end (0 unsent). QEMU (migration_iteration_run) checks
+    between sends: once the pass's pending estimate is under threshold = B x limit it syncs the
+    dirty bitmap and switches over if everything pending fits, else that sync starts the next
+    pass. The check comes one chunk of sends apart, so on average half a chunk under the
+    threshold; a pass that starts under it is checked at once."""
+    if inp.check_chunk_s is None:
+        return 0.0
+    return min(send, max(0.0, threshold - bandwidth_mibs * inp.check_chunk_s / 2))
+
+
+def _abort_during_switchover(pending: list, n: int, syncs: int) -> int | None:
+    """The iteration at which the schedule's abort fires while QEMU switches over, if any.
+
+    The agent runs one schedule item per new iteration it sees; the converging check's bitmap
+    sync and the completion's are iterations n+1 and n+2 to it. An abort among the items they
+    fire reaches libvirt during the switch-over and cancels it."""
+    items = list(pending)
+    for m in range(n + 1, n + 1 + syncs):
+        if items and items[0][0] < m:
+            if items.pop(0)[1] == ABORT:
+                return m
+    return None
+
+
 def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, state: State = State()) -> Run:
     """Run the model from `state` at fixed rates; pure, bounded by MAX_ITERATIONS."""
     n = state.iteration
@@ -274,18 +340,25 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
                 fired = "postcopy (not allowed here: skipped)"
         fire_now = True
         rate = dirty_mibs * (1 - throttle / 100)
-        secs = send / bandwidth_mibs
-        left = dirtied(inp.touched_mib, rate * secs, inp.dirty_pattern)
+        threshold = bandwidth_mibs * limit_ms / 1000
+        unsent = in_pass_unsent(inp, send, threshold, bandwidth_mibs)
+        secs = (send - unsent) / bandwidth_mibs
+        left = min(inp.touched_mib, unsent + dirtied(inp.touched_mib, rate * secs, inp.dirty_pattern))
         t += secs
         steps.append(Step(n, send, secs, left, limit_ms, fired, throttle, rate))
-        if left <= bandwidth_mibs * limit_ms / 1000:
-            final = left / bandwidth_mibs
+        if left <= threshold:
+            final = left / max(bandwidth_mibs, inp.final_bandwidth_mibs or 0.0)
+            raced = _abort_during_switchover(pending, n, inp.switchover_syncs)
+            if raced is not None:
+                return Run(ABORT, t + final, None, tuple(steps),
+                           f"converges after iteration {n}, but the schedule's abort fires on iteration "
+                           f"{raced}, which the switch-over's own bitmap sync starts")
             return Run(CONVERGE, t + final, final * 1000 + inp.switchover_ms, tuple(steps),
                        f"converges after iteration {n}")
         if inp.max_seconds is not None and t >= inp.max_seconds:
             return Run(ABORT, t, None, tuple(steps), f"over the time limit of {inp.max_seconds:g} s")
         can_throttle = inp.auto_converge and throttle < THROTTLE_MAX_PCT
-        if inp.auto_converge and left > send * THROTTLE_TRIGGER_PCT / 100:
+        if inp.auto_converge and left - unsent > (send - unsent) * THROTTLE_TRIGGER_PCT / 100:
             high += 1
             if high >= THROTTLE_TRIGGER_COUNT:
                 high = 0

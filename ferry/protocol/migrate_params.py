@@ -29,7 +29,8 @@ BOOL_PARAMS = {
 # Keys every agent knows; `zerocopy` is added only by agents that know zero-copy.
 BASE_MIGRATE_PARAMS = frozenset(
     {"dst", "dstqemu", "method", "parallel", "maxBandwidth", "convergenceSchedule", "outgoingLimit",
-     "incomingLimit", "consoleAddress", "downtime", "vmId", "src", "mode"} | set(BOOL_PARAMS)
+     "incomingLimit", "consoleAddress", "downtime", "vmId", "src", "mode", "maxTimePerGiB",
+     "progressTimeout"} | set(BOOL_PARAMS)
 )
 ZEROCOPY_PARAM = "zerocopy"
 # The order `to_wire` lists the flags in (the engine's, since its first release).
@@ -57,6 +58,10 @@ class MigrateParams:
     incoming_limit: int | None = None
     console_address: str | None = None
     downtime: int | None = None               # legacy max downtime (ms)
+    # Ferry: Vdsm's hard limits for this call (s per GiB of memory / s without a new low of the
+    # remaining data; 0 = off); None = the agent's (see ferry.agent.hard_limits)
+    max_time_per_gib: int | None = None
+    progress_timeout: int | None = None
 
     @property
     def dst_host(self) -> str:
@@ -88,7 +93,8 @@ class MigrateParams:
                     ("maxBandwidth", self.max_bandwidth),
                     ("convergenceSchedule", self.schedule.to_wire() if self.schedule is not None else None),
                     ("downtime", self.downtime), ("dstqemu", self.dstqemu),
-                    ("consoleAddress", self.console_address))
+                    ("consoleAddress", self.console_address), ("maxTimePerGiB", self.max_time_per_gib),
+                    ("progressTimeout", self.progress_timeout))
         wire.update({key: value for key, value in optional if value is not None})
         return wire
 
@@ -125,6 +131,9 @@ class MigrateParams:
                 values[attr] = parse_int(raw[key], key, minimum=1, maximum=MAX_MIGRATION_LIMIT)
         if raw.get("downtime") is not None:
             values["downtime"] = parse_int(raw["downtime"], "downtime", minimum=1, maximum=MAX_DOWNTIME_MS)
+        for key, attr in (("maxTimePerGiB", "max_time_per_gib"), ("progressTimeout", "progress_timeout")):
+            if raw.get(key) is not None:
+                values[attr] = parse_int(raw[key], key, minimum=0, maximum=86_400)
         if raw.get("convergenceSchedule") is not None:
             values["schedule"] = Schedule.from_wire(raw["convergenceSchedule"])
         return cls(**values), unrecognized

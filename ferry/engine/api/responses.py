@@ -141,6 +141,51 @@ class PlanOut(Out):
     flag_warnings: list[str]
     explanation: list[ExplanationOut]
     notes: list[str]
+    forecast: ForecastOut | None = Field(None, description="only with ?forecast=true")
+
+
+class ForecastRangeOut(Out):
+    low: float | None = Field(description="seconds, the best case")
+    high: float | None = Field(description="seconds, the worst case; null when it never ends")
+
+
+class ForecastOut(Out):
+    """The pre-copy model's forecast (docs/forecast.md)."""
+
+    outcome: str = Field(description="converge | abort | postcopy")
+    totalSeconds: float | None = Field(description="null: it never ends (no schedule item stops it)")
+    downtimeMs: float | None
+    iterations: int
+    range: ForecastRangeOut
+    inputs: dict[str, Any]
+    steps: list[dict[str, Any]]
+    reason: str | None = None
+
+
+class RankedPolicyOut(Out):
+    policy: PolicyRef
+    outcome: str | None = Field(description="converge | abort | postcopy; null: the policy cannot be used here")
+    totalSeconds: float | None
+    downtimeMs: float | None
+    iterations: int | None
+    reason: str | None
+
+
+class RecommendationOut(Out):
+    """Every policy forecast for the VM's measured workload, best first (issue 17 item 1)."""
+
+    vm: str
+    source: str
+    destination: str
+    recommended: PolicyRef | None = Field(description="null: no policy is forecast to finish")
+    reason: str
+    ranking: list[RankedPolicyOut]
+    measured: dict[str, Any] | None = None
+
+
+class EtaOut(Out):
+    seconds: float | None = Field(description="from now; null: it never ends")
+    outcome: str = Field(description="converge | abort | postcopy")
 
 
 class MigrationOut(Out):
@@ -159,6 +204,7 @@ class MigrationOut(Out):
     started_at: str | None
     finished_at: str | None
     updated_at: str | None
+    eta: EtaOut | None = Field(None, description="while it runs: the model's ETA from the last status sample")
 
 
 class EventOut(Out):

@@ -27,8 +27,13 @@ class FakeDomain:
                                                                    and root.find("memory").get("unit") == "MiB" else 1)
         self.vcpus = int(root.findtext("vcpu") or 1)
         self.running = True
+        self.paused = False
+        self.pause_reason = libvirt.VIR_DOMAIN_PAUSED_USER
         self.persistent = persistent
+        self.postcopy_error: str | None = None   # migrateStartPostCopy raises this
+        self.postcopy_event = True               # a successful switch fires SUSPENDED_POSTCOPY
         self.job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
+        self.completed_job_stats: dict = {"type": libvirt.VIR_DOMAIN_JOB_NONE}
         self.aborted = threading.Event()
         self.migration_script = None
         # dirty-rate calculation (VM.getDirtyRate): what the next one reports, modes libvirt refuses
@@ -36,6 +41,7 @@ class FakeDomain:
         self.refuse_dirty_modes: tuple = ()
         self.dirty_calc: tuple | None = None       # (seconds, flags) of the calculation started
         self.memory_stats: dict = {}
+        self.xml_blocker: threading.Event | None = None
 
     # recording
     def _rec(self, method, *args):
@@ -48,9 +54,25 @@ class FakeDomain:
         return self._name
 
     def state(self):
-        return [libvirt.VIR_DOMAIN_RUNNING if self.running else libvirt.VIR_DOMAIN_SHUTOFF, 1]
+        self.conn._check()
+        if not self.running:
+            return [libvirt.VIR_DOMAIN_SHUTOFF, 1]
+        if self.paused:
+            return [libvirt.VIR_DOMAIN_PAUSED, self.pause_reason]
+        return [libvirt.VIR_DOMAIN_RUNNING, 1]
+
+    def suspend(self):
+        self._rec("suspend")
+        self.paused, self.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_USER
+        return 0
+
+    def resume(self):
+        self._rec("resume")
+        self.paused = False
+        return 0
 
     def info(self):
+        self.conn._check()
         return [self.state()[0], self.memory_kib, self.memory_kib, self.vcpus, 123456789]
 
     def isActive(self):
@@ -60,6 +82,9 @@ class FakeDomain:
         return int(self.persistent)
 
     def XMLDesc(self, flags=0):
+        self.conn._check()
+        if self.xml_blocker is not None and not flags:
+            self.xml_blocker.wait(30)   # libvirt holds a migrating domain's live XML
         self._rec("XMLDesc", flags)
         return self.xml
 
@@ -77,6 +102,9 @@ class FakeDomain:
         return 0
 
     def jobStats(self, flags=0):
+        self.conn._check()
+        if flags & libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED:
+            return dict(self.completed_job_stats)
         return dict(self.job_stats)
 
     def abortJob(self):
@@ -94,6 +122,12 @@ class FakeDomain:
 
     def migrateStartPostCopy(self, flags=0):
         self._rec("migrateStartPostCopy", flags)
+        if self.postcopy_error:
+            raise libvirt.libvirtError(self.postcopy_error)
+        self.paused, self.pause_reason = True, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY
+        if self.postcopy_event:
+            self.conn.fire_lifecycle(self, libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+                                     libvirt.VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY)
         return 0
 
     def startDirtyRateCalc(self, seconds, flags=0):
@@ -113,7 +147,8 @@ class FakeDomain:
         if self.migration_script is not None:
             self.migration_script(self)
         self.running = False
-        self.conn.domains.pop(self._uuid, None)
+        if not self.persistent:       # a persistent domain stays defined, shut off (reason migrated)
+            self.conn.domains.pop(self._uuid, None)
         return 0
 
 
@@ -126,6 +161,23 @@ class FakeConnection:
         self.lib_version = lib_version
         self.qemu_version = qemu_version
         self.refuse_migration: str | None = None
+        self.alive = True
+        self.closed = False
+
+    # a connection that dies (libvirtd gone): every call then fails as libvirt's do
+    def die(self):
+        self.alive = False
+
+    def _check(self):
+        if not self.alive:
+            raise libvirt.libvirtError("internal error: client socket is closed")
+
+    def isAlive(self):
+        return int(self.alive)
+
+    def close(self):
+        self.closed = True
+        return 0
 
     def add_domain(self, xml: str, persistent=False) -> FakeDomain:
         dom = FakeDomain(self, xml, persistent)
@@ -134,6 +186,7 @@ class FakeConnection:
 
     # libvirt API
     def createXML(self, xml, flags=0):
+        self._check()
         self.calls.append(("createXML", (xml, flags)))
         name = ET.fromstring(xml).findtext("name")
         if any(d.name() == name for d in self.domains.values()):
@@ -141,30 +194,38 @@ class FakeConnection:
         return self.add_domain(xml)
 
     def lookupByUUIDString(self, uuid):
+        self._check()
         try:
             return self.domains[uuid]
         except KeyError:
             raise libvirt.libvirtError(f"Domain not found: no domain with matching uuid '{uuid}'") from None
 
     def listAllDomains(self, flags=0):
+        self._check()
         return [d for d in self.domains.values() if d.running]
 
     def getLibVersion(self):
+        self._check()
         return self.lib_version
 
     def getVersion(self):
+        self._check()
         return self.qemu_version
 
     def getHostname(self):
+        self._check()
         return self.hostname
 
     def getInfo(self):
+        self._check()
         return ["x86_64", 24000, 2, 2000, 1, 1, 2, 1]
 
     def getFreeMemory(self):
+        self._check()
         return 8 * GiB
 
     def getDomainCapabilities(self, *args):
+        self._check()
         return "<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path></domainCapabilities>"
 
     def domainListGetStats(self, doms, stats=0, flags=0):
@@ -183,6 +244,7 @@ class FakeConnection:
         return out
 
     def domainEventRegisterAny(self, dom, event_id, cb, opaque):
+        self._check()
         self.callbacks.setdefault(event_id, []).append(cb)
         return len(self.callbacks)
 

@@ -39,5 +39,16 @@ def test_figures_from_job_stats():
                                 "memory_remaining": 30, "memory_bps": 5, "memory_dirty_rate": 10,
                                 "memory_page_size": 4096, "memory_iteration": 3, "time_elapsed": 1500})
     assert (f.total, f.remaining, f.iteration, f.dirty_rate_bps, f.downtime_ms) == (100, 40, 3, 40960, None)
-    assert figures_from_job_stats({"memory_total": 90, "memory_remaining": 30, "downtime": 77}).remaining == 30
+    assert figures_from_job_stats({"downtime": 77}).downtime_ms == 77
+
+
+def test_rule_progress_is_0_when_data_total_is_0_even_with_memory_figures():
+    """facts §3 "0 when total is 0": memory figures without a data total do not make 50%."""
+    f = figures_from_job_stats({"type": 2, "data_total": 0, "data_remaining": 0, "memory_total": 1000,
+                                "memory_remaining": 500})
+    assert (f.total, f.remaining) == (0, 0)
+    assert progress_percent(f.total, f.remaining) == 0
+    f = figures_from_job_stats({"data_total": 1000, "data_remaining": 250, "memory_total": 1000,
+                                "memory_remaining": 900})
+    assert progress_percent(f.total, f.remaining) == 75   # data figures, not memory ones
     assert figures_from_job_stats({"downtime": 77}).downtime_ms == 77

@@ -81,6 +81,35 @@ def test_nothing_runs_after_postcopy():
     assert fired == {2: Action(SET_DOWNTIME, 150), 3: Action(SET_DOWNTIME, 200), 4: Action(POSTCOPY)}
 
 
+def test_rule_failed_postcopy_switch_lets_the_next_item_run():
+    """facts §3 / Vdsm: when migrateStartPostCopy fails, the next item (the abort) still runs."""
+    runner = ScheduleRunner(Schedule.from_wire(policy("Post-copy migration").schedule().to_wire()))
+    runner.start()
+    fired = drive(runner, range(1, 6))
+    assert fired[4] == Action(POSTCOPY) and runner.postcopy_requested and not runner.finished
+    assert runner.on_iteration(6) is None            # held while the switch is under way
+    runner.postcopy_failed()
+    assert not runner.postcopy_requested and not runner.finished
+    assert runner.on_iteration(6) is None            # the same iteration again: still nothing
+    assert runner.on_iteration(7) == Action(ABORT)
+    assert runner.finished and runner.remaining == ()
+
+
+def test_postcopy_counts_as_started_only_when_told():
+    """Handing out post-copy is not post-copy: only postcopy_started() ends the schedule."""
+    runner = ScheduleRunner(Schedule.from_wire({"init": [], "stalling": [
+        {"limit": -1, "action": {"name": "postcopy", "params": []}},
+        {"limit": -1, "action": {"name": "abort", "params": []}}]}))
+    runner.start()
+    runner.on_iteration(1)
+    assert runner.on_iteration(2) == Action(POSTCOPY)
+    assert not runner.finished
+    runner.postcopy_started()
+    assert runner.finished and not runner.postcopy_requested
+    runner.postcopy_failed()                          # a late failure report changes nothing
+    assert runner.finished and drive(runner, range(3, 9)) == {}
+
+
 def test_postcopy_started_from_outside_stops_the_schedule():
     runner = ScheduleRunner(Schedule.from_wire(policy("Minimal downtime").schedule().to_wire()))
     runner.start()

@@ -155,3 +155,10 @@ def test_builtins_cannot_pass_as_custom():
     with pytest.raises(InvalidInput) as err:
         validate_policy(find_policy("Legacy"))
     assert err.value.field == "builtin"
+
+
+def test_a_policy_name_with_a_lone_surrogate_is_invalid_input_naming_the_field():
+    """Found by the scenario fuzz: the id is derived from the name, and UTF-8 has no lone surrogates."""
+    with pytest.raises(InvalidInput) as err:
+        policy_from_dict({"name": "\ud800\udc00"})
+    assert err.value.field == "name"

@@ -243,3 +243,68 @@ def test_random_writer_dirties_distinct_pages_only():
     assert rnd.total_seconds < lin.total_seconds
     with pytest.raises(InvalidInput):
         ForecastInputs(**kw, dirty_pattern="bursty")
+
+
+# ---- QEMU's convergence check within a pass, the switch-over's own iterations, the final copy ----
+
+def _inp(**kw):
+    from ferry.forecast.model import ForecastInputs
+    base = dict(memory_mib=1024, touched_mib=400, dirty_rate_mibs=0.0, bandwidth_mibs=40.0, init_downtime_ms=500)
+    return ForecastInputs(**{**base, **kw})
+
+
+def test_in_pass_check_an_idle_guest_switches_over_with_what_the_limit_holds():
+    from ferry.forecast.model import forecast
+    # T = 40 MiB/s * 0.5 s = 20 MiB; the check comes every 0.1 s * 40 = 4 MiB, on average 2 MiB
+    # under T: 18 MiB are left for the final copy, so 382 MiB go live and downtime is 18/40 s
+    fc = forecast(_inp(check_chunk_s=0.1))
+    assert fc.steps[0].seconds == pytest.approx(382 / 40)
+    assert fc.downtime_ms == pytest.approx(450.0) and fc.total_seconds == pytest.approx(400 / 40 + 1.5)
+
+
+def test_in_pass_check_a_dirtying_guest_converges_only_when_a_pass_dirties_less_than_half_a_chunk():
+    from ferry.forecast.model import forecast
+    # linear writer, 8 MiB/s at 40 MiB/s (ratio 0.2): what is pending above the 18 MiB left at a
+    # check shrinks 5x per pass: 382 -> 76.4 -> 15.28 -> 3.056 -> 0.611 MiB dirtied; converges at
+    # the first pass dirtying <= 2 MiB (the half chunk), pass 4 (18 + 0.611 <= 20)
+    fc = forecast(_inp(check_chunk_s=0.1, dirty_rate_mibs=8.0))
+    assert [round(s.remaining_mib - 18, 3) for s in fc.steps] == [76.4, 15.28, 3.056, 0.611]
+    assert fc.outcome == "converge" and fc.iterations == 4
+    # the first model (check at the pass's end) converges as soon as a pass dirties <= 20 MiB
+    assert forecast(_inp(dirty_rate_mibs=8.0)).iterations == 2
+
+
+def test_an_abort_due_on_the_switchovers_own_iterations_cancels_it():
+    from ferry.forecast.model import ABORT, CONVERGE, forecast
+    # idle: converges after iteration 0; the agent then sees iterations 1 and 2 (the converging
+    # check's bitmap sync, the completion's); an abort item with limit -1 fires on iteration 1
+    doomed = _inp(check_chunk_s=0.1, switchover_syncs=2, stalling=((-1, "abort", None),))
+    fc = forecast(doomed)
+    assert fc.outcome == ABORT and "switch-over" in fc.reason
+    later = _inp(check_chunk_s=0.1, switchover_syncs=2, stalling=((2, "abort", None),))   # fires on 3
+    assert forecast(later).outcome == CONVERGE
+    assert forecast(_inp(stalling=((-1, "abort", None),))).outcome == CONVERGE   # the first model
+
+
+def test_the_final_copy_runs_at_the_free_bandwidth_not_the_cap():
+    from ferry.forecast.model import forecast
+    fc = forecast(_inp(check_chunk_s=0.1, final_bandwidth_mibs=900.0))
+    assert fc.downtime_ms == pytest.approx(18 / 900 * 1000)
+    assert fc.total_seconds == pytest.approx(382 / 40 + 18 / 900 + 1.5)
+
+
+@pytest.mark.parametrize("field, value", [("check_chunk_s", 0), ("switchover_syncs", 3),
+                                          ("switchover_syncs", True), ("final_bandwidth_mibs", -1)])
+def test_new_inputs_are_checked(field, value):
+    from ferry.common.errors import InvalidInput
+    with pytest.raises(InvalidInput) as err:
+        _inp(**{field: value})
+    assert err.value.field == field
+
+
+def test_inputs_read_back_from_their_wire_form():
+    from ferry.forecast.model import ForecastInputs
+    inp = _inp(check_chunk_s=0.1, switchover_syncs=2, final_bandwidth_mibs=900.0, dirty_rate_mibs=8.0,
+               dirty_rate_low_mibs=6.0, dirty_rate_high_mibs=12.0, stalling=((1, "setDowntime", 700), (-1, "abort", None)),
+               auto_converge=True, parallel=4, postcopy_allowed=False, dirty_pattern="random")
+    assert ForecastInputs.from_wire(inp.to_wire()) == inp

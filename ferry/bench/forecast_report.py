@@ -1,0 +1,231 @@
+"""The report of `ferry bench forecast`: errors of the forecast against what the lab did.
+
+Pure analysis (`summarize`) and rendering (`render_section`): total-time error as |predicted -
+actual| / actual over the runs where both ended, downtime error over the runs both call
+converged, the confusion matrix of outcomes, the live ETA at 50% progress; then the section
+is written into docs/benchmarks.md (replacing an earlier one, the rest left as it is) with a
+scatter plot of predicted against actual total time.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ferry.bench.forecast_bench import OUTCOMES
+from ferry.engine.forecasting import check_chunk
+from ferry.forecast.model import SWITCHOVER_SYNCS, ForecastInputs, forecast
+
+HEADING = "## Migration forecast against the lab"
+ACTUAL_OUTCOMES = (*OUTCOMES, "failed")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    xs = sorted(values)
+    k = max(0, min(len(xs) - 1, round(q * (len(xs) - 1))))
+    return xs[k]
+
+
+def total_errors(runs: list[dict]) -> list[float]:
+    """|predicted - actual| / actual of total time, where the forecast has a total."""
+    out = []
+    for r in runs:
+        p, a = r["forecast"]["totalSeconds"], r["actual"]["wall_s"]
+        if p is not None and a:
+            out.append(abs(p - a) / a)
+    return out
+
+
+def downtime_errors(runs: list[dict]) -> list[float]:
+    """|predicted - actual| ms of downtime, over runs forecast and measured as converged."""
+    return [abs(r["forecast"]["downtimeMs"] - r["actual"]["downtime_ms"]) for r in runs
+            if r["forecast"]["outcome"] == "converge" and r["actual"]["outcome"] == "converge"
+            and r["forecast"]["downtimeMs"] is not None and r["actual"]["downtime_ms"] is not None]
+
+
+def confusion(runs: list[dict]) -> dict[str, dict[str, int]]:
+    """{forecast outcome: {actual outcome: runs}}."""
+    m = {p: dict.fromkeys(ACTUAL_OUTCOMES, 0) for p in OUTCOMES}
+    for r in runs:
+        m[r["forecast"]["outcome"]][r["actual"]["outcome"]] += 1
+    return m
+
+
+def eta_errors(runs: list[dict]) -> list[float]:
+    out = []
+    for r in runs:
+        h = r.get("live_eta_at_50") or {}
+        if h.get("eta_s") is not None and h.get("actual_left_s"):
+            out.append(abs(h["eta_s"] - h["actual_left_s"]) / h["actual_left_s"])
+    return out
+
+
+def reforecast(run: dict, final_mibs: float | None) -> dict:
+    """The run's forecast again from the inputs it was made from, with the engine adapter's
+    current physics (in-pass check, switch-over iterations, the final copy at `final_mibs`)."""
+    inp = ForecastInputs.from_wire(run["inputs"])
+    inp = ForecastInputs.from_wire({**inp.to_wire(), "checkChunkSeconds": check_chunk(inp.bandwidth_source),
+                                    "switchoverSyncs": SWITCHOVER_SYNCS,
+                                    "finalBandwidthMiBs": final_mibs if final_mibs and final_mibs > inp.bandwidth_mibs
+                                    else None})
+    fc = forecast(inp)
+    return {"outcome": fc.outcome, "totalSeconds": fc.total_seconds, "downtimeMs": fc.downtime_ms,
+            "iterations": fc.iterations, "range": {"low": fc.low, "high": fc.high}, "reason": fc.reason}
+
+
+def final_speeds(migrate_result: dict) -> dict[tuple[str, str, str], float]:
+    """{(mode, source, destination): median uncapped MiB/s} of Ferry's runs in a `ferry bench
+    migrate` result: the final copy's speed per host pair (host names without the lab prefix)."""
+    import statistics
+
+    by: dict[tuple[str, str, str], list[float]] = {}
+    for r in migrate_result.get("records", []):
+        f = r.get("figures") or {}
+        if r.get("kind") == "iperf" or not r.get("ok") or r.get("driver") != "ferry" or not f.get("throughput_mib_s"):
+            continue
+        key = (r["mode"], r["source"].rsplit("-", 1)[-1], r["destination"].rsplit("-", 1)[-1])
+        by.setdefault(key, []).append(float(f["throughput_mib_s"]))
+    return {k: statistics.median(v) for k, v in by.items()}
+
+
+def reforecast_all(result: dict, speeds: dict[tuple[str, str, str], float]) -> dict:
+    """Every run forecast again (`reforecast`), the final copy at its pair's and mode's speed."""
+    def speed(r: dict) -> float | None:
+        return speeds.get((r["case"]["mode"], r["source"].rsplit("-", 1)[-1], r["destination"].rsplit("-", 1)[-1]))
+    return with_forecasts(result, [reforecast(r, speed(r)) for r in result["runs"]])
+
+
+def with_forecasts(result: dict, forecasts: list[dict]) -> dict:
+    return {**result, "runs": [{**r, "forecast": f} for r, f in zip(result["runs"], forecasts, strict=True)]}
+
+
+def summarize(result: dict) -> dict:
+    runs = result["runs"]
+    te, de, ee = total_errors(runs), downtime_errors(runs), eta_errors(runs)
+    right = sum(1 for r in runs if r["forecast"]["outcome"] == r["actual"]["outcome"])
+    return {"runs": len(runs), "verified": sum(1 for r in runs if r["verified"]),
+            "outcome_right": right, "total_error_median": _pct(te, 0.5), "total_error_p90": _pct(te, 0.9),
+            "total_error_runs": len(te), "downtime_error_ms_median": _pct(de, 0.5),
+            "downtime_error_ms_p90": _pct(de, 0.9), "downtime_runs": len(de),
+            "eta_error_median": _pct(ee, 0.5), "eta_runs": len(ee), "confusion": confusion(runs)}
+
+
+def _f(x, fmt="{:.0%}") -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+def summary_text(result: dict) -> str:
+    s = summarize(result)
+    return (f"{s['runs']} runs, outcome right in {s['outcome_right']}/{s['runs']}; total-time |error| median "
+            f"{_f(s['total_error_median'])}, p90 {_f(s['total_error_p90'])} ({s['total_error_runs']} runs); "
+            f"downtime |error| median {_f(s['downtime_error_ms_median'], '{:.0f} ms')} ({s['downtime_runs']} runs); "
+            f"live ETA at 50% |error| median {_f(s['eta_error_median'])} ({s['eta_runs']} runs); "
+            f"memory verified {s['verified']}/{s['runs']}")
+
+
+def render_section(result: dict, plot: str | None, notes: list[str] = (), heading: str = HEADING) -> str:
+    s = summarize(result)
+    m = result["machine"] if isinstance(result.get("machine"), dict) else {}
+    lines = [heading, "",
+             f"- Run {result['started_at'][:19]}Z – {result['ended_at'][:19]}Z by `ferry bench forecast`"
+             + (" (issue 14's full matrix)." if result.get("full_matrix") else
+                f": a **reduced matrix** of {s['runs']} cases chosen with `--case`, not issue 14's full one "
+                "(sizes 512-8192 MiB, touched 20-95%, dirty 0-1.2x the cap, caps 30-1000 MiB/s, plain/parallel/"
+                "zero-copy, four policies: thousands of migrations, far too long for one session on a shared 2-core "
+                "machine)."),
+             f"- Machine: {m.get('cores', '?')} cores, load average at start {m.get('load_avg_at_start', '?')} "
+             f"(shared with other work); QEMU {m.get('qemu', '?')}, libvirt {m.get('libvirt', '?')}, accelerator "
+             f"{m.get('accelerator', '?')}; lab {m.get('lab_id', '?')}: {', '.join(m.get('lab_hosts') or [])}.",
+             f"- Each run: the engine plans with the run's policy and cap, the source agent measures the dirty "
+             f"rate (VM.getDirtyRate, page sampling, {result['dirty_seconds']} s, bias-corrected), the engine "
+             f"forecasts (pattern `{result['pattern']}`: the lab's workload rewrites uniformly random pages of its "
+             "fill), then migrates; actual time is the benchmark's wall time of the migration request to the end "
+             "the engine records. Nothing is fitted to these runs; every run is capped, so the bandwidth is the cap.",
+             "",
+             "| measure | target | measured |", "|---|---|---|",
+             f"| total time, median abs. error | ≤ 10% | {_f(s['total_error_median'])} ({s['total_error_runs']} runs) |",
+             f"| total time, p90 abs. error | ≤ 20% | {_f(s['total_error_p90'])} |",
+             f"| outcome right | ≥ 95% | {s['outcome_right']}/{s['runs']} |",
+             f"| downtime abs. error, median (p90) | – | {_f(s['downtime_error_ms_median'], '{:.0f} ms')} "
+             f"({_f(s['downtime_error_ms_p90'], '{:.0f} ms')}; {s['downtime_runs']} runs converged in both) |",
+             f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} ({s['eta_runs']} runs) |",
+             f"| memory verified | all | {s['verified']}/{s['runs']} |", "",
+             "Confusion matrix (rows: forecast, columns: what the lab did):", "",
+             "| forecast \\ actual | " + " | ".join(ACTUAL_OUTCOMES) + " |",
+             "|---|" + "---|" * len(ACTUAL_OUTCOMES)]
+    for p, row in s["confusion"].items():
+        lines.append(f"| {p} | " + " | ".join(str(row[a]) for a in ACTUAL_OUTCOMES) + " |")
+    lines += ["", "| case | forecast | actual | iterations f/a | downtime ms f/a | dirty MiB/s measured→used |",
+              "|---|---|---|---|---|---|"]
+    for r in result["runs"]:
+        c, f, a, i = r["case"], r["forecast"], r["actual"], r.get("inputs") or {}
+        total = "never" if f["totalSeconds"] is None else f"{f['totalSeconds']:.1f} s"
+        lines.append(f"| {c['size_mib']} MiB, {c['touched_pct']}%, dirty {c['dirty_mib_s']}, cap {c['cap_mib_s']}, "
+                     f"{c['mode']}, {c['policy']} | {f['outcome']} {total} | {a['outcome']} {a['wall_s']:.1f} s | "
+                     f"{f['iterations']}/{a['iterations'] if a['iterations'] is not None else '–'} | "
+                     f"{_f(f['downtimeMs'], '{:.0f}')}/{_f(a['downtime_ms'], '{:.0f}')} | "
+                     f"{_f(i.get('dirtyRateMiBs'), '{:.1f}')} (touched {_f(i.get('touchedMiB'), '{:.0f}')} MiB) |")
+    lines += ["", *notes]
+    if plot:
+        lines += ["", f"![Forecast vs actual]({plot})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_scatter(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    colors = {"converge": "tab:green", "abort": "tab:red", "postcopy": "tab:blue", "failed": "black"}
+    top = 1.0
+    for r in result["runs"]:
+        p, a = r["forecast"]["totalSeconds"], r["actual"]["wall_s"]
+        marker = "o" if r["forecast"]["outcome"] == r["actual"]["outcome"] else "x"
+        y = p if p is not None else a * 2
+        top = max(top, a, y)
+        ax.scatter([a], [y], c=colors.get(r["actual"]["outcome"], "grey"), marker=marker)
+    ax.plot([0, top * 1.05], [0, top * 1.05], "k--", lw=0.8)
+    ax.set_xlabel("actual total time, s (colour: actual outcome)")
+    ax.set_ylabel("forecast total time, s (x: outcome wrong)")
+    ax.set_title("Forecast vs lab")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (),
+                          second: tuple[str, dict, list[str]] | None = None) -> Path:
+    """Raw JSON beside the report, the scatter plot, and the section put into the report;
+    `second` (heading, result, notes) adds a subsection for the same runs forecast again."""
+    report = Path(report)
+    data_dir = report.parent / report.stem
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "forecast.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    plot = None
+    try:
+        plot_scatter(result, data_dir / "forecast.png")
+        plot = f"{data_dir.name}/forecast.png"
+    except ImportError:
+        pass
+    section = render_section(result, plot, list(notes))
+    if second is not None:
+        heading, again, again_notes = second
+        try:
+            plot_scatter(again, data_dir / "forecast-improved.png")
+            plot2 = f"{data_dir.name}/forecast-improved.png"
+        except ImportError:
+            plot2 = None
+        section += "\n" + render_section(again, plot2, again_notes, heading=heading)
+    text = report.read_text() if report.exists() else "# Ferry benchmarks\n"
+    start = text.find(HEADING)
+    if start >= 0:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + ("" if end < 0 else text[end + 1:])
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    report.write_text(text)
+    return report
+
