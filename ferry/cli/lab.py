@@ -201,3 +201,4 @@ def install() -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(lab)
+    lab.add_command(__import__("ferry.cli.sim", fromlist=["sim"]).sim)  # `ferry lab sim` (ferry.cli.sim)

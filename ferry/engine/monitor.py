@@ -15,10 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.common.errors import NotFound
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
+from ferry.engine.agent_pool import AgentPool
 from ferry.engine.db import Database
 from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
 
@@ -26,6 +29,7 @@ log = logging.getLogger("ferry.engine.monitor")
 
 AgentFactory = Callable[[str], Any]   # agent URL -> object with .call(method, params)
 MISSING_POLLS_BEFORE_DOWN = 2         # a VM absent this many polls in a row is down
+DEFAULT_WORKERS = 16                  # refreshes at once (agent round trips overlap; the GIL bounds CPU)
 
 # Agent VM status (Vdsm's names) -> inventory status.
 AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Source": VmStatus.MIGRATING}
@@ -126,20 +130,37 @@ def host_status_after(current: HostStatus, reachable: bool) -> HostStatus:
 
 
 class HostMonitor:
+    """Refreshes every host every `interval` s through a bounded pool of `workers` threads.
+
+    Why a pool: one refresh waits on three agent round trips and two database transactions; one
+    at a time, 2,000 hosts take minutes per round (measured: docs/benchmarks.md, scale). A host
+    is never refreshed twice at once (a per-host lock; the loop also skips hosts in flight), and
+    the default agent client keeps one connection per agent alive (ferry.engine.agent_pool).
+    """
+
     def __init__(self, db: Database, *, guard: PlacementGuard | None = None,
-                 agent: AgentFactory = agent_client, interval: float = 5.0):
+                 agent: AgentFactory | None = None, interval: float = 5.0, workers: int = DEFAULT_WORKERS):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.db = db
         self.guard = guard or PlacementGuard()
-        self.agent = agent
+        self._pool_client = AgentPool() if agent is None else None
+        self.agent = agent or self._pool_client
         self.interval = interval
+        self.workers = workers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._missing: dict[str, int] = {}
         self._errors: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # guards the dicts and the per-host locks below
+        self._host_locks: dict[str, threading.Lock] = {}
+        self._in_flight: set[str] = set()
+        self._last_start: dict[str, float] = {}
 
     # ---- thread --------------------------------------------------------------------------------
     def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="host-refresh")
         self._thread = threading.Thread(target=self._loop, name="host-monitor", daemon=True)
         self._thread.start()
 
@@ -147,24 +168,33 @@ class HostMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pool_client is not None:
+            self._pool_client.close()
+
+    def _due(self, host: HostRecord, now: float) -> bool:
+        if host.capabilities_at is None or host.status is HostStatus.UNKNOWN:
+            return now - self._last_start.get(host.name, -1e9) >= 1.0
+        return now - self._last_start.get(host.name, -1e9) >= self.interval
 
     def _loop(self) -> None:
-        last_full = 0.0
         while not self._stop.is_set():
-            now = time.monotonic()
-            full = now - last_full >= self.interval
             try:
                 with self.db.unit_of_work() as store:
                     hosts = store.hosts.list()
+                now = time.monotonic()
                 for host in hosts:
                     if self._stop.is_set():
                         return
-                    if full or host.capabilities_at is None or host.status is HostStatus.UNKNOWN:
-                        self._refresh_quietly(host.name)
+                    with self._lock:
+                        if host.name in self._in_flight or not self._due(host, now):
+                            continue
+                        self._in_flight.add(host.name)
+                        self._last_start[host.name] = now
+                    self._executor.submit(self._refresh_quietly, host.name)
             except Exception:  # noqa: BLE001 - the monitor must outlive a bad poll
                 log.exception("host monitor cycle failed")
-            if full:
-                last_full = now
             self._stop.wait(1.0)
 
     def _refresh_quietly(self, name: str) -> None:
@@ -172,11 +202,18 @@ class HostMonitor:
             self.refresh(name)
         except Exception as exc:  # noqa: BLE001
             log.warning("refreshing host %s failed: %s", name, exc)
+        finally:
+            with self._lock:
+                self._in_flight.discard(name)
+
+    def _host_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._host_locks.setdefault(name, threading.Lock())
 
     # ---- one host ------------------------------------------------------------------------------
     def refresh(self, name: str) -> HostRecord:
         """Ask the host's agent now and record what it says (or that it is unreachable)."""
-        with self._lock:
+        with self._host_lock(name):
             with self.db.unit_of_work() as store:
                 host = store.hosts.get(name)
             sampled_at = time.time()
@@ -187,8 +224,9 @@ class HostMonitor:
                 vms = client.call("Host.getVMList", {}).get("vms", [])
             except JsonRpcError as exc:
                 return self._unreachable(host, exc)
-            if self._errors.pop(name, None) is not None:
-                log.info("host %s: agent reachable again", name)
+            with self._lock:
+                if self._errors.pop(name, None) is not None:
+                    log.info("host %s: agent reachable again", name)
             capabilities = dict(caps or {})
             if isinstance(stats, dict):
                 capabilities["memFree"] = stats.get("memFree")
@@ -196,19 +234,39 @@ class HostMonitor:
             with self.db.unit_of_work() as store:
                 host = store.hosts.get(name)
                 updated = store.hosts.update(name, status=host_status_after(host.status, True).value,
-                                            capabilities=capabilities)
+                                             capabilities=capabilities)
                 skip = self.guard.untouchable(sampled_at) | {
                     m.vm for m in store.migrations.list(active=True, limit=1000)}
-                changes = reconcile_vms(name, vms, store.vms.list(cluster=host.cluster), skip, self._missing)
+                inventory = _inventory_for(store, name, vms)
+                with self._lock:
+                    changes = reconcile_vms(name, vms, inventory, skip, self._missing)
                 for change in changes:
                     log.info("VM %s: now %s on %s (%s)", change.vm, change.status.value, change.host, change.why)
                     store.vms.update(change.vm, host=change.host, status=change.status.value)
             return updated
 
     def _unreachable(self, host: HostRecord, exc: JsonRpcError) -> HostRecord:
-        if self._errors.get(host.name) != exc.message:
-            log.warning("host %s: agent unreachable: %s", host.name, exc.message)
-        self._errors[host.name] = exc.message
+        with self._lock:
+            if self._errors.get(host.name) != exc.message:
+                log.warning("host %s: agent unreachable: %s", host.name, exc.message)
+            self._errors[host.name] = exc.message
         with self.db.unit_of_work() as store:
             return store.hosts.update(host.name, status=host_status_after(host.status, False).value)
 
+
+def _inventory_for(store, host: str, listed: Iterable[Mapping[str, Any]]) -> list[VmRecord]:  # noqa: ANN001
+    """The inventory VMs one host's answer can change: those placed on it, and those it lists
+    that the inventory places elsewhere (by UUID). Not the whole cluster: at 40,000 VMs reading
+    them all for every host's refresh was most of the monitor's time."""
+    placed = store.vms.list(host=host)
+    known = {v.uuid for v in placed}
+    others = []
+    for entry in listed:
+        uuid = str(entry.get("vmID"))
+        if uuid in known:
+            continue
+        try:
+            others.append(store.vms.get(uuid))
+        except NotFound:
+            continue  # a VM the inventory does not know: ignored (reconcile_vms's rule)
+    return placed + others

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ferry.common.errors import Conflict
 from ferry.engine.db import models as m
@@ -29,7 +29,7 @@ class HostRepository:
         self.session = session
 
     def list(self, cluster: str | None = None) -> list[HostRecord]:
-        q = select(m.Host).order_by(m.Host.name)
+        q = select(m.Host).options(joinedload(m.Host.cluster)).order_by(m.Host.name)  # one query, not one per host
         if cluster is not None:
             q = q.where(m.Host.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
         return [_record(r) for r in self.session.scalars(q)]

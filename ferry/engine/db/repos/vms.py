@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ferry.common.errors import Conflict, InvalidInput
 from ferry.common.vmspec import VmSpec
@@ -33,7 +33,8 @@ class VmRepository:
         self.policies = policies
 
     def list(self, cluster: str | None = None, host: str | None = None) -> list[VmRecord]:
-        q = select(m.Vm).order_by(m.Vm.name)
+        # the record names the VM's cluster and host: loaded in the same query, not one query per VM
+        q = select(m.Vm).options(joinedload(m.Vm.cluster), joinedload(m.Vm.host)).order_by(m.Vm.name)
         if cluster is not None:
             q = q.where(m.Vm.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
         if host is not None:

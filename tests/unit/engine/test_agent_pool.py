@@ -1,0 +1,76 @@
+"""The monitor's kept-alive agent client: same answers and errors as JsonRpcClient, one connection."""
+import threading
+
+import pytest
+
+from ferry.agent.server import make_server
+from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError, agent_error
+from ferry.engine.agent_pool import AgentPool
+from ferry.engine.process import free_port
+
+
+@pytest.fixture
+def agent():
+    accepted = []
+
+    def boom(params):
+        raise agent_error("noVM", "Virtual machine does not exist: vmID x", vmID="x")
+
+    server = make_server("127.0.0.1", free_port(), {"Host.getStats": lambda p: {"vmCount": 3}, "VM.getStats": boom})
+    original = server.process_request
+
+    def counting(request, client_address):
+        accepted.append(client_address)
+        original(request, client_address)
+
+    server.process_request = counting
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", accepted
+    server.shutdown()
+    server.server_close()
+
+
+def test_answers_and_agent_errors_come_back_as_from_jsonrpcclient(agent):
+    url, _ = agent
+    pool = AgentPool(tls=None)
+    try:
+        assert pool(url).call("Host.getStats", {}) == {"vmCount": 3}
+        with pytest.raises(JsonRpcError) as err:
+            pool(url).call("VM.getStats", {"vmID": "x"})
+        assert err.value.name == "noVM"
+    finally:
+        pool.close()
+
+
+def test_refreshes_reuse_one_connection(agent):
+    url, accepted = agent
+    pool = AgentPool(tls=None)
+    try:
+        for _ in range(5):
+            pool(url).call("Host.getStats", {})
+    finally:
+        pool.close()
+    assert len(accepted) == 1
+
+
+def test_unreachable_agent_is_a_transport_error():
+    pool = AgentPool(tls=None, timeout=2)
+    try:
+        with pytest.raises(JsonRpcError) as err:
+            pool(f"http://127.0.0.1:{free_port()}/").call("Host.getStats", {})
+        assert err.value.code == TRANSPORT_ERROR
+    finally:
+        pool.close()
+
+
+def test_missing_engine_certificate_fails_https_calls_with_the_reason(tmp_path):
+    from ferry.pki.tls import engine_client_tls
+
+    pool = AgentPool(tls=engine_client_tls(tmp_path / "no-pki"))
+    try:
+        with pytest.raises(JsonRpcError) as err:
+            pool("https://127.0.0.1:1/").call("Host.getStats", {})
+        assert err.value.code == TRANSPORT_ERROR and "does not exist" in err.value.message
+    finally:
+        pool.close()

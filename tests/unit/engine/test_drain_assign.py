@@ -1,0 +1,48 @@
+"""A drain's destinations follow the single-migration rule, counting the VMs planned before."""
+import random
+
+import pytest
+
+from ferry.engine.destination import Candidate, choose_destination
+from ferry.engine.drain_assign import Leaving, assign_destinations
+
+
+def _one_by_one(vms, candidates, exclude):
+    """choose_destination per VM, each time with the counts and free memory after the ones before."""
+    state = {c.name: c for c in candidates}
+    out = {}
+    for vm in vms:
+        choice = choose_destination(list(state.values()), cluster=vm.cluster, source=vm.source,
+                                    vm_memory_mib=vm.memory_mib, exclude=exclude)
+        out[vm.name] = choice.host
+        if choice.host is not None:
+            c = state[choice.host]
+            state[c.name] = Candidate(c.name, c.cluster, c.up, None if c.free_memory_mib is None
+                                      else c.free_memory_mib - vm.memory_mib, c.running_migrations + 1)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_same_choices_as_one_request_after_another(seed):
+    rnd = random.Random(seed)
+    candidates = [Candidate(f"h{i:02d}", rnd.choice(["a", "b"]), rnd.random() > 0.1,
+                            rnd.choice([None, rnd.randrange(0, 16384)]), rnd.randrange(0, 3)) for i in range(30)]
+    exclude = frozenset(c.name for c in candidates[:5])
+    vms = [Leaving(f"vm{j}", rnd.choice(["a", "b"]), rnd.choice(candidates[:5]).name, rnd.choice([1024, 4096]))
+           for j in range(60)]
+    assert assign_destinations(vms, candidates, exclude=exclude) == _one_by_one(vms, candidates, exclude)
+
+
+def test_spreads_a_drain_instead_of_piling_on_the_emptiest_host():
+    candidates = [Candidate("src", "c", True, 0, 0), Candidate("big", "c", True, 100_000, 0),
+                  Candidate("small", "c", True, 10_000, 0)]
+    vms = [Leaving(f"vm{j}", "c", "src", 1024) for j in range(4)]
+    got = assign_destinations(vms, candidates, exclude=frozenset({"src"}))
+    assert sorted(got.values()) == ["big", "big", "small", "small"]
+
+
+def test_nowhere_to_go_is_none_and_full_hosts_are_skipped():
+    candidates = [Candidate("src", "c", True, 0, 0), Candidate("tiny", "c", True, 512, 0),
+                  Candidate("down", "c", False, 99999, 0), Candidate("other", "d", True, 99999, 0)]
+    got = assign_destinations([Leaving("vm", "c", "src", 1024)], candidates, exclude=frozenset({"src"}))
+    assert got == {"vm": None}
