@@ -11,7 +11,7 @@ from ferry.engine.db.store import Store
 from ferry.engine.destination import Candidate
 from ferry.engine.drain_assign import Leaving, assign_destinations
 from ferry.engine.planner import MigrationPlan, effective_policy_id, plan_migration
-from ferry.engine.services.planning import _free_memory
+from ferry.engine.services.planning import free_memory
 
 
 def plan_hosts_empty(store: Store, hosts: list[str]) -> tuple[list[MigrationPlan], list[str]]:
@@ -20,7 +20,7 @@ def plan_hosts_empty(store: Store, hosts: list[str]) -> tuple[list[MigrationPlan
     all_hosts = {h.name: h for h in store.hosts.list()}
     running = store.migrations.active_by_destination()
     candidates = [Candidate(name=h.name, cluster=h.cluster, up=h.status is HostStatus.UP,
-                            free_memory_mib=_free_memory(h), running_migrations=running.get(h.name, 0))
+                            free_memory_mib=free_memory(h), running_migrations=running.get(h.name, 0))
                   for h in all_hosts.values()]
     vms = [vm for host in hosts for vm in store.vms.list(host=host) if vm.host is not None]
     where = assign_destinations((Leaving(v.name, v.cluster, v.host, v.memory_mib) for v in vms), candidates,
