@@ -125,7 +125,7 @@ def test_hosts_by_status_zero_copy_and_migrations_in_and_out():
     migrations = [record("a"), record("b", state="PENDING"), record("c", state="FAILED")]
     fams = mp.host_families(hosts, migrations)
     by_status = {dict(s.labels)["status"]: s.value for s in family(fams, "ferry_hosts").samples}
-    assert by_status == {"UNKNOWN": 0, "UP": 2, "DOWN": 1, "MAINTENANCE": 0}
+    assert by_status == {"UNKNOWN": 0, "UP": 2, "DOWN": 1, "PREPARING_FOR_MAINTENANCE": 0, "MAINTENANCE": 0}
     zc = {dict(s.labels)["host"]: dict(s.labels)["support"] for s in family(fams, "ferry_host_zerocopy_support").samples}
     assert zc == {"h1": "YES", "h2": "NO", "h3": "UNKNOWN"}
     flows = {(dict(s.labels)["host"], dict(s.labels)["direction"]): s.value

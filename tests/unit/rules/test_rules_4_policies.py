@@ -6,6 +6,7 @@ import pytest
 
 from ferry.common.errors import InvalidInput, NotFound
 from ferry.engine.policies import (
+    ADAPTIVE_ID,
     BUILTIN_BY_ID,
     BUILTIN_BY_NAME,
     BUILTIN_POLICIES,
@@ -73,10 +74,11 @@ def test_rule_4_legacy_sends_no_schedule():
 
 
 def test_rule_4_the_builtin_ids():
+    """oVirt's five with oVirt's ids, in its order; then Ferry's own Adaptive (deliberately beyond oVirt)."""
     assert [p.id for p in BUILTIN_POLICIES] == [MINIMAL_DOWNTIME_ID, SUSPEND_WORKLOAD_ID, POST_COPY_ID,
-                                                VERY_LARGE_VMS_ID, LEGACY_ID]
+                                                VERY_LARGE_VMS_ID, LEGACY_ID, ADAPTIVE_ID]
     assert all(p.builtin for p in BUILTIN_POLICIES)
-    assert [p.legacy for p in BUILTIN_POLICIES] == [False, False, False, False, True]
+    assert [p.legacy for p in BUILTIN_POLICIES] == [False, False, False, False, True, False]
     assert all(p.description for p in BUILTIN_POLICIES)
 
 
