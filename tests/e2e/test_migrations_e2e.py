@@ -183,10 +183,10 @@ def test_destination_qemu_killed_mid_migration_reruns_on_the_third_host(e2e, e2e
 
 
 def test_minimal_downtime_steps_then_abort_when_dirtying_beats_the_bandwidth(e2e, e2e_guest):
-    # 128 MiB/s dirtied in a 16 MiB working set against 8 MiB/s (128 Mbps shared by the policy's
-    # 2 migrations): no downtime step up to 500 ms can ever be enough.
+    # 128 MiB/s dirtied in a 16 MiB working set against 8 MiB/s (128 Mbps shared by the CLUSTER
+    # policy's 2 migrations, facts §5 step 8): no downtime step up to 500 ms can ever be enough.
     vm = e2e_guest(1, fill_mib=16, dirty_mib_s=128, overrides={"policy": "Minimal downtime"})
-    with e2e.cluster_settings(bandwidth={"mode": "CUSTOM", "custom_mbps": 128}):
+    with e2e.cluster_settings(policy="Minimal downtime", bandwidth={"mode": "CUSTOM", "custom_mbps": 128}):
         m = e2e.migrate(vm["name"], to=e2e.hosts[1].name)
         assert m["plan"]["params"]["maxBandwidth"] == 8 and "zerocopy" not in m["plan"]["params"]
         downtimes_seen: list[int] = []

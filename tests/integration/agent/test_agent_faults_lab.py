@@ -108,15 +108,16 @@ def test_restarted_destination_agent_adopts_the_incoming_migration(agent_lab, gu
 
 
 def test_agent_comes_back_by_itself_after_its_libvirtd_restarts(agent_lab, tmp_path: Path):
-    """A test agent outside the host's namespace talks to host 3's libvirtd over TCP; the lab
-    restarts that libvirtd (stop by pid, `lab.up`); the same agent process answers again."""
+    """A test agent outside the host's namespace (in --dev mode on loopback) talks to host 3's
+    libvirtd over TCP across the lab bridge; the lab restarts that libvirtd (stop by pid,
+    `lab.up`); the same agent process answers again."""
     lab = agent_lab.lab
     h3 = lab.host(3)
     log_file = tmp_path / "test-agent.log"
-    proc = subprocess.Popen([sys.executable, "-m", "ferry.agent", "run", "--dev", "--address", h3.address,
+    proc = subprocess.Popen([sys.executable, "-m", "ferry.agent", "run", "--dev", "--address", "127.0.0.1",
                              "--port", str(TEST_AGENT_PORT), "--libvirt-uri", h3.uri, "--log-file", str(log_file)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    client = JsonRpcClient(f"http://{h3.address}:{TEST_AGENT_PORT}/jsonrpc", timeout=5)
+    client = JsonRpcClient(f"http://127.0.0.1:{TEST_AGENT_PORT}/jsonrpc", timeout=5)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -23,6 +23,7 @@ from ferry.common.errors import InvalidInput  # noqa: E402
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError  # noqa: E402
 from ferry.lab.link import LinkShape  # noqa: E402
 from ferry.lab.network import netns_exec  # noqa: E402
+from ferry.pki import engine_client_tls  # noqa: E402
 
 pytestmark = pytest.mark.lab
 
@@ -34,7 +35,8 @@ MIB = 1 << 20
 AGENT_CALL = """
 import json, sys, time
 from ferry.common.jsonrpc import JsonRpcClient
-client = JsonRpcClient(sys.argv[1], timeout=5)
+from ferry.pki import engine_client_tls
+client = JsonRpcClient(sys.argv[1], timeout=5, tls=engine_client_tls())
 t0 = time.monotonic()
 caps = client.call("Host.getCapabilities", {})
 vms = client.call("Host.getVMList", {})
@@ -101,7 +103,8 @@ def test_cut_source_stops_its_migration_stream_while_its_agent_answers_locally_a
             cut0 = processed(dom)
             answer = agent_from_inside(lab, 1)  # the agent reaches its own libvirtd locally
             with pytest.raises(JsonRpcError):    # ... while the engine's side cannot reach it
-                JsonRpcClient(lab.host(1).agent_url, timeout=2).call("Host.getCapabilities", {})
+                JsonRpcClient(lab.host(1).agent_url, timeout=2,
+                              tls=engine_client_tls()).call("Host.getCapabilities", {})
             time.sleep(max(0.0, 4 - answer["s"]))
             during = processed(dom) - cut0
             assert worker.is_alive(), f"the migration ended during the cut: {result}"
