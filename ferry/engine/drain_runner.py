@@ -184,6 +184,8 @@ class DrainRunner:
         try:
             record = self.orchestrator.migrate(item["vm"], to=action.destination, user=d.user)
         except FerryError as exc:
+            if self.orchestrator.stopping:   # SIGTERM: nothing was sent, and the host was not tried
+                return                        # (the next engine starts this VM from the queue)
             log.warning("drain of %s: VM %s to %s not started: %s", d.host, item["vm"], action.destination, exc)
             item["tried"] = sorted(set(item.get("tried") or []) | {action.destination})
             item["reason"] = f"not started on {action.destination}: {exc}"

@@ -242,3 +242,17 @@ def test_rest_routes_answer_with_their_models_and_clear_errors(tmp_path, monkeyp
         assert client.post("/api/hosts/h1/activate", json={}, headers=h).status_code == 409
         r = client.post("/api/migrations/nope/force-complete", json={}, headers=h)
         assert r.status_code == 404
+
+
+def test_a_stopping_engine_starts_nothing_and_counts_no_host_as_tried(env):
+    """SIGTERM (issue 11): the orchestrator refuses new work; the drain must not count the refused
+    destination against the VM's 3 hosts, so the next engine starts it from the queue as it was."""
+    db, world, orch, runner = env
+    with db.unit_of_work() as s:
+        drain_id = maintenance.start(s, "h1").id
+    orch.stop()
+    runner.run_once()
+    with db.unit_of_work() as s:
+        assert s.migrations.list(limit=10) == []
+        assert s.hosts.get("h1").status is HostStatus.PREPARING_FOR_MAINTENANCE
+        assert [i.get("tried") or [] for i in s.drains.get(drain_id).items] == [[], [], []]
