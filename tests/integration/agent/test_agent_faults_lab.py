@@ -32,11 +32,9 @@ def host_entry(lab, host) -> dict:
     return next(h for h in lab.status()["hosts"] if h["index"] == host.index)
 
 
-def test_restarted_source_agent_adopts_the_running_migration(agent_lab, guest):
-    lab = agent_lab.lab
-    src = agent_lab.where(guest)
-    dst = agent_lab.other(src)
-    # 8 MiB/s for ~150 MiB of touched memory: about 20 s, long enough to kill the agent mid-way.
+def migrate_slowly_until_it_moves(agent_lab, src, guest) -> None:
+    """8 MiB/s for ~150 MiB of touched memory: about 20 s, long enough to kill an agent mid-way;
+    returns once more than 16 MiB have moved."""
     agent_lab.migrate(src, guest, maxBandwidth=8, maxTimePerGiB=0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -45,6 +43,13 @@ def test_restarted_source_agent_adopts_the_running_migration(agent_lab, guest):
             break
         time.sleep(0.3)
     assert status["state"] == "running", status
+
+
+def test_restarted_source_agent_adopts_the_running_migration(agent_lab, guest):
+    lab = agent_lab.lab
+    src = agent_lab.where(guest)
+    dst = agent_lab.other(src)
+    migrate_slowly_until_it_moves(agent_lab, src, guest)
     os.kill(host_entry(lab, src)["agent"]["pid"], signal.SIGKILL)
     lab.restart_agent(src)
     seen = None
@@ -55,7 +60,7 @@ def test_restarted_source_agent_adopts_the_running_migration(agent_lab, guest):
         except JsonRpcError:
             time.sleep(0.2)
             continue
-        if status["state"] == "running" or status["state"] in ("succeeded", "failed"):
+        if status["state"] in ("running", "succeeded", "failed"):
             seen = status
         time.sleep(0.2)
     assert seen is not None and seen["state"] == "running", seen          # not "no migration"
@@ -71,14 +76,7 @@ def test_restarted_destination_agent_adopts_the_incoming_migration(agent_lab, gu
     lab = agent_lab.lab
     src = agent_lab.where(guest)
     dst = agent_lab.other(src)
-    agent_lab.migrate(src, guest, maxBandwidth=8, maxTimePerGiB=0)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        status = agent_lab.agent(src).call("VM.getMigrationStatus", {"vmID": guest})
-        if status["state"] == "running" and status["dataProcessed"] > 16 << 20:
-            break
-        time.sleep(0.3)
-    assert status["state"] == "running", status
+    migrate_slowly_until_it_moves(agent_lab, src, guest)
     os.kill(host_entry(lab, dst)["agent"]["pid"], signal.SIGKILL)
     lab.restart_agent(dst)
     incoming = None
