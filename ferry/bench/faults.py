@@ -205,9 +205,8 @@ class FaultLab:
             os.kill(self._entry(host)["agent"]["pid"], signal.SIGKILL)
             self.lab.restart_agent(host)
         elif fault == "source-libvirtd-restart":
-            os.kill(self._entry(src)["libvirtd_pid"], signal.SIGTERM)
-            self._pause(2, watch)
-            self.lab.up(len(self.lab.hosts()) or 3)
+            # As `systemctl restart libvirtd` does: the guests' QEMU processes run on.
+            self.lab.restart_libvirtd(src, while_down=lambda: self._pause(2, watch))
         elif fault == "destination-qemu-kill":
             os.kill(self._qemu_pid(dst, name), signal.SIGKILL)
         elif fault in ("source-cut-30s", "destination-cut-30s"):

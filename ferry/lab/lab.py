@@ -312,6 +312,32 @@ class Lab(LabGuests):
             return dict(hs["agent"])
 
     # ---- down ------------------------------------------------------------------------------
+    def restart_libvirtd(self, host: object, while_down: Callable[[], None] = lambda: None) -> dict:
+        """Restart a host's libvirtd as `systemctl restart libvirtd` does on a hypervisor:
+        SIGTERM, then a new daemon in the same mount and UTS namespaces, so the guests' QEMU
+        processes run on and the new libvirtd reconnects to them. (`up` after a crash is
+        different: it kills whatever a dead host left behind, guests included.) `while_down`
+        runs between the stop and the start."""
+        h = self.host(host)
+        with self._locked() as state:
+            hs = state.get("hosts", {}).get(str(h.index))
+            if not hs or not self._libvirtd_running(hs):
+                raise OperationFailed(f"{h.name} is not up (run `ferry lab up`)")
+            # Open handles keep the namespaces alive while no process of the host's runs in them.
+            fds = [os.open(f"/proc/{hs['pid']}/ns/{kind}", os.O_RDONLY) for kind in ("mnt", "uts")]
+            try:
+                how = procs.stop(hs["pid"])
+                while_down()
+                mnt, uts = (f"/proc/{os.getpid()}/fd/{fd}" for fd in fds)
+                pid = procs.spawn(procs.libvirtd_restart_command(h, mnt, uts), h.dir / "libvirtd.out")
+                hs.update(pid=pid, start=procs.start_time(pid))
+                self._write_state(state)
+                self._wait_libvirtd(h, hs)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        return {"host": h.name, "stopped": how, "pid": hs["pid"]}
+
     def down(self, progress: Progress = _quiet) -> dict:
         """Stop agents, guests and libvirtd of every host (by pid); remove the hosts' network
         namespaces and links and the lab bridge."""

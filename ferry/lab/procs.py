@@ -35,6 +35,15 @@ def libvirtd_command(host: HostPlan, libvirtd: str = "libvirtd") -> list[str]:
             "/bin/sh", "-c", "; ".join(steps)]
 
 
+def libvirtd_restart_command(host: HostPlan, mount_ns_path: str, uts_ns_path: str,
+                             libvirtd: str = "libvirtd") -> list[str]:
+    """The command that starts a host's libvirtd again inside the namespaces its guests still
+    live in (pure): the host's mounts and hostname are already there, so only libvirtd runs."""
+    return ["nsenter", f"--net=/run/netns/{host.netns}", f"--mount={mount_ns_path}",
+            f"--uts={uts_ns_path}", "--", libvirtd, "--listen", "--config", "/etc/libvirt/libvirtd.conf",
+            "--pid-file", "/run/libvirt/libvirtd.pid"]
+
+
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
     """Start a detached process (own session, output to a log file) and return its pid."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
