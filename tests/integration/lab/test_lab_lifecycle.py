@@ -127,6 +127,16 @@ def test_three_host_lab_up_cut_off_and_down_leaves_nothing(scratch_lab):
     assert not lab.status()["hosts"][1]["cut_off"]
     assert tcp_reachable(h2, 16509) and reachable_from(lab, 1, h2, 16509)
 
+    # Host 3's libvirtd restarted as an admin restarts it (systemctl restart): the guest's QEMU
+    # runs on, and the new daemon, in the same namespaces, lists the guest running.
+    qemu_before = {p for p in procs.pids_in_mount_ns(namespaces[2]) if p != pids[2]}
+    restarted = lab.restart_libvirtd(3)
+    assert restarted["pid"] != pids[2] and restarted["stopped"] == "stopped", restarted
+    assert procs.mount_ns(restarted["pid"]) == namespaces[2]
+    assert qemu_before and qemu_before <= set(procs.pids_in_mount_ns(namespaces[2]))
+    assert [(c.host, c.state) for c in lab.copies(guest.name)] == [(lab.host(3).name, "running")]
+    pids[2] = restarted["pid"]
+
     # Host 3's libvirtd dies (as after a crash), leaving its QEMU behind: down must still
     # find that QEMU through the host's namespace and stop it.
     assert procs.has_host_mounts(pids[2], lab.host(3)) and not procs.has_host_mounts(pids[2], lab.host(2))
