@@ -156,8 +156,8 @@ def run_scale(sizes: tuple[int, ...] = SIZES, *, lab: int, window_s: float = 30.
 
 
 def plan_drain_batch(db, drained: list[str]) -> list[tuple[str, str]]:  # noqa: ANN001
-    """The engine's batch planning of a drain (ferry.engine.services.drain_planning)."""
-    from ferry.engine.services.drain_planning import plan_hosts_empty
+    """The engine's batch planning of a drain (ferry.engine.services.bulk_planning)."""
+    from ferry.engine.services.bulk_planning import plan_hosts_empty
 
     with db.unit_of_work() as store:
         plans, _stuck = plan_hosts_empty(store, drained)

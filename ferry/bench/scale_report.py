@@ -83,7 +83,7 @@ def render(runs: list[dict], plot_name: str | None) -> str:
             "most hosts were never refreshed within the window at any size.",
             "- `after`: a bounded pool of 16 refresh threads (one lock per host), one kept-alive connection "
             "per agent (`ferry.engine.agent_pool`), and only the VMs a host's answer can change; a drain "
-            "planned in one pass (`ferry.engine.drain_assign`: the destination rule over a heap, counting "
+            "planned in one pass (`ferry.engine.destination.assign_destinations`: the destination rule over a heap, counting "
             "the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
             "all to one host), and each VM's and host's cluster and host loaded with the row in the "
             "repositories (one query per list, not one per row).", ""]
