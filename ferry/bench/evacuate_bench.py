@@ -58,8 +58,8 @@ class EvacuateBench:
     def run(self) -> dict[str, Any]:
         from ferry.client.engine_client import EngineClient
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
         from ferry.engine.process import free_port, start_engine
+        from ferry.engine.services.tokens import issue_token
         from ferry.lab import procs
 
         if len(self.lab.hosts()) < 3:

@@ -94,8 +94,8 @@ class FaultLab:
     def start(self) -> None:
         from ferry.client.engine_client import EngineClient
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
         from ferry.engine.process import free_port
+        from ferry.engine.services.tokens import issue_token
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         upgrade_database(self.db_url)

@@ -85,8 +85,8 @@ def _api_paths(inventory: dict) -> list[str]:
 def one_size(pg: PostgresServer, hosts: int, *, lab: int, window_s: float, work_dir: Path,
              plan_all: Callable, progress: Callable[[str], None]) -> dict:
     from ferry.engine.db import Database, upgrade_database
-    from ferry.engine.db.tokens import issue_token
     from ferry.engine.process import free_port, start_engine
+    from ferry.engine.services.tokens import issue_token
     from ferry.lab import procs
     from ferry.sim import control
 

@@ -219,7 +219,7 @@ def test_states_refused_with_a_reason(env):
 
 def test_rest_routes_answer_with_their_models_and_clear_errors(tmp_path, monkeypatch):
     from ferry.engine.api.app import create_app
-    from ferry.engine.db.tokens import issue_token
+    from ferry.engine.services.tokens import issue_token
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(url)
