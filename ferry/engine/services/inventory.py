@@ -155,8 +155,9 @@ def create_cluster(store: Store, name: str, changes: Mapping[str, Any]) -> Clust
 
 
 def update_cluster(store: Store, name: str, changes: Mapping[str, Any]) -> ClusterRecord:
+    name = check_ref("name", name)
     changes = check_cluster_changes(changes)
-    current = store.clusters.get(check_ref("name", name))
+    current = store.clusters.get(name)
     values = _cluster_values(store, changes)
     _cluster_gate(store, current.name, values, current.options.policy_id, current.options.parallel_supported)
     if current.options.parallel_supported and values.get("parallel_supported") is False:
@@ -193,8 +194,13 @@ def add_host(store: Store, name: str, *, cluster: str, address: str, changes: Ma
 
 
 def update_host(store: Store, name: str, changes: Mapping[str, Any]) -> HostRecord:
+    name = check_ref("name", name)
     checked = check_host_changes(changes)
-    current = store.hosts.get(check_ref("name", name))
+    current = store.hosts.get(name)
+    if "cluster" in checked:
+        target = store.clusters.get(checked["cluster"], field="cluster")
+        if target.name != current.cluster and store.vms.list(host=current.name):
+            raise Conflict(f"host {name!r} runs VMs; move them before moving the host to another cluster")
     return store.hosts.update(current.name, **_host_values(checked))
 
 

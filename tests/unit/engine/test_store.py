@@ -235,6 +235,10 @@ def test_host_running_vms_cannot_go(store):
     store.vms.add(spec("vm1"), cluster="c1", host="h1")
     with pytest.raises(Conflict, match="vm1"):
         store.hosts.delete("h1")
+    store.clusters.create("c2")
+    with pytest.raises(Conflict, match="host 'h1' runs VMs; move them"):
+        inventory.update_host(store, "h1", {"cluster": "c2"})
+    assert inventory.update_host(store, "h2", {"cluster": "c2"}).cluster == "c2"
     store.hosts.delete("h2")
     assert [h.name for h in store.hosts.list()] == ["h1"]
 
