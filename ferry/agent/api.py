@@ -4,11 +4,12 @@ Each verb takes the request's params dict and returns a JSON-able result, or rai
 `JsonRpcError` with a Vdsm-style code and a message naming the field and reason. Migrations run
 in `MigrationJob` threads; the engine follows one with VM.getMigrationStatus, long-polled
 through Ferry's `waitForChange` (ferry.agent.long_poll) so it hears of changes at once, >= 1 Hz.
+The host's own verbs are in ferry.agent.host_side, the destination's in ferry.agent.incoming;
+`Agent` joins them over one connection, one lock and the migration slots.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from ferry.agent.adopted import AdoptedJob, running_migrations
 from ferry.agent.config import AgentConfig
 from ferry.agent.hard_limits import HardLimits, effective_limits
 from ferry.agent.host_caps import CapabilitiesCache
+from ferry.agent.host_side import HostSide
 from ferry.agent.incoming import DestinationSide, Incoming
 from ferry.agent.kept import KeptAnswers, call_within
 from ferry.agent.limits import MigrationSlots
@@ -32,7 +34,6 @@ from ferry.agent.vms import (
     MIGRATION_DESTINATION,
     MIGRATION_SOURCE,
     domain_stats,
-    domain_summary,
     domain_xml_from_create_params,
     migration_refusal,
     status_name,
@@ -44,13 +45,12 @@ from ferry.protocol.status import INCOMING, OUTGOING, JobState, MigrationStatus
 
 log = logging.getLogger("ferry.agent")
 
-AGENT_VERSION = "0.1.0"
 SLOW_VERB_S = 0.25         # a verb that took longer in the agent itself is logged (it should not happen)
 DESTROY_JOB_WAIT_S = 0.5   # VM.destroy gives a cancelled migration this long to end first
 CHANGE_WAIT_S = 0.5        # VM.migrateChangeParams waits this long for libvirt, then answers "requested"
 
 
-class Agent(DestinationSide):
+class Agent(HostSide, DestinationSide):
     def __init__(self, conn, lv, events, config: AgentConfig,
                  destination: Callable[[str], Any] | None = None,
                  zerocopy_facts: Callable[[], caps.ZerocopyFacts] | None = None):
@@ -156,40 +156,11 @@ class Agent(DestinationSide):
             return MIGRATION_DESTINATION
         return status_name(self.lv, dom.state()[0])
 
-    # ---- Host.* --------------------------------------------------------------------------------
-
-    def zerocopy_facts(self) -> caps.ZerocopyFacts:
-        """Probed facts (static, once) plus the running VMs' hand-set hard limits. Domains
-        migrating here or away are skipped: libvirt holds their XML until the migration ends."""
-        if self._static_facts is None:
-            self._static_facts = self._zerocopy_facts_fn()
-        hard_limits = []
-        for dom in self._domains():
-            try:
-                if self._migrating(dom.UUIDString()):
-                    continue
-                kib = caps.hard_limit_kib(dom.XMLDesc(0))
-            except Exception:  # noqa: BLE001 - a domain vanishing mid-listing
-                continue
-            if kib is not None:
-                hard_limits.append((dom.name(), kib))
-        return caps.ZerocopyFacts(**{**self._static_facts.__dict__, "vms_with_hard_limit": tuple(hard_limits)})
-
-    def _probe_zerocopy_facts(self) -> caps.ZerocopyFacts:
-        return caps.probe_zerocopy_facts(self.conn, self.lv)
-
-    def zerocopy_available(self) -> bool:
-        if self.config.old_agent or self.config.zerocopy_disabled:
-            return False
-        return bool(self.capabilities.get().get("zerocopy_migrations"))
-
     def _migrating(self, vm_id: str) -> bool:
         inc = self.incoming.get(vm_id)
         return self._running_job(vm_id) is not None or (inc is not None and inc.state == "running")
 
-    def host_get_capabilities(self, params: dict) -> dict:
-        """The kept answer (ferry.agent.host_caps): never waits for libvirt after the first."""
-        return self.capabilities.get()
+    # ---- adoption -----------------------------------------------------------------------------
 
     def adopt_running_jobs(self) -> list[str]:
         """Follow the migrations libvirt runs that no job of ours follows (ferry.agent.adopted);
@@ -226,87 +197,6 @@ class Agent(DestinationSide):
             self.adopt_running_jobs()
         except Exception:  # noqa: BLE001 - adoption is best effort; libvirt stays the truth
             log.exception("adopting running migrations failed")
-
-    def _compute_capabilities(self) -> dict:
-        result = {
-            "hostname": self.conn.getHostname(),
-            "agentVersion": AGENT_VERSION,
-            "libvirtVersion": caps.version_text(self.conn.getLibVersion()),
-            "qemuVersion": caps.version_text(self.conn.getVersion()),
-            "cpuCores": os.cpu_count(),
-            "memSize": self.conn.getInfo()[1],
-            "kvmEnabled": os.path.exists("/dev/kvm"),
-            "migration": {"parallel": True, "postcopy": True, "maxOutgoing": self.outgoing.limit,
-                          "maxIncoming": self.incoming_slots.limit},
-        }
-        if not self.config.old_agent:
-            supported, checks = caps.evaluate_zerocopy(self.zerocopy_facts())
-            if self.config.zerocopy_disabled:
-                supported = False
-                checks.insert(0, {"check": "admin_disabled", "result": caps.FAIL,
-                                  "reason": f"zero-copy turned off on this host: {self.config.zerocopy_disabled}"})
-            result["zerocopy_migrations"] = supported
-            result["zerocopy_checks"] = checks
-        return result
-
-    def _domains(self) -> list:
-        return list(self.conn.listAllDomains(self.lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
-
-    def _listing(self) -> dict:
-        """The running domains as libvirt lists them, and free memory (may wait for libvirt)."""
-        vms, active = [], 0
-        for dom in self._domains():
-            try:
-                summary = domain_summary(self.lv, dom)
-                active += dom.state()[0] == self.lv.VIR_DOMAIN_RUNNING
-            except self.lv.libvirtError:   # gone meanwhile
-                continue
-            vms.append(summary)
-        free_kib = 0
-        try:
-            free_kib = self.conn.getFreeMemory() // 1024
-        except self.lv.libvirtError:
-            pass
-        return {"vms": vms, "active": active, "free_kib": free_kib}
-
-    def _kept_listing(self) -> tuple[dict, float | None]:
-        return self.kept.get("listing", self._listing)
-
-    def host_get_stats(self, params: dict) -> dict:
-        self._expire_incoming()
-        listing, stale = self._kept_listing()
-        with self._lock:
-            outgoing = sum(1 for j in self.jobs.values() if j.active)
-            incoming = sum(1 for i in self.incoming.values() if i.state == "running")
-        result = {
-            "incomingVmMigrations": incoming,
-            "outgoingVmMigrations": outgoing,
-            "vmCount": len(listing["vms"]),
-            "vmActive": listing["active"],
-            "memFree": listing["free_kib"] // 1024,
-            "cpuCores": os.cpu_count(),
-            "loadAvg": list(os.getloadavg()),
-            "outgoingSlotsTaken": self.outgoing.taken,
-            "incomingSlotsTaken": self.incoming_slots.taken,
-        }
-        if stale is not None:
-            result["staleSeconds"] = round(stale, 3)   # Ferry: libvirt was late; the last answer
-        return result
-
-    def host_get_vm_list(self, params: dict) -> dict:
-        listing, stale = self._kept_listing()
-        vms = []
-        for summary in listing["vms"]:
-            summary = dict(summary)
-            if self._running_job(summary["vmID"]):
-                summary["status"] = MIGRATION_SOURCE
-            elif self._migrating(summary["vmID"]):
-                summary["status"] = MIGRATION_DESTINATION
-            vms.append(summary)
-        result = {"vms": vms}
-        if stale is not None:
-            result["staleSeconds"] = round(stale, 3)
-        return result
 
     # ---- VM lifecycle --------------------------------------------------------------------------
 

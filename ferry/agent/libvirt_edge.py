@@ -211,12 +211,7 @@ class LibvirtLink:
                 self._wake.wait(self._check_interval)
                 self._wake.clear()
                 if self._conn is conn and not self._stop.is_set():
-                    try:
-                        alive = bool(conn.isAlive())
-                    except Exception:  # noqa: BLE001
-                        alive = False
-                    if not alive:
-                        self.broken(conn, "the connection to libvirtd is closed")
+                    self.is_dead(conn)   # a dead one is dropped; the next turn reconnects
                 continue
             if self.connect_once():
                 continue

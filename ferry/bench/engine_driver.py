@@ -162,8 +162,8 @@ def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) 
         client = EngineClient(engine_url, timeout=60)
     else:
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
         from ferry.engine.process import free_port, start_engine
+        from ferry.engine.services.tokens import issue_token
 
         work = Path(lab.plan.dir) / "bench-engine"
         work.mkdir(parents=True, exist_ok=True)

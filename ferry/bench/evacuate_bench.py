@@ -16,10 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ferry.bench.doc_blocks import markers, write_block
 from ferry.common.errors import OperationFailed
 
 CLUSTER = "evacuate"
-MARK_BEGIN, MARK_END = "<!-- ferry bench evacuate: begin -->", "<!-- ferry bench evacuate: end -->"
+MARK_BEGIN, MARK_END = markers("evacuate")
 
 
 def summary(sequential_s: list[float], drain_s: list[float], **config: Any) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def summary(sequential_s: list[float], drain_s: list[float], **config: Any) -> d
 
 def report_section(r: dict[str, Any]) -> str:
     return "\n".join([
-        MARK_BEGIN, "## Evacuate: the drain against one-by-one migrations (`ferry bench evacuate`)", "",
+        "## Evacuate: the drain against one-by-one migrations (`ferry bench evacuate`)", "",
         f"{r['vms']} guests of {r['memory_mib']} MiB ({r['fill_mib']} MiB filled, {r['dirty_mib_s']} MiB/s dirtied) "
         f"on lab host 1, policy Minimal downtime (2 migrations per host), {r['repeat']} run(s), medians:", "",
         "| how | host empty after (s) | runs (s) |", "|---|---|---|",
@@ -39,21 +40,12 @@ def report_section(r: dict[str, Any]) -> str:
         f"{', '.join(str(x) for x in r['sequential_s'])} |",
         f"| drain (`ferry host maintenance`) | {r['drain_median_s']} | {', '.join(str(x) for x in r['drain_s'])} |",
         "", f"The drain empties the host {r['speedup']}x as fast. TCG guests on one shared machine: the "
-        "absolute times are the lab's, the ratio is the point.", MARK_END, ""])
+        "absolute times are the lab's, the ratio is the point."])
 
 
 def write_section(path: str | Path, r: dict[str, Any]) -> Path:
-    """Put the section into the report, replacing an earlier one (between its markers)."""
-    p = Path(path)
-    text = p.read_text() if p.exists() else ""
-    section = report_section(r)
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    p.write_text(text)
-    return p
+    """Put the section into the report: its own block, replacing an earlier one (ferry.bench.doc_blocks)."""
+    return write_block(path, "evacuate", report_section(r))
 
 
 class EvacuateBench:
@@ -66,8 +58,8 @@ class EvacuateBench:
     def run(self) -> dict[str, Any]:
         from ferry.client.engine_client import EngineClient
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
         from ferry.engine.process import free_port, start_engine
+        from ferry.engine.services.tokens import issue_token
         from ferry.lab import procs
 
         if len(self.lab.hosts()) < 3:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ferry.bench.doc_blocks import write_block
 from ferry.bench.forecast_bench import OUTCOMES
 from ferry.engine.forecasting import check_chunk
 from ferry.forecast.model import SWITCHOVER_SYNCS, ForecastInputs, forecast
@@ -219,13 +220,6 @@ def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (
         except ImportError:
             plot2 = None
         section += "\n" + render_section(again, plot2, again_notes, heading=heading)
-    text = report.read_text() if report.exists() else "# Ferry benchmarks\n"
-    start = text.find(HEADING)
-    if start >= 0:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end < 0 else text[end + 1:])
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    report.write_text(text)
+    write_block(report, "forecast", section, adopt_heading=HEADING)
     return report
 

@@ -1,8 +1,10 @@
 """docs/benchmarks.md: tables and plots from the raw results of `ferry bench migrate` / `policies`.
 
-The raw results are kept as JSON beside the report (<report dir>/benchmarks/<kind>.json) and the
-whole document is rendered from whichever of them exist, so running one benchmark again keeps
-the other's section. Rendering is pure (`render`); `write_report` does the files and plots.
+The raw results are kept as JSON beside the report (<report dir>/benchmarks/<kind>.json); each
+benchmark's section is its own marked block of the report (ferry.bench.doc_blocks), so running
+one benchmark again replaces only its section and keeps the others' and any notes around them.
+Rendering is pure (`migrate_section`, `policies_section`, `render`); `write_report` does the
+files and plots.
 """
 from __future__ import annotations
 
@@ -11,9 +13,18 @@ from pathlib import Path
 
 from ferry.bench import plots
 from ferry.bench.analysis import EFFICIENCY_TARGET, OVERHEAD_TARGET, direction_throughput, headline, mode_rows
+from ferry.bench.doc_blocks import write_block
 from ferry.bench.qemu_threads import KIND_TEXT, KINDS
 from ferry.bench.stats import Summary, summarize, verdict
 from ferry.bench.timeline import PHASES, breakdown
+
+INTRO = ["# Ferry benchmarks", "",
+         "Measured on the lab (real libvirtd and QEMU processes on one machine, see "
+         "[architecture](architecture.md)) by `ferry bench migrate` and `ferry bench policies`; "
+         "regenerate with `ferry bench migrate --report docs/benchmarks.md` (and `ferry bench policies "
+         "--report docs/benchmarks.md`). Raw results: `docs/benchmarks/*.json`.", ""]
+MIGRATE_HEADING = "## Migrations: Ferry vs bare virsh vs raw TCP"
+POLICIES_HEADING = "## Convergence under the built-in policies"
 
 
 def _s(s: Summary | None, fmt: str = "{:.2f}") -> str:
@@ -47,7 +58,7 @@ def migrate_section(res: dict, plot_names: dict[str, str]) -> list[str]:
     rows = mode_rows(recs)
     head = headline(recs)
     mx = res["matrix"]
-    out = ["## Migrations: Ferry vs bare virsh vs raw TCP", ""]
+    out = [MIGRATE_HEADING, ""]
     out += machine_section(res["machine"])
     out += [
         f"- Run {res['started_at'][:19]}Z – {res['ended_at'][:19]}Z: sizes {mx['sizes']} MiB, modes "
@@ -224,7 +235,7 @@ def _path(rec, *keys):
 
 def policies_section(res: dict, plot_names: dict[str, str]) -> list[str]:
     w = res["workload"]
-    out = ["## Convergence under the built-in policies", ""]
+    out = [POLICIES_HEADING, ""]
     out += machine_section(res["machine"])
     out += [
         f"- Run {res['started_at'][:19]}Z – {res['ended_at'][:19]}Z through {_path_text(res.get('ferry_path', ''))}.",
@@ -263,11 +274,8 @@ def _sd(d: dict | None, fmt: str) -> str:
 
 
 def render(migrate: dict | None, policies: dict | None, plot_names: dict[str, str]) -> str:
-    out = ["# Ferry benchmarks", "",
-           "Measured on the lab (real libvirtd and QEMU processes on one machine, see "
-           "[architecture](architecture.md)) by `ferry bench migrate` and `ferry bench policies`; "
-           "regenerate with `ferry bench migrate --report docs/benchmarks.md` (and `ferry bench policies "
-           "--report docs/benchmarks.md`). Raw results: `docs/benchmarks/*.json`.", ""]
+    """The migrate and policies sections as one document (the report's head for a new file)."""
+    out = list(INTRO)
     if migrate:
         out += migrate_section(migrate, plot_names)
     if policies:
@@ -278,27 +286,29 @@ def render(migrate: dict | None, policies: dict | None, plot_names: dict[str, st
 
 
 def write_report(report: Path, result: dict) -> Path:
-    """Store `result`'s JSON beside the report, draw the plots, render the whole document."""
+    """Store `result`'s JSON beside the report, draw its plots, and put its section (its own
+    block, ferry.bench.doc_blocks) into the report; the other benchmarks' sections stay."""
     report = Path(report)
+    kind = result["kind"]
     data_dir = report.parent / report.stem
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / f"{result['kind']}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    loaded = {}
-    for kind in ("migrate", "policies"):
-        f = data_dir / f"{kind}.json"
-        if f.exists():
-            loaded[kind] = json.loads(f.read_text())
+    (data_dir / f"{kind}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     names: dict[str, str] = {}
     rel = data_dir.name
-    if "migrate" in loaded:
-        rows = mode_rows(loaded["migrate"]["records"])
+    head = "\n".join(INTRO).rstrip() + "\n"
+    if kind == "migrate":
+        rows = mode_rows(result["records"])
         if rows:
             plots.plot_times(rows, data_dir / "times.png")
             plots.plot_throughput(rows, data_dir / "throughput.png")
             plots.plot_cpu(rows, data_dir / "cpu.png")
             names.update(times=f"{rel}/times.png", throughput=f"{rel}/throughput.png", cpu=f"{rel}/cpu.png")
-    if "policies" in loaded and loaded["policies"]["summary"]:
-        plots.plot_policies(loaded["policies"]["summary"], data_dir / "policies.png")
-        names["policies"] = f"{rel}/policies.png"
-    report.write_text(render(loaded.get("migrate"), loaded.get("policies"), names))
-    return report
+        return write_block(report, "migrate", "\n".join(migrate_section(result, names)), head=head,
+                           adopt_heading=MIGRATE_HEADING)
+    if kind == "policies":
+        if result["summary"]:
+            plots.plot_policies(result["summary"], data_dir / "policies.png")
+            names["policies"] = f"{rel}/policies.png"
+        return write_block(report, "policies", "\n".join(policies_section(result, names)), head=head,
+                           adopt_heading=POLICIES_HEADING)
+    raise ValueError(f"no report section for results of kind {kind!r}")

@@ -85,8 +85,8 @@ def _api_paths(inventory: dict) -> list[str]:
 def one_size(pg: PostgresServer, hosts: int, *, lab: int, window_s: float, work_dir: Path,
              plan_all: Callable, progress: Callable[[str], None]) -> dict:
     from ferry.engine.db import Database, upgrade_database
-    from ferry.engine.db.tokens import issue_token
     from ferry.engine.process import free_port, start_engine
+    from ferry.engine.services.tokens import issue_token
     from ferry.lab import procs
     from ferry.sim import control
 
@@ -156,8 +156,8 @@ def run_scale(sizes: tuple[int, ...] = SIZES, *, lab: int, window_s: float = 30.
 
 
 def plan_drain_batch(db, drained: list[str]) -> list[tuple[str, str]]:  # noqa: ANN001
-    """The engine's batch planning of a drain (ferry.engine.services.drain_planning)."""
-    from ferry.engine.services.drain_planning import plan_hosts_empty
+    """The engine's batch planning of a drain (ferry.engine.services.bulk_planning)."""
+    from ferry.engine.services.bulk_planning import plan_hosts_empty
 
     with db.unit_of_work() as store:
         plans, _stuck = plan_hosts_empty(store, drained)

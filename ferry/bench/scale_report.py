@@ -2,16 +2,17 @@
 
 `ferry bench scale --report docs/benchmarks.md --label L` stores its JSON as
 docs/benchmarks/scale-L.json, draws docs/benchmarks/scale.png from every stored run, and
-replaces the text between the scale markers in the report (appending them the first time), so
-the migrate/policies sections around it are left as they are.
+puts the section into the report as its own block (ferry.bench.doc_blocks: replaced in place, or
+appended the first time), so the other sections around it are left as they are.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-BEGIN = "<!-- bench scale: begin (ferry bench scale --report) -->"
-END = "<!-- bench scale: end -->"
+from ferry.bench.doc_blocks import markers, write_block
+
+BEGIN, END = markers("scale")
 TARGETS = {"period": 10.0, "cpu": 1.0, "p95": 200.0, "plan": 2.0}
 
 
@@ -64,7 +65,7 @@ def run_table(run: dict) -> list[str]:
 
 
 def render(runs: list[dict], plot_name: str | None) -> str:
-    out = [BEGIN, "## Engine at fleet scale (simulated hosts, PostgreSQL)", "",
+    out = ["## Engine at fleet scale (simulated hosts, PostgreSQL)", "",
            "`ferry bench scale`: a real engine process on a throw-away PostgreSQL server against "
            "250..2,000 simulated hosts (`ferry lab sim`: the real agent and its JSON-RPC server over mutual "
            "TLS, on a time-driven libvirt stand-in), 20 VMs each. Targets (issue 18): every host refreshed at "
@@ -83,13 +84,12 @@ def render(runs: list[dict], plot_name: str | None) -> str:
             "most hosts were never refreshed within the window at any size.",
             "- `after`: a bounded pool of 16 refresh threads (one lock per host), one kept-alive connection "
             "per agent (`ferry.engine.agent_pool`), and only the VMs a host's answer can change; a drain "
-            "planned in one pass (`ferry.engine.drain_assign`: the destination rule over a heap, counting "
-            "the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
+            "planned in one pass (`ferry.engine.destination.assign_destinations`: the destination rule over "
+            "a heap, counting the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
             "all to one host), and each VM's and host's cluster and host loaded with the row in the "
             "repositories (one query per list, not one per row).", ""]
     if plot_name:
         out += [f"![cost against hosts]({plot_name})", ""]
-    out += [END]
     return "\n".join(out) + "\n"
 
 
@@ -127,11 +127,5 @@ def write_scale_report(report: Path, result: dict) -> Path:
     runs = sorted((json.loads(p.read_text()) for p in data_dir.glob("scale-*.json")), key=lambda r: r["at"])
     plot(runs, data_dir / "scale.png")
     section = render(runs, f"{data_dir.name}/scale.png")
-    text = report.read_text() if report.exists() else "# Ferry benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    report.write_text(text)
+    write_block(report, "scale", section)
     return report

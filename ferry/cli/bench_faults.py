@@ -23,12 +23,13 @@ from ferry.common.errors import InvalidInput, OperationFailed
 @click.option("--cut-seconds", default=30.0, show_default=True, type=click.FloatRange(1, 300),
               help="How long the network cuts last.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
-              help="Write the matrix (e.g. docs/reliability.md).")
+              help="Write the matrix into the report's faults block (e.g. docs/reliability.md); the rest of it stays.")
 @click.option("--json", "as_json", is_flag=True, help="Print every run as JSON.")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
 def faults_cmd(names, runs, cut_seconds, report, as_json, lab_id):
     """Inject each fault mid-migration; check the record against libvirt, one host, memory intact."""
-    from ferry.bench.faults import FAULTS, FaultLab, report_markdown
+    from ferry.bench.doc_blocks import write_block
+    from ferry.bench.faults import FAULTS, TITLE, FaultLab, report_markdown
 
     chosen = list(FAULTS) if names.strip() == "all" else [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in FAULTS]
@@ -45,7 +46,7 @@ def faults_cmd(names, runs, cut_seconds, report, as_json, lab_id):
                 results.append(fl.run(fault))
     if report:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        Path(report).write_text(report_markdown(results, lab_id=lab.lab_id, when=when))
+        write_block(report, "faults", report_markdown(results, lab_id=lab.lab_id, when=when), head=TITLE + "\n")
         _progress(f"report written: {report}")
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=1))

@@ -127,7 +127,7 @@ def stop_engine(paths: DemoPaths, say: Callable[[str], None]) -> None:
 def _token(paths: DemoPaths, url: str) -> str:
     """An admin token for the demo's engine (kept in the demo directory, mode 0600)."""
     from ferry.client.engine_client import EngineClient
-    from ferry.engine.db.tokens import issue_token
+    from ferry.engine.services.tokens import issue_token
 
     if paths.token.exists():
         token = paths.token.read_text().strip()

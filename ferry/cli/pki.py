@@ -144,7 +144,7 @@ def token_group() -> None:
 @database_option
 def token_create(role, name, database_url):
     """Create a token; it is printed once (only its SHA-256 is stored)."""
-    from ferry.engine.db.tokens import issue_token
+    from ferry.engine.services.tokens import issue_token
 
     token, record = issue_token(_upgraded_url(database_url), role, name)
     click.echo(token)
@@ -158,7 +158,7 @@ def token_create(role, name, database_url):
 def token_list(database_url, as_json):
     """Tokens with their role, creation and revocation times (never the tokens themselves)."""
     from ferry.engine.db import Database
-    from ferry.engine.db.tokens import list_tokens
+    from ferry.engine.services.tokens import list_tokens
 
     db = Database(_upgraded_url(database_url))
     try:
@@ -182,7 +182,7 @@ def token_list(database_url, as_json):
 def token_revoke(token, database_url):
     """Revoke TOKEN (its name or id): requests with it get 401 from then on."""
     from ferry.engine.db import Database
-    from ferry.engine.db.tokens import revoke_token
+    from ferry.engine.services.tokens import revoke_token
 
     if not token.strip():
         raise InvalidInput("TOKEN", "give the token's name or id (see `ferry token list`)")

@@ -6,6 +6,12 @@ busy with one large VM while small ones wait. Each tick the drain runner
 (ferry.engine.drain_runner) hands this module what it read (the drain's items, the other
 hosts, the migrations running anywhere) and carries out the actions it gets back.
 
+Why its own choice of destination and not ferry.engine.destination's: a drain also counts each
+host's incoming slots against the VM's plan's incomingLimit (a full host means "wait", not
+"blocked") and the memory of VMs still arriving, and it says per host why a VM cannot go there.
+Planning every VM of some hosts at once without starting any is another use case
+(ferry.engine.services.bulk_planning over ferry.engine.destination.assign_destinations).
+
 The rules, each with its reason:
 - a paused drain starts nothing (running migrations go on);
 - a cancelled drain drops its queued VMs; with abort_running it also cancels the running ones;

@@ -98,20 +98,24 @@ def cancel(store: Store, host: str, *, abort_running: bool = False, user: str | 
     return d
 
 
-def pause(store: Store, host: str, *, user: str | None = None) -> DrainRecord:
+def _switch(store: Store, host: str, user: str | None, *, want: DrainState, to: DrainState,
+            refusal: str, event: audit.AuditType) -> DrainRecord:
+    """Pause and resume: one state to the other, refused (409) from any other, with its event."""
     d = current(store, host)
-    if d.state is not DrainState.ACTIVE:
-        raise Conflict(f"the drain of host {host!r} is {d.state.value}; only an ACTIVE drain can be paused")
-    store.events.record_audit(audit.FERRY_DRAIN_PAUSED, host=host, host_name=host, user=user or "admin")
-    return store.drains.update(d.id, state=DrainState.PAUSED)
+    if d.state is not want:
+        raise Conflict(f"the drain of host {host!r} is {d.state.value}; {refusal}")
+    store.events.record_audit(event, host=host, host_name=host, user=user or "admin")
+    return store.drains.update(d.id, state=to)
+
+
+def pause(store: Store, host: str, *, user: str | None = None) -> DrainRecord:
+    return _switch(store, host, user, want=DrainState.ACTIVE, to=DrainState.PAUSED,
+                   refusal="only an ACTIVE drain can be paused", event=audit.FERRY_DRAIN_PAUSED)
 
 
 def resume(store: Store, host: str, *, user: str | None = None) -> DrainRecord:
-    d = current(store, host)
-    if d.state is not DrainState.PAUSED:
-        raise Conflict(f"the drain of host {host!r} is {d.state.value}; only a PAUSED drain can be resumed")
-    store.events.record_audit(audit.FERRY_DRAIN_RESUMED, host=host, host_name=host, user=user or "admin")
-    return store.drains.update(d.id, state=DrainState.ACTIVE)
+    return _switch(store, host, user, want=DrainState.PAUSED, to=DrainState.ACTIVE,
+                   refusal="only a PAUSED drain can be resumed", event=audit.FERRY_DRAIN_RESUMED)
 
 
 def activate(store: Store, host: str, *, user: str | None = None):

@@ -23,8 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.errors import error_body
-from ferry.engine.db.tokens import TokenRecord
 from ferry.engine.metrics_collector import EngineCollector
+from ferry.engine.services.tokens import TokenRecord
 
 TOKENS_ENV = "FERRY_METRICS_TOKENS"
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

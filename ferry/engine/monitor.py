@@ -24,6 +24,7 @@ from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.agent_pool import AgentPool
 from ferry.engine.db import Database
 from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
+from ferry.engine.services.inventory import record_host_answer
 
 log = logging.getLogger("ferry.engine.monitor")
 
@@ -233,7 +234,7 @@ class HostMonitor:
                 capabilities["stats"] = stats
             with self.db.unit_of_work() as store:
                 host = store.hosts.get(name)
-                updated = store.hosts.update(name, status=host_status_after(host.status, True).value,
+                updated = record_host_answer(store, name, status=host_status_after(host.status, True),
                                              capabilities=capabilities)
                 skip = self.guard.untouchable(sampled_at) | {
                     m.vm for m in store.migrations.list(active=True, limit=1000)}

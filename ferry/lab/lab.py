@@ -12,13 +12,11 @@ work while a host's link is cut; `connect` gives callers the network path the en
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,12 +27,12 @@ from ferry.common.errors import InvalidInput, OperationFailed
 from ferry.lab import network, procs
 from ferry.lab import tls as lab_tls
 from ferry.lab.accel import AccelChoice, detect_accel
+from ferry.lab.agents import LabAgents, agent_available
 from ferry.lab.config import libvirtd_conf, qemu_conf
 from ferry.lab.guests import Guest, LabGuests, libvirt_module, state_name  # noqa: F401  (Guest: re-exported)
 from ferry.lab.images import GuestImages, build_images
 from ferry.lab.link import LinkShape, apply_shape, remove_machine_side
 from ferry.lab.plan import (
-    AGENT_PORT,
     DEFAULT_HOSTS,
     DEFAULT_ROOT,
     HOST_MOUNTS,
@@ -46,20 +44,11 @@ from ferry.lab.plan import (
 
 Progress = Callable[[str], None]
 READY_TIMEOUT_S = 90.0  # first start probes QEMU capabilities for 8-16 s, slower with 2 cores busy
-AGENT_READY_TIMEOUT_S = 30.0
 CAPS_SUBDIR = Path("qemu") / "capabilities"
 
 
 def _quiet(_msg: str) -> None:
     pass
-
-
-def agent_available() -> bool:
-    """Whether `python -m ferry.agent run ...` exists in this installation."""
-    try:
-        return importlib.util.find_spec("ferry.agent.__main__") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def install_script() -> Path:
@@ -72,7 +61,7 @@ def install_script() -> Path:
     raise OperationFailed("scripts/install-system.sh not found next to the ferry package")
 
 
-class Lab(LabGuests):
+class Lab(LabAgents, LabGuests):
     """A lab of 1..4 libvirt hosts on this machine (see ferry.lab.plan for the address plan)."""
 
     def __init__(self, lab_id: int | None = None, root: Path | str | None = None):
@@ -255,61 +244,6 @@ class Lab(LabGuests):
             return path.read_text(errors="replace")[-n:].strip() or "(no output)"
         except FileNotFoundError:
             return "(no output)"
-
-    # ---- agents ----------------------------------------------------------------------------
-    def agent_command(self, host: HostPlan, libvirtd_pid: int, extra_args: list[str]) -> list[str]:
-        """The agent runs inside the host's mount + UTS + network namespaces (it sees the host's
-        hostname, libvirt dirs and link), bound to the host's address, talking to the host's
-        libvirtd locally through its unix socket (as on a real host; a cut link leaves it)."""
-        return ["nsenter", f"--target={libvirtd_pid}", "--mount", "--uts", "--net", "--",
-                sys.executable, "-m", "ferry.agent", "run", "--address", host.address,
-                "--port", str(AGENT_PORT), "--libvirt-uri", "qemu:///system",
-                "--log-file", str(host.dir / "agent.log"), *lab_tls.agent_mode_args(self.plan), *extra_args]
-
-    def _start_agent(self, host: HostPlan, hs: dict, extra_args: list[str], progress: Progress) -> dict:
-        return self._wait_agent(host, hs, self._spawn_agent(host, hs, extra_args), progress)
-
-    def _spawn_agent(self, host: HostPlan, hs: dict, extra_args: list[str]) -> dict:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [str(Path(__file__).resolve().parents[2]),
-                                                        env.get("PYTHONPATH", "")] if p)
-        env["FERRY_AGENT_IMAGES_DIRS"] = str(self.plan.images_dir)  # kernels only from the lab's images
-        pid = procs.spawn(self.agent_command(host, hs["pid"], list(extra_args)),
-                          host.dir / "agent.out", env=env)
-        return {"pid": pid, "start": procs.start_time(pid), "extra_args": list(extra_args)}
-
-    def _wait_agent(self, host: HostPlan, hs: dict, agent: dict, progress: Progress) -> dict:
-        """Wait until the agent listens inside its host (read locally: works while cut off)."""
-        pid = agent["pid"]
-        deadline = time.monotonic() + AGENT_READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not procs.alive(pid):
-                agent["error"] = f"exited: {self._tail(host.dir / 'agent.out', 300)}"
-                progress(f"{host.name}: agent failed to start: {agent['error']}")
-                return agent
-            if procs.same_netns(pid, hs["pid"]) and procs.listening_on(pid, AGENT_PORT):
-                progress(f"{host.name}: agent listening on {host.agent_url} (pid {pid})")
-                return agent
-            time.sleep(0.1)
-        agent["error"] = f"not listening on {host.agent_url} after {AGENT_READY_TIMEOUT_S:.0f} s"
-        progress(f"{host.name}: agent {agent['error']}")
-        return agent
-
-    def restart_agent(self, host: object, extra_args: list[str] | tuple[str, ...] = (),
-                      progress: Progress = _quiet) -> dict:
-        """Stop the host's agent (by pid) and start it again with extra options (e.g. --old-agent)."""
-        h = self.host(host)
-        if not agent_available():
-            raise OperationFailed("host agent not available: ferry.agent has no runnable module")
-        with self._locked() as state:
-            hs = state.get("hosts", {}).get(str(h.index))
-            if not hs or not self._libvirtd_running(hs):
-                raise OperationFailed(f"{h.name} is not up (run `ferry lab up`)")
-            old = hs.get("agent") or {}
-            if procs.is_same_process(old.get("pid"), old.get("start")):
-                procs.stop(old["pid"], timeout=10)
-            hs["agent"] = self._start_agent(h, hs, list(extra_args), progress)
-            return dict(hs["agent"])
 
     # ---- down ------------------------------------------------------------------------------
     def restart_libvirtd(self, host: object, while_down: Callable[[], None] = lambda: None) -> dict:

@@ -29,7 +29,7 @@ class Engine:
 
     def __init__(self, lab, tmp):
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
+        from ferry.engine.services.tokens import issue_token
 
         self.lab, self.tmp = lab, tmp
         self.db_url = f"sqlite:///{tmp / 'engine.db'}"

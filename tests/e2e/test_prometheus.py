@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 from tests.e2e.test_migrations_e2e import running_with_data
 
 pytestmark = [pytest.mark.lab]

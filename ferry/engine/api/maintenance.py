@@ -9,6 +9,7 @@ Unknown host or migration: 404; a state that does not allow the request: 409 say
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Body, Request
@@ -18,6 +19,7 @@ from ferry.engine import maintenance
 from ferry.engine.api.deps import DatabaseDep, OrchestratorDep, StoreDep
 from ferry.engine.api.responses import HostOut, Out
 from ferry.engine.api.schemas import Body as StrictBody
+from ferry.engine.db.store import Store
 from ferry.engine.steering import force_complete as steer_force_complete
 
 router = APIRouter(prefix="/api")
@@ -90,14 +92,21 @@ def _view(db, name: str) -> dict:
         return maintenance.view(store, name)
 
 
+def _changed(request: Request, db, name: str, change: Callable[[Store], object]) -> dict:
+    """Make the change in its own unit of work (committed), wake the drain runner, then show
+    the drain as it is now (another unit of work, so the view sees what was committed)."""
+    with db.unit_of_work() as store:
+        change(store)
+    _wake(request)
+    return _view(db, name)
+
+
 @router.post("/hosts/{name}/maintenance", status_code=202, tags=["hosts"], response_model=MaintenanceOut)
 def start_maintenance(name: str, request: Request, db: DatabaseDep,
                       body: MaintenanceRequest = Body(default_factory=MaintenanceRequest)) -> dict:
     """PREPARING_FOR_MAINTENANCE: migrate every VM away (the drain), then MAINTENANCE."""
-    with db.unit_of_work() as store:
-        maintenance.start(store, name, reason=body.reason, order=body.order, user=body.user)
-    _wake(request)
-    return _view(db, name)
+    return _changed(request, db, name, lambda store: maintenance.start(
+        store, name, reason=body.reason, order=body.order, user=body.user))
 
 
 @router.get("/hosts/{name}/maintenance", tags=["hosts"], response_model=MaintenanceOut)
@@ -110,29 +119,21 @@ def get_maintenance(name: str, store: StoreDep) -> dict:
 def cancel_maintenance(name: str, request: Request, db: DatabaseDep,
                        body: CancelMaintenanceRequest = Body(default_factory=CancelMaintenanceRequest)) -> dict:
     """Drop the queued migrations, let running ones finish (abort_running: cancel them); UP again."""
-    with db.unit_of_work() as store:
-        maintenance.cancel(store, name, abort_running=body.abort_running, user=body.user)
-    _wake(request)
-    return _view(db, name)
+    return _changed(request, db, name, lambda store: maintenance.cancel(
+        store, name, abort_running=body.abort_running, user=body.user))
 
 
 @router.post("/hosts/{name}/maintenance/pause", tags=["hosts"], response_model=MaintenanceOut)
 def pause_maintenance(name: str, request: Request, db: DatabaseDep,
                       body: UserRequest = Body(default_factory=UserRequest)) -> dict:
     """No new migration of the drain starts; running ones go on."""
-    with db.unit_of_work() as store:
-        maintenance.pause(store, name, user=body.user)
-    _wake(request)
-    return _view(db, name)
+    return _changed(request, db, name, lambda store: maintenance.pause(store, name, user=body.user))
 
 
 @router.post("/hosts/{name}/maintenance/resume", tags=["hosts"], response_model=MaintenanceOut)
 def resume_maintenance(name: str, request: Request, db: DatabaseDep,
                        body: UserRequest = Body(default_factory=UserRequest)) -> dict:
-    with db.unit_of_work() as store:
-        maintenance.resume(store, name, user=body.user)
-    _wake(request)
-    return _view(db, name)
+    return _changed(request, db, name, lambda store: maintenance.resume(store, name, user=body.user))
 
 
 @router.post("/hosts/{name}/activate", tags=["hosts"], response_model=HostOut)

@@ -7,6 +7,7 @@ from ferry.engine.api.deps import OrchestratorDep, StoreDep
 from ferry.engine.api.responses import EventOut, MigrationOut, PlanOut, RecommendationOut
 from ferry.engine.api.schemas import PlanRequest
 from ferry.engine.migration_eta import with_eta
+from ferry.engine.services import events
 from ferry.engine.services.forecasts import DEFAULT_DIRTY_SECONDS, forecast_for_vm, recommend_for_vm
 from ferry.engine.services.planning import plan_for_vm
 
@@ -61,5 +62,5 @@ def show_migration(migration_id: str, store: StoreDep) -> dict:
 @router.get("/events", tags=["events"], response_model=list[EventOut])
 def list_events(store: StoreDep, vm: str | None = None, host: str | None = None, migration: str | None = None,
                 after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
-    return [e.to_dict() for e in store.events.list(vm=vm, host=host, migration_id=migration,
-                                                   after_id=after, limit=limit)]
+    return [e.to_dict() for e in events.list_events(store, vm=vm, host=host, migration_id=migration,
+                                                    after_id=after, limit=limit)]

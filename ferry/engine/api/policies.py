@@ -7,6 +7,7 @@ from ferry.engine.api.deps import StoreDep
 from ferry.engine.api.responses import PolicyOut
 from ferry.engine.api.schemas import PolicyBody
 from ferry.engine.policies import policy_to_dict
+from ferry.engine.services import policies
 
 router = APIRouter(prefix="/api", tags=["policies"])
 
@@ -18,7 +19,7 @@ def list_policies(store: StoreDep) -> list[dict]:
 
 @router.post("/policies", status_code=201, response_model=PolicyOut)
 def create_policy(body: PolicyBody, store: StoreDep) -> dict:
-    return policy_to_dict(store.policies.create(body.data()))
+    return policy_to_dict(policies.create_policy(store, body.data()))
 
 
 @router.get("/policies/{ref}", response_model=PolicyOut)
@@ -28,7 +29,7 @@ def show_policy(ref: str, store: StoreDep) -> dict:
 
 @router.put("/policies/{ref}", response_model=PolicyOut)
 def replace_policy(ref: str, body: PolicyBody, store: StoreDep) -> dict:
-    return policy_to_dict(store.policies.replace(ref, body.data()))
+    return policy_to_dict(policies.replace_policy(store, ref, body.data()))
 
 
 @router.delete("/policies/{ref}", status_code=204, response_class=Response)

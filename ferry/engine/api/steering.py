@@ -21,7 +21,7 @@ from ferry.engine.api.auth import require_token
 from ferry.engine.api.deps import DatabaseDep, OrchestratorDep
 from ferry.engine.api.schemas import Body
 from ferry.engine.db.records import MigrationState
-from ferry.engine.db.tokens import TokenRecord
+from ferry.engine.services.tokens import TokenRecord
 
 router = APIRouter(prefix="/api")
 

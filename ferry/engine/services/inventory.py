@@ -1,30 +1,45 @@
-"""The inventory use cases: clusters, hosts, VMs and policies as the REST API reads and changes them.
+"""The inventory use cases: clusters, hosts and VMs as the REST API reads and changes them.
 
 Changes arrive as mappings of the fields a client sent (a PATCH changes only those); an unknown
-field is bad input naming it, before the repository's typed arguments see it. Every value is
-checked here (ferry.engine.validation, ferry.engine.vm_validation) before a repository stores
-it, so nothing the engine cannot store and give back, and nothing an agent would refuse, is
-kept. Views are the records' JSON forms, with the names of the policies they refer to.
+field is bad input naming it. Every value is checked and turned into its value type here
+(ferry.engine.validation, ferry.engine.vm_validation) before a repository stores it, so nothing
+the engine cannot store and give back, and nothing an agent would refuse, is kept. The rules
+that span aggregates are here too: the zero-copy gate (a zero-copy policy, the cluster's or a
+VM's own, only where the cluster supports parallel migrations) and where a VM may run
+(ferry.engine.db.placement). The repositories only persist. Views are the records' JSON
+forms, with the names of the policies they refer to.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ferry.common.errors import InvalidInput
-from ferry.engine.db.records import ClusterRecord, HostRecord, VmRecord
+from ferry.common.errors import Conflict, InvalidInput
+from ferry.common.vmspec import VmSpec
+from ferry.engine.db.placement import host_cluster_error, placed_status, status_error
+from ferry.engine.db.records import ClusterRecord, HostRecord, HostStatus, VmRecord, VmStatus
+from ferry.engine.db.repos.clusters import DEFAULT_POLICY_ID
+from ferry.engine.db.repos.hosts import default_agent_url
+from ferry.engine.db.repos.vms import OVERRIDE_FIELDS
 from ferry.engine.db.store import Store
+from ferry.engine.options import ResiliencePolicy
 from ferry.engine.validation import (
     MAX_DOWNTIME_MS,
     MAX_LINK_SPEED_MBPS,
     check_address,
     check_bandwidth,
+    check_bool,
+    check_enum,
     check_json,
     check_name,
+    check_object,
     check_optional_int,
+    check_parallel,
     check_ref,
+    check_string,
     check_text,
     check_url,
+    check_zerocopy_gate,
 )
 from ferry.engine.vm_validation import VmPathRules, check_spec_fields, check_workload
 
@@ -98,24 +113,141 @@ def vm_view(store: Store, v: VmRecord) -> dict[str, Any]:
     return v.to_dict(policy_name=store.policies.name_of(v.overrides.policy_id))
 
 
-# ---------------------------------------------------------------- changes
+# ---------------------------------------------------------------- clusters
+
+def _cluster_values(store: Store, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked changes as the repository's values (the policy by id), in the fields' order."""
+    out: dict[str, Any] = {}
+    for key in CLUSTER_FIELDS:
+        if key not in changes:
+            continue
+        value = changes[key]
+        if key == "description":
+            out[key] = check_string("description", value)
+        elif key == "policy":
+            out[key] = store.policies.get(value).id
+        elif key == "parallel":
+            out[key] = check_parallel("parallel", value)
+        elif key == "bandwidth":
+            out[key] = check_bandwidth(value)
+        elif key == "resilience":
+            out[key] = check_enum(ResiliencePolicy, "resilience", value)
+        else:  # encrypted, auto_converge, compressed, parallel_supported
+            out[key] = check_bool(key, value)
+    return out
+
+
+def _cluster_gate(store: Store, name: str, values: Mapping[str, Any], policy_id: str,
+                  parallel_supported: bool) -> None:
+    """The zero-copy gate on the cluster's own policy after the change."""
+    policy = store.policies.get(values.get("policy", policy_id))
+    field = "policy" if "policy" in values else "parallel_supported"
+    check_zerocopy_gate(field, policy, name, values.get("parallel_supported", parallel_supported))
+
 
 def create_cluster(store: Store, name: str, changes: Mapping[str, Any]) -> ClusterRecord:
-    return store.clusters.create(check_name("name", name), **check_cluster_changes(changes))
+    check_name("name", name)
+    changes = check_cluster_changes(changes)
+    store.clusters.ensure_new(name)
+    values = _cluster_values(store, changes)
+    _cluster_gate(store, name, values, DEFAULT_POLICY_ID, True)
+    return store.clusters.create(name, **values)
 
 
 def update_cluster(store: Store, name: str, changes: Mapping[str, Any]) -> ClusterRecord:
-    return store.clusters.update(check_ref("name", name), **check_cluster_changes(changes))
+    name = check_ref("name", name)
+    changes = check_cluster_changes(changes)
+    current = store.clusters.get(name)
+    values = _cluster_values(store, changes)
+    _cluster_gate(store, current.name, values, current.options.policy_id, current.options.parallel_supported)
+    if current.options.parallel_supported and values.get("parallel_supported") is False:
+        for vm in store.vms.list(cluster=current.name):
+            if vm.overrides.policy_id and store.policies.get(vm.overrides.policy_id).zerocopy:
+                raise InvalidInput(
+                    "parallel_supported",
+                    f"VM {vm.name!r} uses zero-copy policy {store.policies.name_of(vm.overrides.policy_id)!r}, "
+                    "which needs parallel migrations; change its policy before turning parallel support off")
+    return store.clusters.update(current.name, **values)
+
+
+# ---------------------------------------------------------------- hosts
+
+def _host_values(changes: dict[str, Any]) -> dict[str, Any]:
+    """The enum, flag and object fields as the repository's values (the rest are checked)."""
+    if "status" in changes:
+        changes["status"] = check_enum(HostStatus, "status", changes["status"])
+    if "migration_network_up" in changes:
+        changes["migration_network_up"] = check_bool("migration_network_up", changes["migration_network_up"])
+    if "capabilities" in changes:
+        changes["capabilities"] = check_object("capabilities", changes["capabilities"])
+    return changes
 
 
 def add_host(store: Store, name: str, *, cluster: str, address: str, changes: Mapping[str, Any]) -> HostRecord:
     check_name("name", name)
     checked = check_host_changes({"cluster": cluster, "address": address, **changes})
-    return store.hosts.add(name, **checked)
+    store.hosts.ensure_new(name)
+    store.clusters.get(checked["cluster"], field="cluster")
+    if checked.get("agent_url") is None:   # the default URL is the host's address: checked the same way
+        check_url("agent_url", default_agent_url(checked["address"]))
+    return store.hosts.add(name, **_host_values(checked))
 
 
 def update_host(store: Store, name: str, changes: Mapping[str, Any]) -> HostRecord:
-    return store.hosts.update(check_ref("name", name), **check_host_changes(changes))
+    name = check_ref("name", name)
+    checked = check_host_changes(changes)
+    current = store.hosts.get(name)
+    if "cluster" in checked:
+        target = store.clusters.get(checked["cluster"], field="cluster")
+        if target.name != current.cluster and store.vms.list(host=current.name):
+            raise Conflict(f"host {name!r} runs VMs; move them before moving the host to another cluster")
+    return store.hosts.update(current.name, **_host_values(checked))
+
+
+def record_host_answer(store: Store, name: str, *, status: HostStatus,
+                       capabilities: Mapping[str, Any] | None) -> HostRecord:
+    """What the host monitor heard from an agent: its status and capabilities (an agent's
+    answer is checked like a client's before it is stored)."""
+    return store.hosts.update(name, status=status, capabilities=check_object("capabilities", capabilities))
+
+
+# ---------------------------------------------------------------- VMs
+
+def _placement(store: Store, cluster: str, host: str | None, status: Any, current: VmStatus | None) -> VmStatus:
+    """Where the VM will run and its status after the change; bad input if they do not go together."""
+    if host is not None:
+        error = host_cluster_error(host, store.hosts.get(host, field="host").cluster, cluster)
+        if error:
+            raise error
+    given = None if status is None else check_enum(VmStatus, "status", status)
+    new_status = placed_status(has_host=host is not None, status=given, current=current)
+    error = status_error(new_status, host is not None)
+    if error:
+        raise error
+    return new_status
+
+
+def _override_values(store: Store, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(overrides) - set(OVERRIDE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"overrides.{unknown[0]}", f"unknown override (known: {', '.join(OVERRIDE_FIELDS)})")
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key == "policy":
+            out[key] = None if value is None else store.policies.get(value).id
+        elif key == "parallel":
+            out[key] = None if value is None else check_parallel("parallel", value)
+        elif key in ("encrypted", "auto_converge", "compressed"):
+            out[key] = check_bool(key, value, optional=True)
+        elif key == "downtime_ms":
+            out[key] = check_optional_int("downtime_ms", value, 1, MAX_DOWNTIME_MS)
+    return out
+
+
+def _vm_gate(store: Store, policy_id: str | None, cluster: ClusterRecord) -> None:
+    """The zero-copy gate on the VM's own policy, in the cluster it will be in."""
+    if policy_id is not None and not cluster.options.parallel_supported:
+        check_zerocopy_gate("policy", store.policies.get(policy_id), cluster.name, False)
 
 
 def add_vm(store: Store, spec: Mapping[str, Any], *, cluster: str, host: str | None = None,
@@ -125,8 +257,15 @@ def add_vm(store: Store, spec: Mapping[str, Any], *, cluster: str, host: str | N
     spec = check_spec_fields(spec, rules or VmPathRules.from_env())
     _check_refs({"cluster": cluster, "host": host, "status": status}, ("cluster", "host", "status"))
     workload = check_workload("workload", workload, spec.get("memory_mib"))
-    return store.vms.add(spec, cluster=cluster, host=host, status=status,
-                         overrides=check_overrides(overrides), workload=workload)
+    overrides = check_overrides(overrides) or {}
+    value = VmSpec.from_dict(spec)
+    store.vms.ensure_new(value.name, value.effective_uuid)
+    cluster_record = store.clusters.get(cluster, field="cluster")
+    placed = _placement(store, cluster_record.name, host, status, None)
+    values = _override_values(store, overrides)
+    _vm_gate(store, values.get("policy"), cluster_record)
+    return store.vms.add(value, cluster=cluster_record.name, host=host, status=placed, overrides=values,
+                         workload=workload)
 
 
 def update_vm(store: Store, ref: str, changes: Mapping[str, Any],
@@ -135,8 +274,24 @@ def update_vm(store: Store, ref: str, changes: Mapping[str, Any],
     spec_keys = [k for k in changes if k not in ("cluster", "host", "status", "workload")]
     changes.update(check_spec_fields({k: changes[k] for k in spec_keys}, rules or VmPathRules.from_env()))
     _check_refs(changes, ("cluster", "host", "status"))
+    ref = check_ref("vm", ref)
     if changes.get("workload") is not None:
-        memory = changes.get("memory_mib") or store.vms.get(check_ref("vm", ref)).memory_mib
+        memory = changes.get("memory_mib") or store.vms.get(ref).memory_mib
         changes["workload"] = check_workload("workload", changes["workload"], memory)
-    return store.vms.update(check_ref("vm", ref), overrides=check_overrides(overrides), **changes)
-
+    overrides = check_overrides(overrides) or {}
+    current = store.vms.get(ref)
+    if spec_keys:
+        VmSpec.from_dict({**current.spec, **{k: changes[k] for k in spec_keys}})   # the spec as it would be
+    target = store.clusters.get(current.cluster)
+    if "cluster" in changes:
+        target = store.clusters.get(changes["cluster"], field="cluster")
+        if target.name != current.cluster and current.host is not None and "host" not in changes:
+            raise Conflict(f"VM {current.name!r} runs on host {current.host!r} of cluster {current.cluster!r}; "
+                           "stop it (or give its new host) before moving it to another cluster")
+    if "host" in changes or "status" in changes:
+        host = changes["host"] if "host" in changes else current.host
+        changes["host"] = host
+        changes["status"] = _placement(store, target.name, host, changes.get("status"), current.status)
+    values = _override_values(store, overrides)
+    _vm_gate(store, values["policy"] if "policy" in values else current.overrides.policy_id, target)
+    return store.vms.update(current.name, overrides=values, **changes)

@@ -11,7 +11,7 @@ import warnings
 import pytest
 
 from ferry.engine.api import create_app
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 
 KERNEL = "/var/lib/ferry/images/vmlinuz"
 

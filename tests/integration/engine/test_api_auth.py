@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ferry.engine.api import create_app
 from ferry.engine.db import Database
-from ferry.engine.db.tokens import ApiToken, issue_token, revoke_token
+from ferry.engine.services.tokens import ApiToken, issue_token, revoke_token
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ from schemathesis import GenerationMode
 
 from ferry.engine.api import create_app
 from ferry.engine.db import upgrade_database
-from ferry.engine.db.tokens import issue_token
 from ferry.engine.monitor import agent_client
+from ferry.engine.services.tokens import issue_token
 from ferry.engine.validation import (
     MAX_BANDWIDTH_MBPS,
     MAX_LINK_SPEED_MBPS,

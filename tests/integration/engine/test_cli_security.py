@@ -118,7 +118,7 @@ def test_engine_over_https_with_a_certificate_from_the_engine_ca(tmp_path, monke
 
     from ferry.engine.api import create_app
     from ferry.engine.db import upgrade_database
-    from ferry.engine.db.tokens import issue_token
+    from ferry.engine.services.tokens import issue_token
     from ferry.pki.tls import engine_server_tls
 
     monkeypatch.setenv("FERRY_PKI_DIR", str(tmp_path / "pki"))

@@ -18,8 +18,8 @@ import httpx
 from ferry.common.vmspec import VmSpec
 from ferry.engine.api.long_polls import DEFAULT_PER_TOKEN
 from ferry.engine.db import Database, upgrade_database
-from ferry.engine.db.tokens import issue_token
 from ferry.engine.process import free_port, start_engine, stop_engine
+from ferry.engine.services.tokens import issue_token
 
 LONG_POLLS = 200
 WAIT_S = 8.0

@@ -26,8 +26,8 @@ LAB = int(os.environ.get("FERRY_LAB_ID") or 0)
 def sim_engine(tmp_path_factory):
     from ferry.client.engine_client import EngineClient
     from ferry.engine.db import Database, upgrade_database
-    from ferry.engine.db.tokens import issue_token
     from ferry.engine.process import free_port, start_engine
+    from ferry.engine.services.tokens import issue_token
     from ferry.lab import procs
     from ferry.sim import control
 

@@ -97,6 +97,12 @@ def test_write_report_keeps_the_other_benchmarks_section(tmp_path):
     write_report(report, result(RECORDS))
     text = report.read_text()
     assert "## Migrations" in text and "## Convergence under the built-in policies" in text
+    # Another benchmark's block and a note by hand survive a rerun byte for byte.
+    others = "\n\nA note by hand.\n\n<!-- ferry-bench:scale begin -->\nscale\n<!-- ferry-bench:scale end -->\n"
+    report.write_text(text + others)
+    write_report(report, result(RECORDS))
+    write_report(report, POLICIES)
+    assert report.read_text() == text + others
     for name in ("times.png", "throughput.png", "cpu.png", "policies.png", "migrate.json", "policies.json"):
         assert (tmp_path / "benchmarks" / name).stat().st_size > 0
     assert (tmp_path / "benchmarks" / "times.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,7 +9,7 @@ import pytest
 
 from ferry.common.errors import InvalidInput
 from ferry.engine.api import create_app
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 
 KERNEL = "/var/lib/ferry/images/vmlinuz"
 VM = {"name": "vm2", "cluster": "c1", "memory_mib": 1024, "vcpus": 1, "kernel": KERNEL}

@@ -219,7 +219,7 @@ def test_states_refused_with_a_reason(env):
 
 def test_rest_routes_answer_with_their_models_and_clear_errors(tmp_path, monkeypatch):
     from ferry.engine.api.app import create_app
-    from ferry.engine.db.tokens import issue_token
+    from ferry.engine.services.tokens import issue_token
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(url)
@@ -256,3 +256,16 @@ def test_a_stopping_engine_starts_nothing_and_counts_no_host_as_tried(env):
         assert s.migrations.list(limit=10) == []
         assert s.hosts.get("h1").status is HostStatus.PREPARING_FOR_MAINTENANCE
         assert [i.get("tried") or [] for i in s.drains.get(drain_id).items] == [[], [], []]
+
+
+def test_pause_and_resume_switch_only_from_their_own_state(env):
+    db, _world, _orch, _runner = env
+    with db.unit_of_work() as s:
+        maintenance.start(s, "h1")
+        assert maintenance.pause(s, "h1", user="ann").state is DrainState.PAUSED
+        with pytest.raises(Conflict, match="is PAUSED; only an ACTIVE drain can be paused"):
+            maintenance.pause(s, "h1")
+        assert maintenance.resume(s, "h1").state is DrainState.ACTIVE
+        with pytest.raises(Conflict, match="is ACTIVE; only a PAUSED drain can be resumed"):
+            maintenance.resume(s, "h1")
+    assert codes(db)[-2:] == [audit.FERRY_DRAIN_PAUSED.code, audit.FERRY_DRAIN_RESUMED.code]

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from ferry.engine.api.long_polls import LongPollLimit, wait_past
-from ferry.engine.db.tokens import issue_token
 from ferry.engine.migration_changes import MigrationChanges
+from ferry.engine.services.tokens import issue_token
 from tests.unit.engine.test_migration_wait_api import _running_vm
 from tests.unit.engine.test_operations_api import api  # noqa: F401 - fixture
 from tests.unit.engine.test_orchestrator import RUNNING

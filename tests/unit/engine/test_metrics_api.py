@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ferry.engine.api import create_app
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 from tests.unit.engine.test_operations_api import answer_host_verbs, api  # noqa: F401 - the fixture
 from tests.unit.engine.test_orchestrator import RUNNING, succeeded
 

@@ -8,7 +8,7 @@ import warnings
 import pytest
 
 from ferry.engine.api import create_app
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 from tests.unit.engine.test_orchestrator import RUNNING, World, succeeded
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError, agent_error
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 from tests.unit.engine.test_operations_api import answer_host_verbs, api  # noqa: F401 - the fixture
 from tests.unit.engine.test_orchestrator import RUNNING, succeeded
 

@@ -24,7 +24,8 @@ from ferry.engine.policies import (
     SUSPEND_WORKLOAD_ID,
     VERY_LARGE_VMS_ID,
 )
-from ferry.engine.services import inventory
+from ferry.engine.services import inventory, policies
+from ferry.engine.vm_validation import VmPathRules
 
 CUSTOM_POLICY = {
     "name": "Fast lane",
@@ -52,8 +53,17 @@ def store(db):
         yield store
 
 
+RULES = VmPathRules(emulators=("/usr/bin/qemu-system-x86_64",), images_dirs=("/var/lib/ferry/images",),
+                    console_log_dir="/var/log/ferry")
+
+
 def spec(name: str, memory_mib: int = 1024, vcpus: int = 2) -> VmSpec:
     return VmSpec(name=name, memory_mib=memory_mib, vcpus=vcpus, kernel="/var/lib/ferry/images/vmlinuz")
+
+
+def add_vm(store: Store, vm: VmSpec, **kwargs):
+    """A VM as the REST API adds one (the inventory use case checks it), not straight into the repository."""
+    return inventory.add_vm(store, vm.to_dict(), rules=RULES, **kwargs)
 
 
 def populate(store: Store) -> None:
@@ -77,12 +87,12 @@ def test_new_cluster_takes_ovirt_defaults(store):
 
 def test_cluster_options_survive_a_new_session(db):
     with db.unit_of_work() as s:
-        s.clusters.create(
-            "big", description="large guests", policy="suspend workload if needed",
+        inventory.create_cluster(s, "big", dict(
+            description="large guests", policy="suspend workload if needed",
             parallel=ParallelSetting(ParallelMode.CUSTOM, 8), encrypted=True,
             bandwidth=BandwidthSetting(BandwidthMode.CUSTOM, 5000), auto_converge=True, compressed=True,
             resilience="do_not_migrate", parallel_supported=False,
-        )
+        ))
     with db.unit_of_work() as s:
         c = s.clusters.get("big")
     o = c.options
@@ -123,31 +133,36 @@ def test_bad_cluster_options_name_the_field(store, changes, field):
 
 
 def test_zero_copy_policy_needs_parallel_support(store):
+    # The zero-copy gate spans a cluster and its policy: the inventory use case keeps it.
     with pytest.raises(InvalidInput) as err:
-        store.clusters.create("old", policy="Very large VMs", parallel_supported=False)
+        inventory.create_cluster(store, "old", {"policy": "Very large VMs", "parallel_supported": False})
     assert err.value.field == "policy"
     assert "does not support parallel migrations" in str(err.value)
 
-    store.clusters.create("new", policy="Very large VMs")
+    inventory.create_cluster(store, "new", {"policy": "Very large VMs"})
     with pytest.raises(InvalidInput) as err:
-        store.clusters.update("new", parallel_supported=False)
+        inventory.update_cluster(store, "new", {"parallel_supported": False})
     assert err.value.field == "parallel_supported"
     # Switching the policy away in the same change is fine.
-    c = store.clusters.update("new", parallel_supported=False, policy="Minimal downtime")
+    c = inventory.update_cluster(store, "new", {"parallel_supported": False, "policy": "Minimal downtime"})
     assert c.options.parallel_supported is False
 
 
 def test_zero_copy_vm_override_needs_parallel_support(store):
     store.clusters.create("old", parallel_supported=False)
     with pytest.raises(InvalidInput) as err:
-        store.vms.add(spec("vm1"), cluster="old", overrides={"policy": "Very large VMs"})
+        add_vm(store, spec("vm1"), cluster="old", overrides={"policy": "Very large VMs"})
     assert err.value.field == "policy"
 
     store.clusters.create("new")
-    store.vms.add(spec("vm2"), cluster="new", overrides={"policy": VERY_LARGE_VMS_ID})
+    add_vm(store, spec("vm2"), cluster="new", overrides={"policy": VERY_LARGE_VMS_ID})
     with pytest.raises(InvalidInput) as err:
-        store.clusters.update("new", parallel_supported=False)
+        inventory.update_cluster(store, "new", {"parallel_supported": False})
     assert err.value.field == "parallel_supported" and "vm2" in str(err.value)
+    # Nor may a VM with a zero-copy policy move into a cluster without parallel support.
+    with pytest.raises(InvalidInput) as err:
+        inventory.update_vm(store, "vm2", {"cluster": "old"}, rules=RULES)
+    assert err.value.field == "policy" and "'old'" in str(err.value)
 
 
 def test_cluster_names_are_unique_and_in_use_clusters_stay(store):
@@ -186,7 +201,7 @@ def test_host_defaults_and_migration_info(store):
 ])
 def test_capabilities_decide_zero_copy_support(store, caps, support):
     populate(store)
-    h = store.hosts.update("h1", capabilities=caps, status="up")
+    h = inventory.update_host(store, "h1", {"capabilities": caps, "status": "up"})
     assert h.zerocopy is support
     assert h.status is HostStatus.UP
     assert (h.capabilities_at is None) == (caps is None)
@@ -204,8 +219,15 @@ def test_bad_host_input_names_the_field(store, kwargs, field):
     populate(store)
     kwargs = {"cluster": "c1", **kwargs}
     with pytest.raises(InvalidInput) as err:
-        store.hosts.add("h9", **kwargs)
+        inventory.add_host(store, "h9", cluster=kwargs.pop("cluster"), address=kwargs.pop("address"), changes=kwargs)
     assert err.value.field == field
+
+
+def test_a_default_agent_url_is_checked_like_a_given_one(store):
+    populate(store)
+    with pytest.raises(InvalidInput) as err:
+        inventory.add_host(store, "h9", cluster="c1", address="169.254.169.254", changes={})
+    assert err.value.field == "agent_url" and "link-local" in str(err.value)
 
 
 def test_host_running_vms_cannot_go(store):
@@ -213,6 +235,10 @@ def test_host_running_vms_cannot_go(store):
     store.vms.add(spec("vm1"), cluster="c1", host="h1")
     with pytest.raises(Conflict, match="vm1"):
         store.hosts.delete("h1")
+    store.clusters.create("c2")
+    with pytest.raises(Conflict, match="host 'h1' runs VMs; move them"):
+        inventory.update_host(store, "h1", {"cluster": "c2"})
+    assert inventory.update_host(store, "h2", {"cluster": "c2"}).cluster == "c2"
     store.hosts.delete("h2")
     assert [h.name for h in store.hosts.list()] == ["h1"]
 
@@ -222,7 +248,7 @@ def test_host_running_vms_cannot_go(store):
 def test_vm_round_trip_with_overrides(db):
     with db.unit_of_work() as st:
         populate(st)
-        st.vms.add(spec("vm1", 4096, 4), cluster="c1", host="h1", overrides={
+        add_vm(st, spec("vm1", 4096, 4), cluster="c1", host="h1", overrides={
             "policy": "Post-copy migration", "parallel": "CUSTOM:4", "encrypted": False,
             "auto_converge": True, "compressed": None, "downtime_ms": 700,
         }, workload={"dirty_mib_s": 64})
@@ -241,8 +267,8 @@ def test_vm_round_trip_with_overrides(db):
 
 def test_vm_override_update_is_partial_and_none_means_inherit(store):
     populate(store)
-    store.vms.add(spec("vm1"), cluster="c1", overrides={"encrypted": True, "downtime_ms": 500})
-    vm = store.vms.update("vm1", overrides={"encrypted": None, "parallel": "AUTO_PARALLEL"})
+    add_vm(store, spec("vm1"), cluster="c1", overrides={"encrypted": True, "downtime_ms": 500})
+    vm = inventory.update_vm(store, "vm1", {}, overrides={"encrypted": None, "parallel": "AUTO_PARALLEL"}, rules=RULES)
     assert vm.overrides.encrypted is None
     assert vm.overrides.downtime_ms == 500
     assert vm.overrides.parallel == ParallelSetting(ParallelMode.AUTO_PARALLEL)
@@ -259,7 +285,7 @@ def test_vm_override_update_is_partial_and_none_means_inherit(store):
 def test_bad_vm_overrides_name_the_field(store, overrides, field):
     populate(store)
     with pytest.raises(InvalidInput) as err:
-        store.vms.add(spec("vm1"), cluster="c1", overrides=overrides)
+        add_vm(store, spec("vm1"), cluster="c1", overrides=overrides)
     assert err.value.field == field
 
 
@@ -267,24 +293,36 @@ def test_vm_placement_rules(store):
     populate(store)
     store.clusters.create("c2")
     store.hosts.add("x1", cluster="c2", address="127.0.0.5")
-    vm = store.vms.add(spec("vm1"), cluster="c1")
+    vm = add_vm(store, spec("vm1"), cluster="c1")
     assert (vm.host, vm.status) == (None, VmStatus.DOWN)
+
+    def update(**changes):   # as the REST API changes a VM: the inventory use case checks placement
+        return inventory.update_vm(store, "vm1", changes, rules=RULES)
+
     with pytest.raises(InvalidInput) as err:
-        store.vms.update("vm1", host="x1")
+        update(host="x1")
     assert err.value.field == "host"
-    vm = store.vms.update("vm1", host="h2")
+    vm = update(host="h2")
     assert (vm.host, vm.status) == ("h2", VmStatus.UP)
-    assert store.vms.update("vm1", status="paused").status is VmStatus.PAUSED
-    vm = store.vms.update("vm1", host=None)
+    assert update(status="paused").status is VmStatus.PAUSED
+    with pytest.raises(Conflict, match="stop it"):
+        update(cluster="c2")
+    with pytest.raises(InvalidInput) as err:
+        update(status="DOWN")
+    assert err.value.field == "status"
+    vm = update(host=None)
     assert (vm.host, vm.status) == (None, VmStatus.DOWN)
     with pytest.raises(InvalidInput) as err:
-        store.vms.update("vm1", status="UP")
+        update(status="UP")
     assert err.value.field == "host"
-    assert store.vms.update("vm1", cluster="c2", host="x1").host == "x1"
+    assert update(cluster="c2", host="x1").host == "x1"
     assert [v.name for v in store.vms.list(host="x1")] == ["vm1"]
-    assert store.vms.update("vm1", memory_mib=2048).memory_mib == 2048
+    assert update(memory_mib=2048).memory_mib == 2048
     with pytest.raises(InvalidInput) as err:
-        store.vms.update("vm1", vcpus=0)
+        update(vcpus=0)
+    assert err.value.field == "vcpus"
+    with pytest.raises(InvalidInput) as err:
+        store.vms.update("vm1", vcpus=0)   # the spec is a value that checks itself, wherever it is built
     assert err.value.field == "vcpus"
 
 
@@ -301,7 +339,7 @@ def test_vm_name_and_uuid_are_unique(store):
 # ------------------------------------------------------------------ policies
 
 def test_built_in_policies_are_listed_first_with_ovirt_ids(store):
-    store.policies.create(CUSTOM_POLICY)
+    policies.create_policy(store, CUSTOM_POLICY)
     listed = store.policies.list()
     assert [p.id for p in listed[:len(BUILTIN_POLICIES)]] == [p.id for p in BUILTIN_POLICIES]
     assert LEGACY_ID in {p.id for p in listed}
@@ -311,7 +349,7 @@ def test_built_in_policies_are_listed_first_with_ovirt_ids(store):
 
 def test_custom_policy_round_trip(db):
     with db.unit_of_work() as s:
-        created = s.policies.create(CUSTOM_POLICY)
+        created = policies.create_policy(s, CUSTOM_POLICY)
     with db.unit_of_work() as s:
         got = s.policies.get("fast lane")
     assert got == created
@@ -326,19 +364,19 @@ def test_custom_policy_round_trip(db):
 
 def test_built_in_policies_are_read_only(store):
     with pytest.raises(Conflict, match="built-in"):
-        store.policies.replace("Legacy", CUSTOM_POLICY)
+        policies.replace_policy(store, "Legacy", CUSTOM_POLICY)
     with pytest.raises(Conflict, match="built-in"):
         store.policies.delete(VERY_LARGE_VMS_ID)
     with pytest.raises(Conflict, match="already exists"):
-        store.policies.create({**CUSTOM_POLICY, "name": "minimal downtime"})
+        policies.create_policy(store, {**CUSTOM_POLICY, "name": "minimal downtime"})
 
 
 def test_policy_in_use_cannot_be_removed_and_can_be_replaced(store):
-    p = store.policies.create(CUSTOM_POLICY)
+    p = policies.create_policy(store, CUSTOM_POLICY)
     store.clusters.create("c1", policy="Fast lane")
     with pytest.raises(Conflict, match="cluster 'c1'"):
         store.policies.delete("Fast lane")
-    q = store.policies.replace(p.id, {**CUSTOM_POLICY, "name": "Faster lane", "max_migrations": 1})
+    q = policies.replace_policy(store, p.id, {**CUSTOM_POLICY, "name": "Faster lane", "max_migrations": 1})
     assert q.id == p.id and store.policies.get("faster lane").max_migrations == 1
     store.clusters.update("c1", policy="Legacy")
     store.policies.delete(p.id)
@@ -347,10 +385,10 @@ def test_policy_in_use_cannot_be_removed_and_can_be_replaced(store):
 
 
 def test_a_used_policy_cannot_turn_zero_copy_where_parallel_is_unsupported(store):
-    store.policies.create(CUSTOM_POLICY)
+    policies.create_policy(store, CUSTOM_POLICY)
     store.clusters.create("old", policy="Fast lane", parallel_supported=False)
     with pytest.raises(InvalidInput) as err:
-        store.policies.replace("Fast lane", {**CUSTOM_POLICY, "zerocopy": True})
+        policies.replace_policy(store, "Fast lane", {**CUSTOM_POLICY, "zerocopy": True})
     assert err.value.field == "zerocopy"
 
 
@@ -368,7 +406,7 @@ def test_a_used_policy_cannot_turn_zero_copy_where_parallel_is_unsupported(store
 ])
 def test_bad_custom_policy_names_the_field(store, change, field):
     with pytest.raises(InvalidInput) as err:
-        store.policies.create({**CUSTOM_POLICY, **change})
+        policies.create_policy(store, {**CUSTOM_POLICY, **change})
     assert err.value.field == field
 
 

@@ -1,4 +1,10 @@
-"""What every repository shares: the one row lookup, UTC times, and the "not given" marker."""
+"""What every repository shares: the one row lookup, UTC times, and the "not given" marker.
+
+Repositories only persist: they take the value types the use cases (ferry.engine.services)
+built and checked, look rows up by reference, and keep what the database itself must hold
+(unique names, nothing removed while something refers to it). Input checks and rules across
+aggregates (the zero-copy gate, where a VM may run) are the use cases' job.
+"""
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -25,6 +31,7 @@ UNSET: Final = _Unset.UNSET
 Unset = _Unset  # the type of UNSET, for `x: int | Unset = UNSET`
 
 R = TypeVar("R", bound=m.Base)
+E = TypeVar("E", bound=Enum)
 
 # What each kind of row is called in errors, and the columns a reference may match.
 _KINDS: dict[type, tuple[str, tuple[str, ...]]] = {
@@ -65,3 +72,8 @@ def now() -> datetime:
 def given(**arguments: Any) -> dict[str, Any]:
     """The update arguments that were given, in their order."""
     return {k: v for k, v in arguments.items() if v is not UNSET}
+
+
+def as_enum(kind: type[E], value: E | str) -> E:
+    """A state given as its member or its stored value (engine code and tests use both)."""
+    return value if isinstance(value, kind) else kind(value)

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ferry.common.errors import Conflict, InvalidInput
+from ferry.common.errors import Conflict
 from ferry.engine.db import models as m
 from ferry.engine.db.records import ClusterRecord
-from ferry.engine.db.repos.base import UNSET, Unset, find_row, given, name_taken, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, given, name_taken, now, utc
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.options import (
     BandwidthMode,
@@ -21,15 +21,6 @@ from ferry.engine.options import (
     ResiliencePolicy,
 )
 from ferry.engine.policies import MINIMAL_DOWNTIME_ID
-from ferry.engine.validation import (
-    check_bandwidth,
-    check_bool,
-    check_enum,
-    check_name,
-    check_parallel,
-    check_string,
-    check_zerocopy_gate,
-)
 
 DEFAULT_POLICY_ID = MINIMAL_DOWNTIME_ID  # oVirt's default for new clusters
 
@@ -42,24 +33,27 @@ class ClusterRepository:
     def list(self) -> list[ClusterRecord]:
         return [_record(r) for r in self.session.scalars(select(m.Cluster).order_by(m.Cluster.name))]
 
-    def get(self, name: str) -> ClusterRecord:
-        return _record(find_row(self.session, m.Cluster, name))
+    def get(self, name: str, field: str | None = None) -> ClusterRecord:
+        """The cluster; unknown: NotFound, or bad input in `field` when it was referred to."""
+        return _record(find_row(self.session, m.Cluster, name, field))
+
+    def ensure_new(self, name: str) -> None:
+        if name_taken(self.session, m.Cluster, name):
+            raise Conflict(f"cluster {name!r} already exists")
 
     def create(self, name: str, *, description: str | Unset = UNSET, policy: str | Unset = UNSET,
-               parallel: ParallelSetting | str | Unset = UNSET, encrypted: bool | Unset = UNSET,
+               parallel: ParallelSetting | Unset = UNSET, encrypted: bool | Unset = UNSET,
                bandwidth: BandwidthSetting | Unset = UNSET, auto_converge: bool | Unset = UNSET,
                compressed: bool | Unset = UNSET, resilience: ResiliencePolicy | str | Unset = UNSET,
                parallel_supported: bool | Unset = UNSET) -> ClusterRecord:
         """A new cluster; options not given take oVirt's defaults (policy Minimal downtime,
-        parallel DISABLED, bandwidth AUTO, parallel migrations supported)."""
-        check_name("name", name)
-        if name_taken(self.session, m.Cluster, name):
-            raise Conflict(f"cluster {name!r} already exists")
+        parallel DISABLED, bandwidth AUTO, parallel migrations supported). `policy` is a
+        policy's id or name; the values are checked by the use case (services.inventory)."""
+        self.ensure_new(name)
         changes = given(description=description, policy=policy, parallel=parallel, encrypted=encrypted,
                         bandwidth=bandwidth, auto_converge=auto_converge, compressed=compressed,
                         resilience=resilience, parallel_supported=parallel_supported)
-        options = ClusterMigrationOptions(policy_id=DEFAULT_POLICY_ID)
-        options, text = self._apply(name, options, "", changes)
+        options, text = self._apply(ClusterMigrationOptions(policy_id=DEFAULT_POLICY_ID), "", changes)
         row = m.Cluster(name=name, created_at=now())
         _fill(row, options, text)
         self.session.add(row)
@@ -67,7 +61,7 @@ class ClusterRepository:
         return _record(row)
 
     def update(self, name: str, *, description: str | Unset = UNSET, policy: str | Unset = UNSET,
-               parallel: ParallelSetting | str | Unset = UNSET, encrypted: bool | Unset = UNSET,
+               parallel: ParallelSetting | Unset = UNSET, encrypted: bool | Unset = UNSET,
                bandwidth: BandwidthSetting | Unset = UNSET, auto_converge: bool | Unset = UNSET,
                compressed: bool | Unset = UNSET, resilience: ResiliencePolicy | str | Unset = UNSET,
                parallel_supported: bool | Unset = UNSET) -> ClusterRecord:
@@ -77,14 +71,7 @@ class ClusterRepository:
                         resilience=resilience, parallel_supported=parallel_supported)
         row = find_row(self.session, m.Cluster, name)
         current = _record(row)
-        options, text = self._apply(name, current.options, current.description, changes)
-        if not options.parallel_supported and current.options.parallel_supported:
-            for vm in row.vms:
-                if vm.policy_id and self.policies.get(vm.policy_id).zerocopy:
-                    raise InvalidInput(
-                        "parallel_supported",
-                        f"VM {vm.name!r} uses zero-copy policy {self.policies.name_of(vm.policy_id)!r}, which "
-                        "needs parallel migrations; change its policy before turning parallel support off")
+        options, text = self._apply(current.options, current.description, changes)
         _fill(row, options, text)
         self.session.flush()
         return _record(row)
@@ -97,29 +84,19 @@ class ClusterRepository:
         self.session.delete(row)
         self.session.flush()
 
-    def _apply(self, name: str, options: ClusterMigrationOptions, description: str,
+    def _apply(self, options: ClusterMigrationOptions, description: str,
                changes: dict[str, Any]) -> tuple[ClusterMigrationOptions, str]:
         new: dict[str, Any] = {}
-        policy = None
         for key, value in changes.items():
             if key == "description":
-                description = check_string("description", value)
+                description = value
             elif key == "policy":
-                policy = self.policies.get(value)
-                new["policy_id"] = policy.id
-            elif key == "parallel":
-                new["parallel"] = check_parallel("parallel", value)
-            elif key == "bandwidth":
-                new["bandwidth"] = check_bandwidth(value)
+                new["policy_id"] = self.policies.get(value).id
             elif key == "resilience":
-                new["resilience"] = check_enum(ResiliencePolicy, "resilience", value)
-            else:  # encrypted, auto_converge, compressed, parallel_supported
-                new[key] = check_bool(key, value)
-        options = replace(options, **new)
-        policy = policy or self.policies.get(options.policy_id)
-        field = "policy" if "policy" in changes else "parallel_supported"
-        check_zerocopy_gate(field, policy, name, options.parallel_supported)
-        return options, description
+                new["resilience"] = as_enum(ResiliencePolicy, value)
+            else:  # parallel, bandwidth, encrypted, auto_converge, compressed, parallel_supported
+                new[key] = value
+        return replace(options, **new), description
 
 
 def _fill(row: m.Cluster, o: ClusterMigrationOptions, description: str) -> None:

@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 from ferry.common.errors import NotFound
 from ferry.engine.db import models as m
 from ferry.engine.db.records import DRAIN_ACTIVE_STATES, DrainRecord, DrainState
-from ferry.engine.db.repos.base import UNSET, Unset, find_row, now, utc
-from ferry.engine.validation import check_enum
+from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, now, utc
 
 
 class DrainRepository:
@@ -51,7 +50,7 @@ class DrainRepository:
         if row is None:
             raise NotFound("drain", drain_id)
         if state is not UNSET:
-            row.state = check_enum(DrainState, "state", state).value
+            row.state = as_enum(DrainState, state).value
         if items is not UNSET:
             row.items = [dict(i) for i in items]
         if abort_running is not UNSET:

@@ -10,7 +10,6 @@ from ferry.engine import audit
 from ferry.engine.db import models as m
 from ferry.engine.db.records import EventRecord
 from ferry.engine.db.repos.base import find_row, now, utc
-from ferry.engine.validation import MAX_ROW_ID, check_int, check_optional_int
 
 
 class EventRepository:
@@ -39,9 +38,8 @@ class EventRepository:
 
     def list(self, *, vm: str | None = None, host: str | None = None, migration_id: str | None = None,
              after_id: int | None = None, limit: int = 100) -> list[EventRecord]:
-        """The newest `limit` events matching, oldest first; after_id lets a caller follow."""
-        check_optional_int("after", after_id, 0, MAX_ROW_ID)  # SQLite's integers are 64-bit
-        check_int("limit", limit, 1, MAX_ROW_ID)
+        """The newest `limit` events matching, oldest first; after_id lets a caller follow
+        (the bounds are checked by services.events)."""
         # Following (after_id): the next ones, oldest first; otherwise the newest ones.
         q = select(m.Event).order_by(m.Event.id if after_id is not None else m.Event.id.desc()).limit(limit)
         if vm is not None:

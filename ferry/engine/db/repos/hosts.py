@@ -9,19 +9,15 @@ from sqlalchemy.orm import Session, joinedload
 from ferry.common.errors import Conflict
 from ferry.engine.db import models as m
 from ferry.engine.db.records import HostRecord, HostStatus
-from ferry.engine.db.repos.base import UNSET, Unset, find_row, name_taken, now, utc
-from ferry.engine.validation import (
-    MAX_LINK_SPEED_MBPS,
-    check_address,
-    check_bool,
-    check_enum,
-    check_name,
-    check_object,
-    check_optional_int,
-    check_url,
-)
+from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, name_taken, now, utc
 
 AGENT_PORT = 54321
+
+
+def default_agent_url(address: str) -> str:
+    """Where a host's agent listens when no URL is given: its address, the agent port, TLS."""
+    host = "[" + address + "]" if ":" in address else address
+    return f"https://{host}:{AGENT_PORT}/"
 
 
 class HostRepository:
@@ -34,31 +30,34 @@ class HostRepository:
             q = q.where(m.Host.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
         return [_record(r) for r in self.session.scalars(q)]
 
-    def get(self, name: str) -> HostRecord:
-        return _record(find_row(self.session, m.Host, name))
+    def get(self, name: str, field: str | None = None) -> HostRecord:
+        """The host; unknown: NotFound, or bad input in `field` when it was referred to."""
+        return _record(find_row(self.session, m.Host, name, field))
+
+    def ensure_new(self, name: str) -> None:
+        if name_taken(self.session, m.Host, name):
+            raise Conflict(f"host {name!r} already exists")
 
     def add(self, name: str, *, cluster: str, address: str, agent_url: str | None = None,
             migration_address: str | None = None, migration_network_up: bool | None = None,
             link_speed_mbps: int | None = None, status: HostStatus | str = HostStatus.UNKNOWN,
             capabilities: dict[str, Any] | None = None) -> HostRecord:
-        check_name("name", name)
-        if name_taken(self.session, m.Host, name):
-            raise Conflict(f"host {name!r} already exists")
-        address = check_address("address", address)
-        host = "[" + address + "]" if ":" in address else address
+        """A new host (its values checked by services.inventory); the agent URL defaults to
+        the host's address on the agent port."""
+        self.ensure_new(name)
         row = m.Host(
             name=name,
             cluster_id=find_row(self.session, m.Cluster, cluster, "cluster").id,
             address=address,
-            agent_url=check_url("agent_url", agent_url or f"https://{host}:{AGENT_PORT}/"),
-            migration_address=None if migration_address is None else check_address("migration_address", migration_address),
-            link_speed_mbps=check_optional_int("link_speed_mbps", link_speed_mbps, 1, MAX_LINK_SPEED_MBPS),
-            status=check_enum(HostStatus, "status", status).value,
+            agent_url=agent_url or default_agent_url(address),
+            migration_address=migration_address,
+            link_speed_mbps=link_speed_mbps,
+            status=as_enum(HostStatus, status).value,
             created_at=now(),
         )
         # A configured migration network is taken as up until the agent says otherwise.
         row.migration_network_up = (row.migration_address is not None) if migration_network_up is None \
-            else bool(check_bool("migration_network_up", migration_network_up))
+            else bool(migration_network_up)
         if capabilities is not None:
             _set_capabilities(row, capabilities)
         self.session.add(row)
@@ -73,33 +72,25 @@ class HostRepository:
         """Change what is given; a new migration address (and no word on its network) is taken as up."""
         row = find_row(self.session, m.Host, name)
         if cluster is not UNSET:
-            cluster_row = find_row(self.session, m.Cluster, cluster, "cluster")
-            if cluster_row.id != row.cluster_id and self._vms_on(row):
-                raise Conflict(f"host {name!r} runs VMs; move them before moving the host to another cluster")
-            row.cluster = cluster_row
+            row.cluster = find_row(self.session, m.Cluster, cluster, "cluster")
         if address is not UNSET:
-            row.address = check_address("address", address)
+            row.address = address
         if agent_url is not UNSET:
-            row.agent_url = check_url("agent_url", agent_url)
+            row.agent_url = agent_url
         if migration_address is not UNSET:
-            row.migration_address = None if migration_address is None \
-                else check_address("migration_address", migration_address)
+            row.migration_address = migration_address
             if migration_network_up is UNSET:
                 row.migration_network_up = row.migration_address is not None
         if migration_network_up is not UNSET:
-            row.migration_network_up = bool(check_bool("migration_network_up", migration_network_up))
+            row.migration_network_up = bool(migration_network_up)
         if link_speed_mbps is not UNSET:
-            row.link_speed_mbps = check_optional_int("link_speed_mbps", link_speed_mbps, 1, MAX_LINK_SPEED_MBPS)
+            row.link_speed_mbps = link_speed_mbps
         if status is not UNSET:
-            row.status = check_enum(HostStatus, "status", status).value
+            row.status = as_enum(HostStatus, status).value
         if capabilities is not UNSET:
             _set_capabilities(row, capabilities)
         self.session.flush()
         return _record(row)
-
-    def set_capabilities(self, name: str, capabilities: dict[str, Any]) -> HostRecord:
-        """Record the agent's Host.getCapabilities answer (the host monitor calls this)."""
-        return self.update(name, capabilities=capabilities)
 
     def delete(self, name: str) -> None:
         row = find_row(self.session, m.Host, name)
@@ -114,8 +105,8 @@ class HostRepository:
         return list(self.session.scalars(select(m.Vm).where(m.Vm.host_id == host.id).order_by(m.Vm.name)))
 
 
-def _set_capabilities(row: m.Host, capabilities: Any) -> None:
-    row.capabilities = check_object("capabilities", capabilities)
+def _set_capabilities(row: m.Host, capabilities: dict[str, Any] | None) -> None:
+    row.capabilities = capabilities
     row.capabilities_at = None if capabilities is None else now()
 
 

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from ferry.engine.db import models as m
 from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, MigrationRecord, MigrationState
-from ferry.engine.db.repos.base import UNSET, Unset, find_row, now, utc
-from ferry.engine.validation import check_enum, check_optional_int
+from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, now, utc
 
 
 class MigrationRepository:
@@ -26,7 +25,7 @@ class MigrationRepository:
             vm_id=find_row(self.session, m.Vm, vm, "vm").id,
             source_host_id=self._host_id(source, "source"),
             destination_host_id=self._host_id(destination, "destination"),
-            state=check_enum(MigrationState, "state", state).value, progress=0, plan=plan,
+            state=as_enum(MigrationState, state).value, progress=0, plan=plan,
             created_at=now(), updated_at=now(),
         )
         self.session.add(row)
@@ -47,9 +46,9 @@ class MigrationRepository:
         if source is not UNSET:
             row.source_host_id = self._host_id(source, "source")
         if progress is not UNSET:
-            row.progress = int(check_optional_int("progress", progress, 0, 100))
+            row.progress = int(progress)   # 0..100: the orchestrator's progress_percent
         if state is not UNSET:
-            row.state = check_enum(MigrationState, "state", state).value
+            row.state = as_enum(MigrationState, state).value
         for key, value in (("plan", plan), ("result", result), ("error", error), ("figures", figures),
                            ("attempts", attempts), ("started_at", started_at), ("finished_at", finished_at)):
             if value is not UNSET:

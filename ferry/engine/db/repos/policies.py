@@ -1,8 +1,7 @@
 """The policies repository: the read-only built-ins and the custom policies in the database."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,10 +14,8 @@ from ferry.engine.policies import (
     BUILTIN_POLICIES,
     MigrationPolicy,
     find_policy,
-    policy_from_dict,
     policy_to_dict,
 )
-from ferry.engine.validation import policy_input, zerocopy_gate_error
 from ferry.protocol.schedule import Action, StallingStep
 
 
@@ -28,23 +25,24 @@ class PolicyRepository:
 
     def list(self) -> list[MigrationPolicy]:
         """The built-ins (in oVirt's order), then the custom ones by name."""
-        return list(BUILTIN_POLICIES) + self._customs()
+        return list(BUILTIN_POLICIES) + self.customs()
 
-    def _customs(self) -> list[MigrationPolicy]:
+    def customs(self) -> list[MigrationPolicy]:
+        """The custom policies, by name."""
         return [_policy(r) for r in self.session.scalars(select(m.Policy).order_by(m.Policy.name))]
 
     def get(self, ref: str, field: str = "policy") -> MigrationPolicy:
         """A policy by id or by name (case-insensitive), built-in or custom; an unknown one is
         bad input in `field` (the policy is referred to from a cluster, a VM, a plan)."""
         try:
-            return find_policy(ref, self._customs(), field=field)
+            return find_policy(ref, self.customs(), field=field)
         except NotFound:
             names = ", ".join(repr(p.name) for p in self.list())
             raise InvalidInput(field, f"unknown policy {ref!r} (known: {names})") from None
 
     def find(self, ref: str) -> MigrationPolicy:
         """A policy by id or name; a missing one is NotFound (for /policies/{ref})."""
-        return find_policy(ref, self._customs())
+        return find_policy(ref, self.customs())
 
     def name_of(self, policy_id: str | None) -> str | None:
         if policy_id is None:
@@ -54,33 +52,20 @@ class PolicyRepository:
         row = self.session.get(m.Policy, policy_id)
         return row.name if row else None
 
-    def create(self, data: Mapping[str, Any]) -> MigrationPolicy:
-        """A new custom policy from its JSON form (ferry.engine.policies.policy_from_dict)."""
-        data = policy_input(data)
-        customs = self._customs()
-        _check_name_free(data.get("name"), customs)
-        policy = policy_from_dict(data, customs)
+    def add(self, policy: MigrationPolicy) -> MigrationPolicy:
+        """Store a new custom policy (built and checked by services.policies)."""
         row = m.Policy(id=policy.id, created_at=now())
         _fill(row, policy)
         self.session.add(row)
         self.session.flush()
         return policy
 
-    def replace(self, ref: str, data: Mapping[str, Any]) -> MigrationPolicy:
-        """Replace a custom policy's contents (its id stays); built-ins are read-only."""
-        current = self.find(ref)
-        if current.builtin:
-            raise Conflict(f"policy {current.name!r} is built-in and read-only; create a custom policy instead")
-        data = policy_input(data)
-        if data.get("id") not in (None, current.id):
-            raise InvalidInput("id", "a policy's id cannot change")
-        others = [p for p in self._customs() if p.id != current.id]
-        _check_name_free(data.get("name"), others)
-        policy = policy_from_dict({**data, "id": current.id}, others)
-        if policy.zerocopy:
-            for cluster_name, _ in self._users(current.id, gated_only=True):
-                raise zerocopy_gate_error("zerocopy", policy, cluster_name)
-        _fill(self.session.get(m.Policy, current.id), policy)
+    def replace(self, policy: MigrationPolicy) -> MigrationPolicy:
+        """Store a custom policy's new contents under its id; built-ins are not stored."""
+        row = self.session.get(m.Policy, policy.id)
+        if row is None:
+            raise NotFound("policy", policy.id)
+        _fill(row, policy)
         self.session.flush()
         return policy
 
@@ -88,13 +73,13 @@ class PolicyRepository:
         policy = self.find(ref)
         if policy.builtin:
             raise Conflict(f"policy {policy.name!r} is built-in and cannot be removed")
-        users = [f"{kind} {name!r}" for name, kind in self._users(policy.id)]
+        users = [f"{kind} {name!r}" for name, kind in self.users(policy.id)]
         if users:
             raise Conflict(f"policy {policy.name!r} is in use by {', '.join(users)}")
         self.session.delete(self.session.get(m.Policy, policy.id))
         self.session.flush()
 
-    def _users(self, policy_id: str, gated_only: bool = False) -> Iterable[tuple[str, str]]:
+    def users(self, policy_id: str, gated_only: bool = False) -> Iterable[tuple[str, str]]:
         """(name, 'cluster'|'VM') of everything that uses the policy; with gated_only, the
         names of clusters without parallel support where it is used (directly or by a VM)."""
         for c in self.session.scalars(select(m.Cluster).where(m.Cluster.policy_id == policy_id)):
@@ -105,14 +90,6 @@ class PolicyRepository:
                 yield (v.name, "VM")
             elif not v.cluster.parallel_supported:
                 yield (v.cluster.name, "cluster")
-
-
-def _check_name_free(name: Any, customs: Iterable[MigrationPolicy]) -> None:
-    if not isinstance(name, str):
-        return  # policy_from_dict names the problem
-    for p in (*BUILTIN_POLICIES, *customs):
-        if p.name.lower() == name.strip().lower():
-            raise Conflict(f"a policy named {p.name!r} already exists")
 
 
 def _fill(row: m.Policy, p: MigrationPolicy) -> None:

@@ -31,16 +31,18 @@ class TokenRepository:
     def __init__(self, session: Session):
         self.session = session
 
-    def create(self, role: str, name: str | None = None) -> tuple[str, TokenRecord]:
-        """A new token (the only time it exists in clear) and its record."""
-        t.check_role(role)
-        if name is None:
-            count = self.session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1)) or 0
+    def free_name(self, role: str) -> str:
+        """The role and the next number no token is named with yet ("admin-3")."""
+        count = self.session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1)) or 0
+        name = f"{role}-{count + 1}"
+        while self._named(name) is not None:
+            count += 1
             name = f"{role}-{count + 1}"
-            while self._named(name) is not None:
-                count += 1
-                name = f"{role}-{count + 1}"
-        t.check_name(name)
+        return name
+
+    def create(self, role: str, name: str) -> tuple[str, TokenRecord]:
+        """Store a new token (role and name checked by services.tokens); the token in clear,
+        the only time it exists, and its record."""
         if self._named(name) is not None:
             raise Conflict(f"a token named {name!r} already exists; choose another --name")
         token = t.new_token()

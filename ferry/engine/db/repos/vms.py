@@ -10,19 +10,11 @@ from sqlalchemy.orm import Session, joinedload
 from ferry.common.errors import Conflict, InvalidInput
 from ferry.common.vmspec import VmSpec
 from ferry.engine.db import models as m
+from ferry.engine.db.placement import placed_status
 from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, VmRecord, VmStatus
-from ferry.engine.db.repos.base import UNSET, Unset, find_row, given, now, utc
+from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, given, now, utc
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.options import ParallelMode, ParallelSetting, VmMigrationOverrides
-from ferry.engine.validation import (
-    MAX_DOWNTIME_MS,
-    check_bool,
-    check_enum,
-    check_object,
-    check_optional_int,
-    check_parallel,
-    check_zerocopy_gate,
-)
 
 OVERRIDE_FIELDS = ("policy", "parallel", "encrypted", "auto_converge", "compressed", "downtime_ms")
 
@@ -44,23 +36,27 @@ class VmRepository:
     def get(self, ref: str) -> VmRecord:
         return _record(find_row(self.session, m.Vm, ref))
 
+    def ensure_new(self, name: str, uuid: str) -> None:
+        taken = self.session.scalars(select(m.Vm).where(or_(m.Vm.name == name, m.Vm.uuid == uuid))).first()
+        if taken is not None:
+            what = f"name {name!r}" if taken.name == name else f"uuid {uuid}"
+            raise Conflict(f"a VM with {what} already exists")
+
     def add(self, spec: VmSpec | Mapping[str, Any], *, cluster: str, host: str | None = None,
             status: VmStatus | str | None = None, overrides: Mapping[str, Any] | None = None,
             workload: dict[str, Any] | None = None) -> VmRecord:
+        """A new VM (checked by services.inventory: placement, overrides, the zero-copy gate);
+        with no status given it is UP on a host, DOWN without one."""
         spec = spec if isinstance(spec, VmSpec) else VmSpec.from_dict(spec)
         uuid = spec.effective_uuid
-        taken = self.session.scalars(select(m.Vm).where(or_(m.Vm.name == spec.name, m.Vm.uuid == uuid))).first()
-        if taken is not None:
-            what = f"name {spec.name!r}" if taken.name == spec.name else f"uuid {uuid}"
-            raise Conflict(f"a VM with {what} already exists")
+        self.ensure_new(spec.name, uuid)
         cluster_row = find_row(self.session, m.Cluster, cluster, "cluster")
         row = m.Vm(name=spec.name, uuid=uuid, cluster_id=cluster_row.id, created_at=now())
         with self.session.no_autoflush:
             _set_spec(row, spec)
-            self._set_placement(row, host, status, initial=True, cluster=cluster_row)
-            if workload is not None:
-                row.workload = check_object("workload", workload)
-            self._set_overrides(row, cluster_row, overrides or {})
+            self._set_placement(row, host, status, initial=True)
+            row.workload = workload
+            self._set_overrides(row, overrides or {})
         self.session.add(row)
         self.session.flush()
         return _record(row)
@@ -83,18 +79,15 @@ class VmRepository:
             _set_spec(row, VmSpec.from_dict({**row.spec, **spec_changes}))
         if cluster is not UNSET:
             cluster_row = find_row(self.session, m.Cluster, cluster, "cluster")
-            if cluster_row.id != row.cluster_id and row.host_id is not None and host is UNSET:
-                raise Conflict(f"VM {row.name!r} runs on host {row.host.name!r} of cluster {row.cluster.name!r}; "
-                               "stop it (or give its new host) before moving it to another cluster")
             row.cluster_id = cluster_row.id
             row.cluster = cluster_row
         if host is not UNSET or status is not UNSET:
             current = row.host.name if row.host else None
             self._set_placement(row, current if host is UNSET else host, None if status is UNSET else status,
-                                initial=False, cluster=row.cluster)
+                                initial=False)
         if workload is not UNSET:
-            row.workload = check_object("workload", workload)
-        self._set_overrides(row, row.cluster, overrides or {})
+            row.workload = workload
+        self._set_overrides(row, overrides or {})
         self.session.flush()
         return _record(row)
 
@@ -107,48 +100,31 @@ class VmRepository:
         self.session.delete(row)
         self.session.flush()
 
-    def _set_placement(self, row: m.Vm, host: str | None, status: Any, *, initial: bool,
-                       cluster: m.Cluster) -> None:
+    def _set_placement(self, row: m.Vm, host: str | None, status: VmStatus | str | None, *, initial: bool) -> None:
         if host is None:
             row.host_id = None
             row.host = None
         else:
             host_row = find_row(self.session, m.Host, host, "host")
-            if host_row.cluster_id != row.cluster_id:
-                raise InvalidInput("host", f"host {host!r} is in cluster {host_row.cluster.name!r}, "
-                                           f"not in the VM's cluster {cluster.name!r}")
             row.host_id = host_row.id
             row.host = host_row
-        if status is not None:
-            new_status = check_enum(VmStatus, "status", status)
-        elif initial or (row.host_id is None) != (row.status == VmStatus.DOWN.value):
-            new_status = VmStatus.UP if row.host_id is not None else VmStatus.DOWN
-        else:
-            new_status = VmStatus(row.status)
-        if new_status is VmStatus.DOWN and row.host_id is not None:
-            raise InvalidInput("status", "a VM that is DOWN runs on no host; clear its host too")
-        if new_status is not VmStatus.DOWN and row.host_id is None:
-            raise InvalidInput("host", f"a VM that is {new_status.value} must run on a host")
-        row.status = new_status.value
+        row.status = placed_status(has_host=row.host_id is not None,
+                                   status=None if status is None else as_enum(VmStatus, status),
+                                   current=None if initial else VmStatus(row.status)).value
 
-    def _set_overrides(self, row: m.Vm, cluster: m.Cluster, changes: Mapping[str, Any]) -> None:
+    def _set_overrides(self, row: m.Vm, changes: Mapping[str, Any]) -> None:
+        """Store the overrides given, as values (policy: an id or name, None = inherit)."""
         unknown = sorted(set(changes) - set(OVERRIDE_FIELDS))
         if unknown:
-            raise InvalidInput(f"overrides.{unknown[0]}", f"unknown override (known: {', '.join(OVERRIDE_FIELDS)})")
+            raise ValueError(f"unknown override {unknown[0]!r}")
         for key, value in changes.items():
             if key == "policy":
-                policy = None if value is None else self.policies.get(value)
-                row.policy_id = policy.id if policy else None
+                row.policy_id = None if value is None else self.policies.get(value).id
             elif key == "parallel":
-                p = None if value is None else check_parallel("parallel", value)
-                row.parallel_mode = p.mode.value if p else None
-                row.parallel_connections = p.connections if p else None
-            elif key in ("encrypted", "auto_converge", "compressed"):
-                setattr(row, key, check_bool(key, value, optional=True))
-            elif key == "downtime_ms":
-                row.downtime_ms = check_optional_int("downtime_ms", value, 1, MAX_DOWNTIME_MS)
-        if row.policy_id is not None and not cluster.parallel_supported:
-            check_zerocopy_gate("policy", self.policies.get(row.policy_id), cluster.name, False)
+                row.parallel_mode = value.mode.value if value else None
+                row.parallel_connections = value.connections if value else None
+            else:  # encrypted, auto_converge, compressed, downtime_ms
+                setattr(row, key, value)
 
 
 def _set_spec(row: m.Vm, spec: VmSpec) -> None:

@@ -1,15 +1,18 @@
-"""Planning the migrations that empty a set of hosts (a drain), in one read of the inventory.
+"""Planning the migrations that would empty a set of hosts, all at once, in one read of the inventory.
 
-Gathers hosts, running migrations, clusters and policies once, assigns destinations with
-ferry.engine.drain_assign (the single-migration rule, counting the VMs planned before), and
-runs the pure planner per VM exactly as `plan_for_vm` does. Reads only.
+Why apart from the maintenance drain: the drain (ferry.engine.drain_planner, run by
+ferry.engine.drain_runner) starts a host's VMs tick by tick within the hosts' migration slots
+and records what it did; this use case plans every VM of the hosts in one pass and starts
+nothing (what `ferry bench scale` times at 2,000 hosts). It gathers hosts, running migrations,
+clusters and policies once, assigns destinations with ferry.engine.destination.assign_destinations
+(the single-migration rule, counting the VMs planned before), and runs the pure planner per VM
+exactly as `plan_for_vm` does. Reads only.
 """
 from __future__ import annotations
 
 from ferry.engine.db.records import HostStatus, VmStatus
 from ferry.engine.db.store import Store
-from ferry.engine.destination import Candidate
-from ferry.engine.drain_assign import Leaving, assign_destinations
+from ferry.engine.destination import Candidate, Leaving, assign_destinations
 from ferry.engine.planner import MigrationPlan, effective_policy_id, plan_migration
 from ferry.engine.services.planning import free_memory
 

@@ -3,7 +3,7 @@ stays, spread over them, with the same parameters a single request's plan would 
 import pytest
 
 from ferry.engine.db import Database, upgrade_database
-from ferry.engine.services.drain_planning import plan_hosts_empty
+from ferry.engine.services.bulk_planning import plan_hosts_empty
 from ferry.engine.services.planning import plan_for_vm
 
 

@@ -1,10 +1,15 @@
-"""API tokens for callers that hold a bare session or only a database URL (the CLI's
-`ferry token ...`, the demo, the bench, the test fixtures): thin calls into the tokens
-repository (ferry.engine.db.repos.tokens), which holds the logic."""
+"""The API-token use cases, for callers that hold a bare session or only a database URL (the
+CLI's `ferry token ...`, the demo, the bench, the test fixtures).
+
+A new token's role and name are checked here (ferry.engine.tokens names the field and the
+reason); a name not given is the role and the next free number ("admin-3"). The tokens
+repository (ferry.engine.db.repos.tokens) only stores and finds them (a taken name is a
+conflict there, as the database holds names unique)."""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ferry.engine import tokens as t
 from ferry.engine.db.models import ApiToken
 from ferry.engine.db.repos.tokens import TokenRecord, TokenRepository
 
@@ -13,7 +18,11 @@ __all__ = ["ApiToken", "TokenRecord", "check_token", "create_token", "issue_toke
 
 def create_token(session: Session, role: str, name: str | None = None) -> tuple[str, TokenRecord]:
     """A new token (the only time it exists in clear) and its record; the caller commits."""
-    return TokenRepository(session).create(role, name)
+    repo = TokenRepository(session)
+    t.check_role(role)
+    name = repo.free_name(role) if name is None else name
+    t.check_name(name)
+    return repo.create(role, name)
 
 
 def list_tokens(session: Session) -> list[TokenRecord]:
@@ -35,6 +44,6 @@ def issue_token(database_url: str | None, role: str, name: str | None = None) ->
     db = Database(database_url)
     try:
         with db.unit_of_work() as store:
-            return store.tokens.create(role, name)
+            return create_token(store.session, role, name)
     finally:
         db.dispose()

@@ -1,10 +1,10 @@
-"""A drain's destinations follow the single-migration rule, counting the VMs planned before."""
+"""Destinations for many VMs at once (ferry.engine.destination.assign_destinations) follow the
+single-migration rule, counting the VMs planned before."""
 import random
 
 import pytest
 
-from ferry.engine.destination import Candidate, choose_destination
-from ferry.engine.drain_assign import Leaving, assign_destinations
+from ferry.engine.destination import Candidate, Leaving, assign_destinations, choose_destination
 
 
 def _one_by_one(vms, candidates, exclude):
