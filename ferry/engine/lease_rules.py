@@ -132,7 +132,7 @@ def send_doubt_left(started_at: datetime | None, now: datetime, send_doubt_s: fl
     record went RUNNING (written just before VM.migrate); unknown start: the whole window."""
     if started_at is None:
         return send_doubt_s
-    return max(0.0, send_doubt_s - (now - started_at).total_seconds())
+    return min(send_doubt_s, max(0.0, send_doubt_s - (now - started_at).total_seconds()))   # skew: never longer
 
 
 def worst_takeover_s(ttl_s: float = LEASE_TTL_S, heartbeat_s: float = HEARTBEAT_S) -> float:
