@@ -103,9 +103,10 @@ class LeaseRepository:
         values = dict(kind=lease.kind, key=lease.key, owner=lease.owner, epoch=lease.epoch,
                       expires_at=lease.expires_at, acquired_at=now)
         if self.postgres:
-            done = self.session.execute(pg_insert(m.WorkLease).values(**values)
-                                        .on_conflict_do_nothing(index_elements=["kind", "key"]))
-            return bool(done.rowcount)
+            made = self.session.execute(pg_insert(m.WorkLease).values(**values)
+                                        .on_conflict_do_nothing(index_elements=["kind", "key"])
+                                        .returning(m.WorkLease.key)).first()
+            return made is not None
         if self.session.get(m.WorkLease, (lease.kind, lease.key)) is not None:
             return False
         self.session.add(m.WorkLease(**values))
