@@ -20,7 +20,7 @@ from ferry.engine.lease_rules import DRAIN, MIGRATION
 pytestmark = [pytest.mark.lab, pytest.mark.postgres]
 
 CLUSTER = "ha"
-MIGRATION_MBPS = 48           # 6 MiB/s: a 96 MiB guest takes ~16 s, longer than the takeover
+MIGRATION_MBPS = 24           # 3 MiB/s: a 96 MiB guest takes ~30 s, longer than the takeover (<= 12 s)
 TAKEOVER_LIMIT_S = 15.0
 FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
 
@@ -113,6 +113,8 @@ def test_kill_9_of_the_engine_mid_drain_another_takes_over_and_nothing_is_sent_t
     print(f"\nfailover: kill -9 of engine-a to engine-b owning the drain and migration {inflight['id'][:8]}: "
           f"{took:.1f} s ({now_owned})")
     assert took <= TAKEOVER_LIMIT_S, f"takeover took {took:.1f} s"
+    at_takeover = b.get(f"/api/migrations/{inflight['id']}")
+    assert at_takeover["state"] == "RUNNING", f"the migration ended before the takeover: {at_takeover}"
 
     deadline = time.monotonic() + 300
     while True:                                   # engine B finishes the drain
