@@ -47,21 +47,30 @@ class EnginePair:
     token: str | None = None
 
     def start(self) -> EnginePair:
+        self.prepare()
+        for _ in range(self.n):
+            self.start_one()
+        return self
+
+    def prepare(self) -> None:
+        """The schema and an admin token (before any engine starts)."""
         from ferry.engine.db import upgrade_database
         from ferry.engine.db.tokens import issue_token
-        from ferry.engine.process import free_port, start_engine
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         upgrade_database(self.db_url)
         self.token = issue_token(self.db_url, "admin", f"failover-{uuid.uuid4().hex[:6]}")[0]
-        for i in range(self.n):
-            port = free_port()
-            e = EngineProc(f"engine-{chr(ord('a') + i)}", f"http://127.0.0.1:{port}",
-                           self.workdir / f"engine-{chr(ord('a') + i)}.log")
-            e.proc = start_engine(self.db_url, e.log, port=port, monitor_interval=self.monitor_interval,
-                                  engine_id=e.engine_id)
-            self.engines.append(e)
-        return self
+
+    def start_one(self) -> EngineProc:
+        """One more engine, engine-a, engine-b, ... in turn; returned once it answers."""
+        from ferry.engine.process import free_port, start_engine
+
+        port = free_port()
+        name = f"engine-{chr(ord('a') + len(self.engines))}"
+        e = EngineProc(name, f"http://127.0.0.1:{port}", self.workdir / f"{name}.log")
+        e.proc = start_engine(self.db_url, e.log, port=port, monitor_interval=self.monitor_interval, engine_id=name)
+        self.engines.append(e)
+        return e
 
     def stop(self) -> None:
         from ferry.lab import procs
