@@ -6,6 +6,11 @@ engine id and port; `wait_takeover` polls the leases of the given work until eve
 a survivor and returns the seconds since the kill. `send_counts` counts the VM.migrate calls each
 agent log records per VM ("VM <name>: migrating to ..."), so a run can show that no migration was
 dispatched twice. The e2e test (tests/e2e/test_engine_failover.py) runs them on the real lab.
+
+`measure_failover` is the cheap figure without the lab, for `ferry bench failover` (and any
+report that wants it): migrations left RUNNING over hosts whose agents do not answer (nothing
+listens at their loopback addresses, so nothing can be sent), owned by one engine; kill -9 it,
+a fresh engine joins, and the time until a survivor owns all of them is one run.
 """
 from __future__ import annotations
 
@@ -79,6 +84,57 @@ class EnginePair:
             if e.proc is not None and e.proc.poll() is None:
                 procs.stop(e.proc.pid, timeout=15)
                 e.proc.wait(timeout=5)
+
+
+def seed_orphans(db_url: str, n: int) -> list[str]:
+    """A cluster, two hosts whose agents never answer (127.77.0.1-2) and `n` RUNNING migrations
+    of `n` VMs (as an engine leaves them); returns the migration ids."""
+    from ferry.common.vmspec import VmSpec
+    from ferry.engine.db import Database
+
+    db = Database(db_url)
+    try:
+        with db.unit_of_work() as store:
+            store.clusters.create("failover", policy="Very large VMs")
+            for i in (1, 2):
+                store.hosts.add(f"fo-h{i}", cluster="failover", address=f"127.77.0.{i}", status="UP",
+                                link_speed_mbps=10_000)
+            plan = {"params": {"dst": "127.77.0.2"}, "explanation": []}
+            ids = []
+            for i in range(n):
+                store.vms.add(VmSpec(name=f"fo-vm{i}", memory_mib=256, vcpus=1, kernel="/k"), cluster="failover",
+                              host="fo-h1")
+                ids.append(store.migrations.create(f"fo-vm{i}", source="fo-h1", destination="fo-h2", plan=plan,
+                                                   state="RUNNING").id)
+            return ids
+    finally:
+        db.dispose()
+
+
+def measure_failover(db_url: str, workdir: Path, *, runs: int = 3, migrations: int = 6,
+                     progress=lambda _m: None) -> dict:  # noqa: ANN001
+    """`runs` kills of the engine owning the work, each answered by a takeover (see the module
+    docstring); the summary of the takeover times."""
+    pair = EnginePair(db_url, Path(workdir), n=0)
+    pair.prepare()
+    work = [("migration", i) for i in seed_orphans(db_url, migrations)]
+    seconds = []
+    try:
+        owner = pair.start_one()
+        deadline = time.monotonic() + 60
+        while set(owners(db_url, work).values()) != {owner.engine_id}:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{owner.engine_id} never owned the work: {owners(db_url, work)}")
+            time.sleep(0.2)
+        for _ in range(runs):
+            pair.start_one()
+            took, now = wait_takeover(db_url, work, owner.engine_id, owner.kill9(), timeout=60)
+            seconds.append(took)
+            progress(f"kill -9 {owner.engine_id}: taken over in {took:.1f} s")
+            owner = next(e for e in pair.engines if e.engine_id == next(iter(now.values())))
+    finally:
+        pair.stop()
+    return summary(seconds)
 
 
 def owners(db_url: str, work: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:

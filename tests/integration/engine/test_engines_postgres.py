@@ -11,34 +11,13 @@ import time
 
 import pytest
 
-from ferry.bench.failover import EnginePair, owners, wait_takeover
+from ferry.bench.failover import EnginePair, owners, seed_orphans, wait_takeover
 from ferry.engine.lease_rules import MIGRATION
 
 pytestmark = [pytest.mark.postgres]
 
 TAKEOVER_LIMIT_S = 15.0
 N = 6
-
-
-def _inventory(url: str) -> list[str]:
-    from ferry.common.vmspec import VmSpec
-    from ferry.engine.db import Database
-
-    db = Database(url)
-    ids = []
-    try:
-        with db.unit_of_work() as store:
-            store.clusters.create("c", policy="Very large VMs")
-            for i in (1, 2):
-                store.hosts.add(f"h{i}", cluster="c", address=f"127.77.0.{i}", status="UP", link_speed_mbps=10000)
-            plan = {"params": {"dst": "127.77.0.2"}, "explanation": []}
-            for i in range(N):
-                store.vms.add(VmSpec(name=f"vm{i}", memory_mib=256, vcpus=1, kernel="/k"), cluster="c", host="h1")
-                ids.append(store.migrations.create(f"vm{i}", source="h1", destination="h2", plan=plan,
-                                                   state="RUNNING").id)
-    finally:
-        db.dispose()
-    return ids
 
 
 def _sent(url: str, ids: list[str]) -> int:
@@ -71,7 +50,7 @@ def _until(what, cond, timeout: float):
 def test_three_engines_share_the_work_of_the_dead_each_migration_one_owner(postgres_url, tmp_path):
     pair = EnginePair(postgres_url, tmp_path, n=3)
     pair.prepare()
-    ids = _inventory(postgres_url)
+    ids = seed_orphans(postgres_url, N)
     work = [(MIGRATION, i) for i in ids]
     try:
         a = pair.start_one()
