@@ -210,7 +210,10 @@ def _finish(result: dict, as_json: bool, report: str | None) -> None:
 
 
 def register(group: click.Group) -> None:
-    from ferry.cli import bench_faults  # noqa: F401 - its @bench.command registers `ferry bench faults`
+    from ferry.cli import (
+        bench_failover,  # noqa: F401 - registers `ferry bench failover` (issue 18)
+        bench_faults,  # noqa: F401 - its @bench.command registers `ferry bench faults`
+    )
     from ferry.cli.bench_scale import scale_cmd
 
     bench.add_command(scale_cmd)

@@ -35,8 +35,11 @@ def engine_group() -> None:
 @click.option("--monitor-interval", default=5.0, show_default=True, type=float,
               help="Seconds between refreshes of every host from its agent.")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with the certificate from `ferry pki engine-cert`.")
+@click.option("--engine-id", default=None, metavar="ID",
+              help="This engine's id among several on one PostgreSQL (default: FERRY_ENGINE_ID, else unique "
+                   "to the process). Each engine needs its own; a stable one takes its own leases back at restart.")
 def run_command(host: str, port: int, database_url: str | None, log_level: str, monitor_interval: float,
-                tls: bool = False) -> None:
+                tls: bool = False, engine_id: str | None = None) -> None:
     """Run the engine: REST API, migrations, host monitoring; the database schema is upgraded at start."""
     import logging
 
@@ -49,6 +52,13 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str, 
         raise InvalidInput("--port", f"must be 1..65535, got {port}")
     if monitor_interval <= 0:
         raise InvalidInput("--monitor-interval", f"must be above 0, got {monitor_interval}")
+    if engine_id is not None:
+        from ferry.engine.lease_rules import check_engine_id
+
+        try:
+            check_engine_id(engine_id)
+        except ValueError as exc:
+            raise InvalidInput("--engine-id", str(exc)) from None
     logging.basicConfig(level=getattr(logging, log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ferry.pki.tls import engine_server_tls
@@ -61,7 +71,7 @@ def run_command(host: str, port: int, database_url: str | None, log_level: str, 
     _upgrade(url)
     click.echo(f"ferry engine: {'https' if tls else 'http'}://{host}:{port}/ (OpenAPI at /openapi.json), "
                f"database {url.split('://', 1)[0]}", err=True)
-    app = create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval)
+    app = create_app(url, upgrade=False, background=True, monitor_interval=monitor_interval, engine_id=engine_id)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, **ssl_options)
     _EngineServer(config, on_exit=app.state.orchestrator.begin_stop).run()

@@ -14,6 +14,9 @@ Every tick (about a second, sooner when woken by a request) and for every drain 
    cancel running migrations of a cancelled drain, and end the drain: MAINTENANCE (VDS_MAINTENANCE
    15) or, cancelled, back UP.
 The drain's state and items live in the database, so a restarted engine resumes every drain.
+With several engines on one PostgreSQL a runner steps only the drains whose lease its engine
+holds or can claim (ferry.engine.ownership): one runner per drain, and another engine's runner
+picks a drain up once its owner's lease has expired.
 """
 from __future__ import annotations
 
@@ -45,7 +48,9 @@ from ferry.engine.drain_planner import (
     Start,
     plan_drain,
 )
+from ferry.engine.lease_rules import DRAIN
 from ferry.engine.maintenance import new_item
+from ferry.engine.ownership import Ownership, SoleOwner
 from ferry.engine.services.planning import free_memory
 
 log = logging.getLogger("ferry.engine.drain")
@@ -54,9 +59,11 @@ TICK_S = 1.0
 
 
 class DrainRunner:
-    def __init__(self, db: Database, orchestrator: Any, *, tick: float = TICK_S):
+    def __init__(self, db: Database, orchestrator: Any, *, tick: float = TICK_S,
+                 ownership: SoleOwner | Ownership | None = None):
         self.db = db
         self.orchestrator = orchestrator
+        self.ownership = ownership or getattr(orchestrator, "ownership", None) or SoleOwner()
         self.tick = tick
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -92,9 +99,13 @@ class DrainRunner:
         for d in drains:
             if self._stop.is_set():
                 return
-            self._step(d.id)
+            if not self.ownership.holds(DRAIN, d.id) and not self.ownership.claim(DRAIN, d.id).granted:
+                continue   # another engine's drain
+            if self._step(d.id):
+                self.ownership.release(DRAIN, d.id)
 
-    def _step(self, drain_id: str) -> None:
+    def _step(self, drain_id: str) -> bool:
+        """One tick of one drain; True when the drain has ended."""
         with self.db.unit_of_work() as store:
             d = store.drains.get(drain_id)
             items = self._refresh_items(store, d)
@@ -110,13 +121,14 @@ class DrainRunner:
         with self.db.unit_of_work() as store:
             d = store.drains.get(drain_id)
             if d.state.final:
-                return
+                return True
             latest = {i["vm"]: i for i in d.items}
             for i in items:   # keep what this tick learnt and did
                 latest[i["vm"]] = by_vm[i["vm"]]
             for action in step.actions:
                 self._record(store, d, latest, action)
             store.drains.update(d.id, items=list(latest.values()))
+        return any(isinstance(a, Finish) for a in step.actions)
 
     def _refresh_items(self, store: Store, d: DrainRecord) -> list[dict[str, Any]]:
         items = [dict(i) for i in d.items]

@@ -16,6 +16,10 @@ record), and handed to a thread that:
    ends ABORTED with VM_MIGRATION_ABORT. The VM stays where the agent says it runs.
 Several migrations run at once, one thread each; per-host limits travel in the plan
 (incomingLimit/outgoingLimit) and the agents enforce them.
+With several engines on one PostgreSQL (ferry.engine.ownership) each migration has a lease: the
+thread acts only while this engine holds it (VM.migrate only after confirming it in the
+database), stops when it is lost, and an engine takes over the expired leases of another and
+follows those migrations as after a restart: it asks the agents, it never sends VM.migrate again.
 """
 from __future__ import annotations
 
@@ -31,10 +35,12 @@ from ferry.engine import audit
 from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
+from ferry.engine.lease_rules import MIGRATION, TakeoverStep, send_doubt_left, takeover_step
 from ferry.engine.migration_changes import MigrationChanges
 from ferry.engine.migration_endings import Endings, MigrationRun, RunContext
 from ferry.engine.migration_endings import now as _now
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
+from ferry.engine.ownership import Ownership, SoleOwner
 from ferry.engine.reconcile import Reality, Verdict
 from ferry.engine.services import migrations as migration_service
 from ferry.engine.status_follow import pause_before_next, status_request
@@ -52,7 +58,7 @@ _IN_DOUBT = object()          # _send's answer for a VM.migrate whose answer nev
 
 class Orchestrator:
     def __init__(self, db: Database, *, guard: PlacementGuard | None = None, agent: AgentFactory = agent_client,
-                 poll_interval: float = 0.5):
+                 poll_interval: float = 0.5, ownership: SoleOwner | Ownership | None = None):
         if not 0 < poll_interval <= 1.0:
             raise ValueError("poll_interval must be in (0, 1] s: progress is followed at >= 1 Hz")
         self.db = db
@@ -64,22 +70,49 @@ class Orchestrator:
         self._stopping = threading.Event()
         self.changes = MigrationChanges()   # REST long polls wait on it (GET /api/migrations/{id}/wait)
         self.endings = Endings(db, self._writing, agent)
+        self.ownership = ownership or SoleOwner()
+        self.ownership.on_takeover(self.take_over)
 
     # ---- life of the orchestrator --------------------------------------------------------------
     def start(self) -> None:
         """Pick up migrations a previous engine process left active: a RUNNING one is followed
-        again (the agent kept migrating), a PENDING one was never sent and is failed."""
+        again (the agent kept migrating), a PENDING one was never sent and is failed. With
+        several engines, only those whose lease this engine gets (free, expired or its own)."""
         with self.db.unit_of_work() as store:
-            leftovers = store.migrations.list(active=True, limit=1000)
-            for m in leftovers:
-                if m.state is MigrationState.PENDING:
+            leftovers = [m.id for m in store.migrations.list(active=True, limit=1000)]
+        if self.ownership.shared:
+            leftovers = [i for i in leftovers if self.ownership.claim(MIGRATION, i).granted]
+        self._adopt(leftovers, "after an engine restart")
+
+    def take_over(self) -> None:
+        """The heartbeat's scan: claim the migrations whose lease another engine let expire and
+        follow them (ferry.engine.lease_rules.takeover_step says what comes first)."""
+        if self._stopping.is_set():
+            return
+        with self.db.unit_of_work() as store:
+            active = [m.id for m in store.migrations.list(active=True, limit=1000)]
+        with self._lock:
+            active = [i for i in active if i not in self._runs]
+        taken = [i for i in self.ownership.claimable(MIGRATION, active)
+                 if self.ownership.claim(MIGRATION, i).granted]
+        self._adopt(taken, "taken over from another engine")
+
+    def _adopt(self, migration_ids: list[str], why: str) -> None:
+        for migration_id in migration_ids:
+            with self._lock, self.db.unit_of_work() as store:
+                m = store.migrations.get(migration_id)    # as it is now that the lease is ours
+                step = takeover_step(m.state.value)
+                if step is TakeoverStep.FAIL_UNSENT:
                     store.migrations.update(m.id, state=MigrationState.FAILED, finished_at=_now(),
                                             error="the engine stopped before the migration was sent")
-        for m in leftovers:
-            if m.state is not MigrationState.PENDING:
-                log.info("migration %s of VM %s: following it again after an engine restart", m.id, m.vm)
-                run = MigrationRun(m.id, m.vm, to_given=True, policy=None, user=DEFAULT_USER, sent=True)
-                self._spawn(run, resume=True)
+                elif step is TakeoverStep.FOLLOW and m.id not in self._runs:
+                    log.info("migration %s of VM %s: following it again %s", m.id, m.vm, why)
+                    self._spawn(MigrationRun(m.id, m.vm, to_given=True, policy=None, user=DEFAULT_USER, sent=True),
+                                resume=True)
+                    continue
+            if step is not TakeoverStep.FOLLOW:
+                self.changes.bump(migration_id)
+                self.ownership.release(MIGRATION, migration_id)
 
     def begin_stop(self) -> None:
         """SIGTERM: from now on no new action -- no VM.migrate, no rerun, no cancel, no new
@@ -123,6 +156,7 @@ class Orchestrator:
         with self._lock:
             with self.db.unit_of_work() as store:
                 vm, record = migration_service.accept(store, vm_ref, to=to, policy=policy)
+                self.ownership.take_new(store, MIGRATION, record.id)
             run = MigrationRun(record.id, vm.name, to_given=to is not None, policy=policy, user=user or DEFAULT_USER,
                        vm_uuid=vm.uuid)
             self._spawn(run)
@@ -137,7 +171,8 @@ class Orchestrator:
             with self.db.unit_of_work() as store:
                 migration_service.still_active(store, migration_id)
             if run is None:
-                raise Conflict(f"migration {migration_id} is not followed by this engine")
+                raise Conflict(f"migration {migration_id} is not followed by this engine"
+                               + (" (another engine owns it; ask that one)" if self.ownership.shared else ""))
             with run.state_lock:
                 with self._writing(migration_id) as store:
                     record = migration_service.mark_cancelling(store, migration_id)
@@ -171,8 +206,8 @@ class Orchestrator:
         try:
             with self.guard.busy(run.vm):
                 self._run(run, resume)
-        except _Stopping:
-            log.info("migration %s of VM %s: no longer followed (engine stopping)", run.migration_id, run.vm)
+        except _Stopping as why:
+            log.info("migration %s of VM %s: no longer followed (%s)", run.migration_id, run.vm, why)
         except Exception as exc:  # noqa: BLE001 - a migration must never be left RUNNING silently
             log.exception("migration %s of VM %s failed in the engine", run.migration_id, run.vm)
             try:
@@ -184,6 +219,7 @@ class Orchestrator:
         finally:
             with self._lock:
                 self._runs.pop(run.migration_id, None)
+            self.ownership.release(MIGRATION, run.migration_id)   # ended, or let go for another engine
 
     def _run(self, run: MigrationRun, resume: bool) -> None:
         t0 = time.monotonic()
@@ -202,6 +238,8 @@ class Orchestrator:
                 resume = False
                 with self.db.unit_of_work() as store:
                     run.source_url = store.hosts.get(source).agent_url
+                # the previous owner's VM.migrate may still start a job: not "never sent" yet
+                doubt_until = time.monotonic() + send_doubt_left(record.started_at, _now(), SEND_DOUBT_S)
             else:
                 if run.cancel.is_set():
                     self.endings.cancelled(run, RunContext(record, plan, attempts, t0))
@@ -215,8 +253,7 @@ class Orchestrator:
                                              message=f"VM.migrate failed: {sent_error}")
                     final = self._attempt_done(run, attempts, status, destination)
                     ctx = RunContext(record, plan, attempts, t0, final, status)
-                    if self._stopping.is_set():
-                        raise _Stopping()
+                    self._check_acting(run)
                     next_step = self.endings.after_failure(run, ctx, tried + [destination])
                     if next_step is None:
                         return
@@ -236,8 +273,7 @@ class Orchestrator:
             if state == MigrationState.ABORTED:
                 self.endings.aborted(run, ctx)
                 return
-            if self._stopping.is_set():      # no new action while shutting down: the next engine decides
-                raise _Stopping()
+            self._check_acting(run)      # no new action while shutting down: the next engine decides
             next_step = self.endings.after_failure(run, ctx, tried + [destination],
                                                    reason=outcome.failure_reason(status), verdict=verdict)
             if next_step is None:
@@ -249,8 +285,9 @@ class Orchestrator:
         """Events, RUNNING, then VM.migrate on the source agent; returns None when the agent took
         it, _IN_DOUBT when its answer never came (it may run it: never "not sent"), else the
         agent's refusal."""
-        if self._stopping.is_set():
-            raise _Stopping()
+        self._check_acting(run)
+        if not self.ownership.confirm(MIGRATION, run.migration_id):   # never sent by two engines
+            raise _Stopping("the migration's lease is no longer this engine's: not sending VM.migrate")
         with run.state_lock, self._writing(run.migration_id) as store:
             source = store.hosts.get(record.source)
             run.source_url = source.agent_url
@@ -308,7 +345,8 @@ class Orchestrator:
             if verdict.reality is not Reality.UNKNOWN or time.monotonic() - started > SETTLE_LIMIT_S:
                 return verdict
             if self._stopping.wait(RECONCILE_PAUSE_S):
-                raise _Stopping()
+                raise _Stopping("engine stopping")
+            self._check_acting(run)
 
     def _follow(self, run: MigrationRun, record: MigrationRecord) -> MigrationStatus:
         """Poll the source agent until its job ends or the agent can no longer say (it lost the
@@ -320,8 +358,7 @@ class Orchestrator:
         last_figures: dict | None = None
         seen_version: int | None = None
         while True:
-            if self._stopping.is_set():
-                raise _Stopping()
+            self._check_acting(run)
             request = status_request(run.vm_uuid, seen_version)
             asked = request["waitForChange"]["version"]
             called = time.monotonic()
@@ -359,6 +396,16 @@ class Orchestrator:
         return final
 
 
+    def _check_acting(self, run: MigrationRun) -> None:
+        """Raise _Stopping when this engine may no longer act on the run: it is shutting down,
+        or the migration's lease is gone (another engine follows it now)."""
+        if self._stopping.is_set():
+            raise _Stopping("engine stopping")
+        if not self.ownership.holds(MIGRATION, run.migration_id):
+            raise _Stopping("its lease was lost: another engine follows it")
+
+
 class _Stopping(Exception):
-    """The engine is shutting down: stop following, leave the record RUNNING for the next one."""
+    """Stop following, leave the record RUNNING for the next owner: the engine is shutting
+    down, or the migration's lease is no longer this engine's."""
 

@@ -42,7 +42,8 @@ def _tail(log: Path) -> str:
 
 
 def start_engine(database_url: str, log: Path, *, port: int, host: str = "127.0.0.1",
-                 monitor_interval: float = 2.0, timeout: float = START_TIMEOUT_S) -> subprocess.Popen:
+                 monitor_interval: float = 2.0, timeout: float = START_TIMEOUT_S,
+                 engine_id: str | None = None) -> subprocess.Popen:
     """Start `ferry engine run` in its own session (it may outlive the caller) with output
     appended to `log`; return it once it answers. If it exits or stays silent for `timeout`
     seconds, it is stopped and OperationFailed says why, with the end of its log."""
@@ -50,7 +51,8 @@ def start_engine(database_url: str, log: Path, *, port: int, host: str = "127.0.
     with open(private_file(log), "ab") as out:  # 0600: the engine's log is for its owner
         proc = subprocess.Popen(
             [sys.executable, "-m", "ferry", "engine", "run", "--host", host, "--port", str(port),
-             "--database-url", database_url, "--monitor-interval", str(monitor_interval)],
+             "--database-url", database_url, "--monitor-interval", str(monitor_interval)]
+            + (["--engine-id", engine_id] if engine_id else []),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:

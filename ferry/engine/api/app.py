@@ -29,22 +29,25 @@ ROUTERS = [inventory.router, policies.router, plans.router, operations.router, s
 
 def create_app(database_url: str | None = None, *, upgrade: bool = True, background: bool = False,
                monitor_interval: float = 5.0, poll_interval: float = 0.5,
-               long_polls_per_token: int = DEFAULT_PER_TOKEN) -> FastAPI:
+               long_polls_per_token: int = DEFAULT_PER_TOKEN, engine_id: str | None = None) -> FastAPI:
     from ferry.engine.drain_runner import DrainRunner
     from ferry.engine.monitor import HostMonitor, PlacementGuard
     from ferry.engine.orchestrator import Orchestrator
+    from ferry.engine.ownership import ownership_for
     from ferry.engine.services.vms import VmLifecycle
 
     db = Database(database_url)
     guard = PlacementGuard()
-    orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval)
+    ownership = ownership_for(db, engine_id)   # leases on PostgreSQL (several engines), sole owner on SQLite
+    orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval, ownership=ownership)
     monitor = HostMonitor(db, guard=guard, interval=monitor_interval)
-    drain_runner = DrainRunner(db, orchestrator)   # host maintenance (issue 15), beside the orchestrator
+    drain_runner = DrainRunner(db, orchestrator, ownership=ownership)   # host maintenance (issue 15), beside the orchestrator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if upgrade:
             await run_in_threadpool(db.upgrade)
+        ownership.start()             # the lease heartbeat, and the takeover of other engines' expired work
         if background:
             await run_in_threadpool(orchestrator.start)
             monitor.start()
@@ -54,6 +57,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
             await run_in_threadpool(drain_runner.stop)
             await run_in_threadpool(monitor.stop)
         await run_in_threadpool(orchestrator.stop)
+        await run_in_threadpool(ownership.stop)   # releases this engine's leases: taken over at once
         db.dispose()
 
     app = FastAPI(title="Ferry engine", version=getattr(ferry, "__version__", "0.1.0"),
@@ -61,6 +65,7 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
                   lifespan=lifespan)
     app.state.db = db
     app.state.orchestrator = orchestrator
+    app.state.ownership = ownership
     app.state.monitor = monitor
     app.state.long_polls = LongPollLimit(long_polls_per_token)
     app.state.drain_runner = drain_runner

@@ -203,3 +203,17 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token in lists
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WorkLease(Base):
+    """Which engine owns a migration or a drain until when (issue 18: several engines on one
+    PostgreSQL; ferry.engine.lease_rules). `epoch` grows with every change of owner."""
+
+    __tablename__ = "leases"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    epoch: Mapped[int] = mapped_column(Integer, default=1)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -13,6 +13,7 @@ from ferry.engine.db.repos.clusters import ClusterRepository
 from ferry.engine.db.repos.drains import DrainRepository
 from ferry.engine.db.repos.events import EventRepository
 from ferry.engine.db.repos.hosts import HostRepository
+from ferry.engine.db.repos.leases import LeaseRepository
 from ferry.engine.db.repos.migrations import MigrationRepository
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.db.repos.tokens import TokenRepository
@@ -32,3 +33,4 @@ class Store:
         self.events = EventRepository(session)
         self.tokens = TokenRepository(session)
         self.drains = DrainRepository(session)
+        self.leases = LeaseRepository(session)
