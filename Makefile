@@ -44,11 +44,14 @@ unit: setup
 
 # Mutation testing of the pure decision modules with their unit tests (config: [tool.mutmut]
 # in pyproject.toml; equivalent mutants: mutmut-equivalent.md). Not part of `make test`: the
-# whole set takes about 45 minutes on 2 cores. MUTANTS='ferry.engine.bandwidth*' runs one module.
+# whole set takes about 45 minutes on 2 cores. MUTANTS='ferry.engine.bandwidth*' runs one module,
+# MUTMUT_ARGS='--max-children 1' one mutant at a time; the last step prints the per-module table
+# (logic-mutant score: scripts/mutation_score.py says what counts as text-only).
 mutation: setup
 	rm -rf mutants
-	env -u PYTHONPATH $(BIN)/mutmut run $(MUTANTS)
+	env -u PYTHONPATH $(BIN)/mutmut run $(MUTMUT_ARGS) $(MUTANTS)
 	$(BIN)/mutmut results
+	env -u PYTHONPATH $(BIN)/python scripts/mutation_score.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

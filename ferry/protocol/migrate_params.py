@@ -150,9 +150,10 @@ def split_host_port(address: str) -> tuple[str, int | None]:
     """'host', 'host:54321', '[::1]:54321' or '::1' -> (host, port or None)."""
     address = address.strip()
     if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-        return host, int(port) if port.isdigit() else None
+        host, closed, rest = address[1:].partition("]")
+        if not closed or not host or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            raise InvalidInput("dst", f"must be [address] or [address]:port, got {address!r}")
+        return host, int(rest[1:]) if rest else None
     if address.count(":") == 1:
         host, _, port = address.partition(":")
         if not port.isdigit():

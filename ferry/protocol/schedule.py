@@ -144,7 +144,7 @@ def _int(value, field: str) -> int:
         raise InvalidInput(field, f"must be an integer, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
         return int(value.strip())
     raise InvalidInput(field, f"must be an integer, got {value!r}")
 

@@ -111,3 +111,11 @@ def test_a_stalling_history_ends_in_the_progress_abort():
         verdicts.append(d(limits, elapsed_s=t, mark=mark, now=float(t)).abort)
     assert mark == LowMark(30 * MiB, 2.0)
     assert verdicts == [False] * 7 + [True]       # 13 - 2 = 11 s > 10 s
+
+
+def test_rule_max_time_never_aborts_when_the_memory_is_unknown():
+    """libvirt may report 0 memory for a domain it cannot size: the allowed time is then 0 s, which
+    means 'no maximum known', not 'abort at once'."""
+    assert max_time_s(64, 0) == 0
+    assert not d(memory_mib=0, elapsed_s=10_000.0, now=10.0).abort
+    assert not d(HardLimits(64, 0), memory_mib=0, elapsed_s=0.5, now=10.0).abort
