@@ -18,9 +18,8 @@ import ferry
 from ferry.engine.api import inventory, maintenance, operations, plans, policies, steering
 from ferry.engine.api.auth import require_token
 from ferry.engine.api.body_guard import refuse_marked_body
-from ferry.engine.api.deps import DatabaseDep
 from ferry.engine.api.errors import install_error_handlers
-from ferry.engine.api.long_polls import DEFAULT_PER_TOKEN, LongPollLimit
+from ferry.engine.api.long_polls import DEFAULT_PER_TOKEN, LongPollLimit, SharedReads
 from ferry.engine.api.responses import HealthOut
 from ferry.engine.db import Database
 
@@ -68,16 +67,20 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     app.state.ownership = ownership
     app.state.monitor = monitor
     app.state.long_polls = LongPollLimit(long_polls_per_token)
+    app.state.shared_reads = SharedReads()
     app.state.drain_runner = drain_runner
     app.state.vm_lifecycle = VmLifecycle(db, guard=guard)
     install_error_handlers(app)
     for router in ROUTERS:  # every router needs a bearer token (ferry.engine.api.auth), then a sound body
         app.include_router(router, dependencies=[Depends(require_token), Depends(refuse_marked_body)])
 
+    health_body = {"status": "ok", "database": db.engine.dialect.name}
+
     @app.get("/api/health", tags=["engine"], response_model=HealthOut)
-    async def health(db: DatabaseDep) -> dict:
-        # async, and no I/O: it answers on the event loop even when every worker thread is busy
-        return {"status": "ok", "database": db.engine.dialect.name}
+    async def health() -> dict:
+        # async, no dependency and no I/O: it answers on the event loop without a worker thread
+        # (a sync dependency would run in the pool), even when every worker thread is busy
+        return health_body
 
     from ferry.engine import metrics_http, web
     metrics_http.install(app)   # GET /metrics and the request-latency middleware (issue 16)

@@ -2,6 +2,9 @@
 parts created with the app (ferry.engine.api.app). Routes name these instead of reaching into
 `request.app.state`.
 
+The getters only read the app's state, so they are async: FastAPI runs a sync dependency in
+the thread pool, and a thread hop for an attribute read costs a request a queue slot.
+
 `StoreDep` is one unit of work per request: committed when the route returns, rolled back when
 it raises (scope="function": before the response is sent, so a failed commit is an error answer).
 """
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from ferry.engine.services.vms import VmLifecycle
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.db
 
 
@@ -30,19 +33,19 @@ def get_store(db: Annotated[Database, Depends(get_database)]) -> Iterator[Store]
         yield store
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
     return request.app.state.orchestrator
 
 
-def get_vm_lifecycle(request: Request) -> VmLifecycle:
+async def get_vm_lifecycle(request: Request) -> VmLifecycle:
     return request.app.state.vm_lifecycle
 
 
-def get_monitor(request: Request) -> HostMonitor:
+async def get_monitor(request: Request) -> HostMonitor:
     return request.app.state.monitor
 
 
-def get_long_poll_limit(request: Request) -> LongPollLimit:
+async def get_long_poll_limit(request: Request) -> LongPollLimit:
     return request.app.state.long_polls
 
 

@@ -4,7 +4,10 @@ GET /api/migrations/{id}/wait used to sleep in a worker thread: 60 readonly long
 40 of them and GET /api/health then took 8.7 s (issue 11). Now the route is async: it waits on
 an asyncio future that the orchestrator's write wakes from its own thread
 (`MigrationChanges.listen` -> `loop.call_soon_threadsafe`), so an open long poll costs a
-coroutine, not a thread; only the record's short database read runs in the thread pool.
+coroutine, not a thread; only the record's short database read runs in the thread pool, and
+`SharedReads` makes that one read per change for all the polls of a migration: a write wakes
+every poll waiting on it, and 200 reads of the same record queued in the 40-thread pool (and
+behind the GIL) would delay every other request of the engine.
 
 Each token may hold `per_token` long polls open at once (default DEFAULT_PER_TOKEN); the next
 one is answered 429 at once, in the API's error shape, naming the limit, with Retry-After.
@@ -14,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from fastapi import HTTPException
+from starlette.concurrency import run_in_threadpool
 
 from ferry.engine.api.errors import error_body
 from ferry.engine.migration_changes import MigrationChanges
@@ -53,6 +57,28 @@ class LongPollLimit:
                 self._open[token] -= 1
                 if self._open[token] <= 0:
                     del self._open[token]
+
+
+class SharedReads:
+    """One database read per (migration, change counter) in flight, awaited by every long poll
+    that saw that counter. A read started after the counter was seen reflects every write
+    counted up to it (writers commit, then bump), so sharing it loses no change. Used from the
+    event loop only."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[tuple[str, int], asyncio.Future] = {}
+
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    async def read(self, migration_id: str, seen: int, fn: Callable[[], dict]) -> dict:
+        key = (migration_id, seen)
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(run_in_threadpool(fn))
+            self._inflight[key] = future
+            future.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        return await asyncio.shield(future)   # one poll going away does not cancel the others' read
 
 
 def too_many(token: str, limit: int) -> HTTPException:

@@ -12,7 +12,6 @@ import time
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 
 from ferry.engine.api import long_polls
 from ferry.engine.api.deps import DatabaseDep, LongPollLimitDep, MonitorDep, OrchestratorDep, VmLifecycleDep
@@ -65,12 +64,13 @@ async def wait_for_change(migration_id: str, request: Request, db: DatabaseDep, 
     after `timeout` s unchanged. Waiting holds no request thread (ferry.engine.api.long_polls);
     each token may hold a limited number open (429 beyond it)."""
     changes = orchestrator.changes
+    reads = request.app.state.shared_reads
     token = getattr(request.state, "token", None)
     with limit.slot(token.name if token is not None else "-"):
         deadline = time.monotonic() + timeout
         while True:
             seen = changes.count(migration_id)          # before the read: no write slips past
-            body = await run_in_threadpool(_record, db, migration_id)
+            body = await reads.read(migration_id, seen, lambda: _record(db, migration_id))
             left = deadline - time.monotonic()
             if since is None or body["updated_at"] != since or MigrationState(body["state"]).final or left <= 0:
                 return body
