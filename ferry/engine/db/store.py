@@ -15,6 +15,7 @@ from ferry.engine.db.repos.events import EventRepository
 from ferry.engine.db.repos.hosts import HostRepository
 from ferry.engine.db.repos.migrations import MigrationRepository
 from ferry.engine.db.repos.policies import PolicyRepository
+from ferry.engine.db.repos.throughput import ThroughputRepository
 from ferry.engine.db.repos.tokens import TokenRepository
 from ferry.engine.db.repos.vms import VmRepository
 
@@ -32,3 +33,4 @@ class Store:
         self.events = EventRepository(session)
         self.tokens = TokenRepository(session)
         self.drains = DrainRepository(session)
+        self.throughput = ThroughputRepository(session)
