@@ -52,12 +52,14 @@ def confusion(runs: list[dict]) -> dict[str, dict[str, int]]:
     return m
 
 
-def eta_errors(runs: list[dict]) -> list[float]:
+def eta_errors(runs: list[dict], key: str = "eta_s") -> list[float]:
+    """|ETA - actual time left| / time left at 50% progress; key "before_eta_s": the ETA the
+    engine computed on the same sample before it used the pre-migration rate and pass time."""
     out = []
     for r in runs:
         h = r.get("live_eta_at_50") or {}
-        if h.get("eta_s") is not None and h.get("actual_left_s"):
-            out.append(abs(h["eta_s"] - h["actual_left_s"]) / h["actual_left_s"])
+        if h.get(key) is not None and h.get("actual_left_s"):
+            out.append(abs(h[key] - h["actual_left_s"]) / h["actual_left_s"])
     return out
 
 
@@ -108,7 +110,9 @@ def summarize(result: dict) -> dict:
             "outcome_right": right, "total_error_median": _pct(te, 0.5), "total_error_p90": _pct(te, 0.9),
             "total_error_runs": len(te), "downtime_error_ms_median": _pct(de, 0.5),
             "downtime_error_ms_p90": _pct(de, 0.9), "downtime_runs": len(de),
-            "eta_error_median": _pct(ee, 0.5), "eta_runs": len(ee), "confusion": confusion(runs)}
+            "eta_error_median": _pct(ee, 0.5), "eta_error_p90": _pct(ee, 0.9), "eta_runs": len(ee),
+            "eta_before_median": _pct(eta_errors(runs, "before_eta_s"), 0.5),
+            "eta_before_runs": len(eta_errors(runs, "before_eta_s")), "confusion": confusion(runs)}
 
 
 def _f(x, fmt="{:.0%}") -> str:
@@ -149,7 +153,10 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
              f"| outcome right | ≥ 95% | {s['outcome_right']}/{s['runs']} |",
              f"| downtime abs. error, median (p90) | – | {_f(s['downtime_error_ms_median'], '{:.0f} ms')} "
              f"({_f(s['downtime_error_ms_p90'], '{:.0f} ms')}; {s['downtime_runs']} runs converged in both) |",
-             f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} ({s['eta_runs']} runs) |",
+             f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} "
+             f"(p90 {_f(s['eta_error_p90'])}; {s['eta_runs']} runs) |",
+             *([f"| the same, as the ETA was computed before (same samples) | – | {_f(s['eta_before_median'])} "
+                f"({s['eta_before_runs']} runs) |"] if s["eta_before_runs"] else []),
              f"| memory verified | all | {s['verified']}/{s['runs']} |", "",
              "Confusion matrix (rows: forecast, columns: what the lab did):", "",
              "| forecast \\ actual | " + " | ".join(ACTUAL_OUTCOMES) + " |",
@@ -196,18 +203,25 @@ def plot_scatter(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+BEGIN = "<!-- ferry bench forecast: begin -->"
+END = "<!-- ferry bench forecast: end -->"
+
+
 def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (),
-                          second: tuple[str, dict, list[str]] | None = None) -> Path:
-    """Raw JSON beside the report, the scatter plot, and the section put into the report;
-    `second` (heading, result, notes) adds a subsection for the same runs forecast again."""
+                          second: tuple[str, dict, list[str]] | None = None, name: str = "forecast",
+                          extra: str = "") -> Path:
+    """Raw JSON beside the report (`name`.json), the scatter plot, and the section put into the
+    report between its markers (or, in a report written before them, from its heading to the
+    next section or marker), the rest left as it is; `second` (heading, result, notes) adds a
+    subsection for the same runs forecast again; `extra` is markdown appended to the section."""
     report = Path(report)
     data_dir = report.parent / report.stem
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "forecast.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    (data_dir / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     plot = None
     try:
-        plot_scatter(result, data_dir / "forecast.png")
-        plot = f"{data_dir.name}/forecast.png"
+        plot_scatter(result, data_dir / f"{name}.png")
+        plot = f"{data_dir.name}/{name}.png"
     except ImportError:
         pass
     section = render_section(result, plot, list(notes))
@@ -219,13 +233,26 @@ def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (
         except ImportError:
             plot2 = None
         section += "\n" + render_section(again, plot2, again_notes, heading=heading)
-    text = report.read_text() if report.exists() else "# Ferry benchmarks\n"
-    start = text.find(HEADING)
-    if start >= 0:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + ("" if end < 0 else text[end + 1:])
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    report.write_text(text)
+    if extra:
+        section += "\n" + extra.rstrip("\n") + "\n"
+    report.write_text(put_section(report.read_text() if report.exists() else "# Ferry benchmarks\n",
+                                  f"{BEGIN}\n{section}{END}\n"))
     return report
+
+
+def put_section(text: str, block: str) -> str:
+    """`text` with the forecast block replaced (between the markers, or from the old unmarked
+    heading to the next `## ` heading or `<!--` marker), or appended."""
+    start = text.find(BEGIN)
+    if start >= 0:
+        end = text.find(END, start)
+        end = len(text) if end < 0 else end + len(END)
+        rest = text[end:].lstrip("\n")
+    else:
+        start = text.find(HEADING)
+        if start < 0:
+            return text.rstrip("\n") + "\n\n" + block
+        ends = [i for i in (text.find("\n## ", start + len(HEADING)), text.find("\n<!--", start)) if i >= 0]
+        rest = text[min(ends) + 1:] if ends else ""
+    return text[:start] + block + ("\n" + rest if rest else "")
 
