@@ -145,7 +145,8 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
              f"rate (VM.getDirtyRate, page sampling, {result['dirty_seconds']} s, bias-corrected), the engine "
              f"forecasts (pattern `{result['pattern']}`: the lab's workload rewrites uniformly random pages of its "
              "fill), then migrates; actual time is the benchmark's wall time of the migration request to the end "
-             "the engine records. Nothing is fitted to these runs; every run is capped, so the bandwidth is the cap.",
+             "the engine records. Nothing is fitted to these runs. Bandwidth used: "
+             + _sources(result["runs"]) + ".",
              "",
              "| measure | target | measured |", "|---|---|---|",
              f"| total time, median abs. error | ≤ 10% | {_f(s['total_error_median'])} ({s['total_error_runs']} runs) |",
@@ -177,6 +178,19 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
     if plot:
         lines += ["", f"![Forecast vs actual]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _sources(runs: list[dict]) -> str:
+    """Where the runs' forecast bandwidth came from, e.g. 'cap 8, measured 2 (final copy at the
+    pair's measured speed in 9)'."""
+    count: dict[str, int] = {}
+    final = 0
+    for r in runs:
+        i = r.get("inputs") or {}
+        count[i.get("bandwidthSource") or "?"] = count.get(i.get("bandwidthSource") or "?", 0) + 1
+        final += 1 if i.get("finalBandwidthMiBs") else 0
+    parts = ", ".join(f"{k} in {v}" for k, v in sorted(count.items()))
+    return parts + (f" (the final copy at the pair's measured speed in {final})" if final else "")
 
 
 def plot_scatter(result: dict, path: Path) -> None:
@@ -228,8 +242,8 @@ def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (
     if second is not None:
         heading, again, again_notes = second
         try:
-            plot_scatter(again, data_dir / "forecast-improved.png")
-            plot2 = f"{data_dir.name}/forecast-improved.png"
+            plot_scatter(again, data_dir / f"{name}-second.png")
+            plot2 = f"{data_dir.name}/{name}-second.png"
         except ImportError:
             plot2 = None
         section += "\n" + render_section(again, plot2, again_notes, heading=heading)
