@@ -98,12 +98,16 @@ def migration_eta(record: Mapping[str, Any]) -> Eta | None:
         params, _unknown = MigrateParams.from_wire((record.get("plan") or {}).get("params") or {})
     except InvalidInput:
         return None
+    processed = _num(f, "data_processed")
+    if processed is None:
+        processed = _num(f, "memory_processed")
     init_ms, items = schedule_items(params.effective_schedule())
     n = max(0, int(_num(f, "iteration") or FIRST_ITERATION) - FIRST_ITERATION)
     limit = _num(f, "max_downtime_ms") or limit_in_force(init_ms, items, n) or 300.0
     stats = LiveStats(remaining_mib=remaining / MIB, dirty_rate_mibs=(_num(f, "dirty_rate_bps") or 0) / MIB,
                       throughput_mibs=bps / MIB, iteration=n, elapsed_s=(_num(f, "time_elapsed_ms") or 0) / 1000,
-                      downtime_ms=limit, pass_elapsed_s=pass_elapsed_s(f, n))
+                      downtime_ms=limit, pass_elapsed_s=pass_elapsed_s(f, n),
+                      processed_mib=None if processed is None else processed / MIB)
     return live_eta(stats, touched_mib=total / MIB, memory_mib=total / MIB, pending=pending_items(items, n),
                     premigration=premigration(record.get("plan")),
                     auto_converge=params.auto_converge, postcopy_allowed=not params.parallel,

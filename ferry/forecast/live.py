@@ -35,6 +35,7 @@ class LiveStats:
     elapsed_s: float
     downtime_ms: float
     pass_elapsed_s: float = 0.0     # how long the current pass has run (0: unknown)
+    processed_mib: float | None = None   # bytes sent so far (zero pages cost next to nothing)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ def live_eta(stats: LiveStats, *, touched_mib: float, memory_mib: float,
     next iteration. A throughput of 0 (the job just started) gives no ETA: ValueError.
 
     With `premigration`: its dirty rate, touched memory (the working set the writes fall in)
-    and pattern; in the first pass the remaining data is scaled by touched/memory (the pages
-    never touched are zero pages, sent as a flag).
+    and pattern; in the first pass what is left to send is the touched memory not sent yet
+    (touched - processed, at most the remaining), since the pages never touched are zero pages,
+    sent as a flag, and QEMU's "remaining" counts them in full (they lie together, mostly at
+    the top of RAM, so scaling remaining by touched/memory overstated it by 60% in the lab).
     """
     if stats.throughput_mibs <= 0:
         raise ValueError("no throughput measured yet: no ETA")
@@ -102,7 +105,8 @@ def live_eta(stats: LiveStats, *, touched_mib: float, memory_mib: float,
         if premigration.touched_mib is not None:
             touched = min(memory_mib, max(0.0, premigration.touched_mib))
             if stats.iteration == 0:
-                send *= touched / memory_mib
+                sent = stats.processed_mib
+                send = min(send, max(0.0, touched - sent)) if sent is not None else send * touched / memory_mib
     budget = None if max_seconds is None else max(0.001, max_seconds - stats.elapsed_s)
     inp = ForecastInputs(memory_mib=memory_mib, touched_mib=touched, dirty_rate_mibs=rate,
                          bandwidth_mibs=stats.throughput_mibs, bandwidth_source="live", stalling=tuple(pending),
