@@ -25,13 +25,15 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def _heading_span(text: str, heading: str) -> tuple[int, int] | None:
-    """Where an unmarked section titled `heading` runs: from its line to the next `## ` line."""
+    """Where an unmarked section titled `heading` runs: from its line to the next `## ` line
+    or the next block's begin marker, whichever comes first (never into another block)."""
     at = 0 if text.startswith(heading + "\n") else text.find("\n" + heading + "\n")
     if at < 0:
         return None
     start = at if at == 0 else at + 1
-    nxt = text.find("\n## ", start + len(heading))
-    return start, len(text) if nxt < 0 else nxt + 1
+    ends = [i for i in (text.find("\n## ", start + len(heading)), text.find("\n<!-- ferry-bench:", start))
+            if i >= 0]
+    return start, len(text) if not ends else min(ends) + 1
 
 
 def put_block(text: str, name: str, body: str, *, adopt_heading: str | None = None) -> str:

@@ -206,15 +206,25 @@ class ForecastBench:
         t0 = time.monotonic()
         record = self.client.post(f"/api/vms/{vm}/migrate", {"to": dst.name})
         half: dict = {}
+        trace: list[dict] = []
 
         def seen(m: dict) -> None:
-            if not half and (m.get("progress") or 0) >= 50:
-                eta = migration_eta(m)
-                if eta is not None:
-                    half.update({"at_s": time.monotonic() - t0, "eta_s": eta.seconds, "outcome": eta.outcome})
+            eta = migration_eta(m)
+            now = time.monotonic() - t0
+            if eta is not None:
+                trace.append({"at_s": round(now, 3), "progress": m.get("progress"), "eta_s": eta.seconds,
+                              "outcome": eta.outcome, "iteration": (m.get("figures") or {}).get("iteration")})
+            if not half and (m.get("progress") or 0) >= 50 and eta is not None:
+                before = previous_eta(m)
+                half.update({"at_s": now, "eta_s": eta.seconds, "outcome": eta.outcome,
+                             "before_eta_s": None if before is None else before.seconds,
+                             "premigration": bool((m.get("plan") or {}).get("measured")),
+                             "figures": m.get("figures")})
 
         final = wait_for(self.client, record, on_update=seen, timeout=900)
         wall = time.monotonic() - t0
+        for point in trace:
+            point["actual_left_s"] = round(wall - point["at_s"], 3)
         result = final.get("result") or {}
         report = self.lab.verify(vm, dst if final["state"] == "SUCCEEDED" else src)
         if half.get("eta_s") is not None:
@@ -227,8 +237,19 @@ class ForecastBench:
                            "downtime_ms": result.get("downtime_ms"), "iterations": result.get("iterations"),
                            "duration_ms": result.get("duration_ms"), "error": final.get("error"),
                            "schedule_actions": result.get("schedule_actions")},
-                "live_eta_at_50": half or None, "verified": bool(report.intact),
+                "live_eta_at_50": half or None, "eta_trace": trace, "verified": bool(report.intact),
                 "verify_reasons": list(report.reasons)}
+
+
+def previous_eta(record: dict):
+    """The ETA as the engine computed it before the pre-migration rate and the pass time were
+    used (no `measured` on the plan, no time carried from the current pass): the before figure
+    on the same sample."""
+    plan = {k: v for k, v in (record.get("plan") or {}).items() if k != "measured"}
+    f = dict(record.get("figures") or {})
+    if "time_elapsed_ms" in f:
+        f["pass_started_ms"] = f["time_elapsed_ms"]
+    return migration_eta({**record, "plan": plan, "figures": f})
 
 
 def _line(rec: dict) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ferry.bench.doc_blocks import write_block
+from ferry.bench.doc_blocks import markers, write_block
 from ferry.bench.forecast_bench import OUTCOMES
 from ferry.engine.forecasting import check_chunk
 from ferry.forecast.model import SWITCHOVER_SYNCS, ForecastInputs, forecast
@@ -53,12 +53,14 @@ def confusion(runs: list[dict]) -> dict[str, dict[str, int]]:
     return m
 
 
-def eta_errors(runs: list[dict]) -> list[float]:
+def eta_errors(runs: list[dict], key: str = "eta_s") -> list[float]:
+    """|ETA - actual time left| / time left at 50% progress; key "before_eta_s": the ETA the
+    engine computed on the same sample before it used the pre-migration rate and pass time."""
     out = []
     for r in runs:
         h = r.get("live_eta_at_50") or {}
-        if h.get("eta_s") is not None and h.get("actual_left_s"):
-            out.append(abs(h["eta_s"] - h["actual_left_s"]) / h["actual_left_s"])
+        if h.get(key) is not None and h.get("actual_left_s"):
+            out.append(abs(h[key] - h["actual_left_s"]) / h["actual_left_s"])
     return out
 
 
@@ -109,7 +111,9 @@ def summarize(result: dict) -> dict:
             "outcome_right": right, "total_error_median": _pct(te, 0.5), "total_error_p90": _pct(te, 0.9),
             "total_error_runs": len(te), "downtime_error_ms_median": _pct(de, 0.5),
             "downtime_error_ms_p90": _pct(de, 0.9), "downtime_runs": len(de),
-            "eta_error_median": _pct(ee, 0.5), "eta_runs": len(ee), "confusion": confusion(runs)}
+            "eta_error_median": _pct(ee, 0.5), "eta_error_p90": _pct(ee, 0.9), "eta_runs": len(ee),
+            "eta_before_median": _pct(eta_errors(runs, "before_eta_s"), 0.5),
+            "eta_before_runs": len(eta_errors(runs, "before_eta_s")), "confusion": confusion(runs)}
 
 
 def _f(x, fmt="{:.0%}") -> str:
@@ -142,7 +146,8 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
              f"rate (VM.getDirtyRate, page sampling, {result['dirty_seconds']} s, bias-corrected), the engine "
              f"forecasts (pattern `{result['pattern']}`: the lab's workload rewrites uniformly random pages of its "
              "fill), then migrates; actual time is the benchmark's wall time of the migration request to the end "
-             "the engine records. Nothing is fitted to these runs; every run is capped, so the bandwidth is the cap.",
+             "the engine records. Nothing is fitted to these runs. Bandwidth used: "
+             + _sources(result["runs"]) + ".",
              "",
              "| measure | target | measured |", "|---|---|---|",
              f"| total time, median abs. error | ≤ 10% | {_f(s['total_error_median'])} ({s['total_error_runs']} runs) |",
@@ -150,7 +155,10 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
              f"| outcome right | ≥ 95% | {s['outcome_right']}/{s['runs']} |",
              f"| downtime abs. error, median (p90) | – | {_f(s['downtime_error_ms_median'], '{:.0f} ms')} "
              f"({_f(s['downtime_error_ms_p90'], '{:.0f} ms')}; {s['downtime_runs']} runs converged in both) |",
-             f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} ({s['eta_runs']} runs) |",
+             f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} "
+             f"(p90 {_f(s['eta_error_p90'])}; {s['eta_runs']} runs) |",
+             *([f"| the same, as the ETA was computed before (same samples) | – | {_f(s['eta_before_median'])} "
+                f"({s['eta_before_runs']} runs) |"] if s["eta_before_runs"] else []),
              f"| memory verified | all | {s['verified']}/{s['runs']} |", "",
              "Confusion matrix (rows: forecast, columns: what the lab did):", "",
              "| forecast \\ actual | " + " | ".join(ACTUAL_OUTCOMES) + " |",
@@ -171,6 +179,19 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
     if plot:
         lines += ["", f"![Forecast vs actual]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _sources(runs: list[dict]) -> str:
+    """Where the runs' forecast bandwidth came from, e.g. 'cap 8, measured 2 (final copy at the
+    pair's measured speed in 9)'."""
+    count: dict[str, int] = {}
+    final = 0
+    for r in runs:
+        i = r.get("inputs") or {}
+        count[i.get("bandwidthSource") or "?"] = count.get(i.get("bandwidthSource") or "?", 0) + 1
+        final += 1 if i.get("finalBandwidthMiBs") else 0
+    parts = ", ".join(f"{k} in {v}" for k, v in sorted(count.items()))
+    return parts + (f" (the final copy at the pair's measured speed in {final})" if final else "")
 
 
 def plot_scatter(result: dict, path: Path) -> None:
@@ -197,29 +218,38 @@ def plot_scatter(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+BEGIN, END = markers("forecast")
+
+
 def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (),
-                          second: tuple[str, dict, list[str]] | None = None) -> Path:
-    """Raw JSON beside the report, the scatter plot, and the section put into the report;
-    `second` (heading, result, notes) adds a subsection for the same runs forecast again."""
+                          second: tuple[str, dict, list[str]] | None = None, name: str = "forecast",
+                          extra: str = "") -> Path:
+    """Raw JSON beside the report (`name`.json), the scatter plot, and the section put into the
+    report between its markers (or, in a report written before them, from its heading to the
+    next section or marker), the rest left as it is; `second` (heading, result, notes) adds a
+    subsection for the same runs forecast again; `extra` is markdown appended to the section."""
     report = Path(report)
     data_dir = report.parent / report.stem
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "forecast.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    (data_dir / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     plot = None
     try:
-        plot_scatter(result, data_dir / "forecast.png")
-        plot = f"{data_dir.name}/forecast.png"
+        plot_scatter(result, data_dir / f"{name}.png")
+        plot = f"{data_dir.name}/{name}.png"
     except ImportError:
         pass
     section = render_section(result, plot, list(notes))
     if second is not None:
         heading, again, again_notes = second
         try:
-            plot_scatter(again, data_dir / "forecast-improved.png")
-            plot2 = f"{data_dir.name}/forecast-improved.png"
+            plot_scatter(again, data_dir / f"{name}-second.png")
+            plot2 = f"{data_dir.name}/{name}-second.png"
         except ImportError:
             plot2 = None
         section += "\n" + render_section(again, plot2, again_notes, heading=heading)
+    if extra:
+        section += "\n" + extra.rstrip("\n") + "\n"
     write_block(report, "forecast", section, adopt_heading=HEADING)
     return report
+
 

@@ -100,8 +100,16 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, as_json, re
 @click.option("--final-speeds", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A `ferry bench migrate` raw result: also forecast every run again with the current "
                    "physics, the final copy at that benchmark's uncapped speed per host pair and mode.")
+@click.option("--name", default="forecast", show_default=True,
+              help="Name of the raw JSON and plot written beside the report (docs/benchmarks/NAME.json).")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Markdown appended to the report's section (what the numbers mean).")
+@click.option("--also", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --from-raw: another raw result (an earlier run) reported as a subsection.")
+@click.option("--also-heading", default="### An earlier run", show_default=True, help="That subsection's heading.")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
-def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, report, from_raw, final_speeds, lab_id):
+def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, report, from_raw, final_speeds, name,
+                 notes, also, also_heading, lab_id):
     """Measure, forecast, migrate through the engine and compare, per case."""
     from ferry.bench.engine_driver import engine_driver
     from ferry.bench.forecast_bench import ForecastBench, full_matrix, parse_case
@@ -117,8 +125,12 @@ def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, repo
                 again = reforecast_all(result, speeds_of(json.load(f)))
             second = ("### The same runs, forecast again with the current physics", again, [])
             click.echo(summary_text(again))
+        elif also:
+            with open(also) as f:
+                second = (also_heading, json.load(f), [])
         if report:
-            _progress(f"report written: {write_forecast_report(report, result, second=second)}")
+            extra = open(notes).read() if notes else ""
+            _progress(f"report written: {write_forecast_report(report, result, second=second, name=name, extra=extra)}")
         click.echo(summary_text(result))
         return
     chosen = [parse_case(c) for c in cases] if cases else full_matrix()
@@ -133,7 +145,8 @@ def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, repo
         with open(out, "w") as f:
             json.dump(result, f, indent=1, sort_keys=True)
     if report:
-        _progress(f"report written: {write_forecast_report(report, result)}")
+        extra = open(notes).read() if notes else ""
+        _progress(f"report written: {write_forecast_report(report, result, name=name, extra=extra)}")
     click.echo(summary_text(result))
 
 

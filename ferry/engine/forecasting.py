@@ -35,7 +35,8 @@ from ferry.protocol.migrate_params import DEFAULT_MAX_BANDWIDTH_MIBS
 from ferry.protocol.schedule import Schedule
 
 __all__ = ["LINEAR", "RANDOM", "Measured", "calibration", "forecast_inputs", "forecast_wire", "link_mibs",
-           "measured_from_dirty_rate", "pair_samples", "plan_forecast", "schedule_items"]
+           "measured_from_dirty_rate", "pair_samples", "throughput_sample", "premigration_record",
+           "fresh_premigration", "plan_forecast", "schedule_items"]
 
 MBPS_TO_MIBS = 1_000_000 / 8 / (1 << 20)     # a link's Mbit/s in MiB/s
 # A sample whose cap was within this factor of its throughput ran at the cap, not at what
@@ -164,30 +165,61 @@ def _number(value, field: str) -> float:
     return float(value)
 
 
-def pair_samples(migrations: Iterable[Mapping[str, Any]], *, source: str, destination: str,
-                 parallel: int | None) -> list[float]:
-    """Throughputs (MiB/s) of earlier migrations that say what this host pair reaches.
+def throughput_sample(plan: Mapping[str, Any] | None, result: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a succeeded migration says of its host pair, for the pair_throughput table:
+    {connections, cap_mibs, mibs}; None when it measured no throughput."""
+    result = result or {}
+    mibs = result.get("throughput_mibps")
+    if not isinstance(mibs, int | float) or isinstance(mibs, bool) or mibs <= 0:
+        return None
+    params = (plan or {}).get("params") or {}
+    cap = params.get("maxBandwidth", DEFAULT_MAX_BANDWIDTH_MIBS)
+    connections = result.get("parallel_connections") or params.get("parallel") or 0
+    return {"connections": int(connections) if isinstance(connections, int) else 0,
+            "cap_mibs": cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None,
+            "mibs": float(mibs)}
 
-    Kept: succeeded, same direction, same connection count (plain and parallel migrations
-    reach different speeds), and not bound by their own cap (a migration capped at 40 MiB/s
-    that ran at 40 says nothing of the hosts). Each is a migration record's dict
-    (`MigrationRecord.to_dict()`)."""
+
+def pair_samples(rows: Iterable[Mapping[str, Any]], *, parallel: int | None) -> list[float]:
+    """Throughputs (MiB/s) of one host pair's earlier migrations that say what the pair reaches.
+
+    `rows` are the pair's pair_throughput rows in this direction (ThroughputRepository.list).
+    Kept: the same connection count (plain and parallel migrations reach different speeds),
+    and not bound by their own cap (a migration capped at 40 MiB/s that ran at 40 says nothing
+    of the hosts)."""
     samples = []
-    for rec in migrations:
-        if rec.get("state") != "SUCCEEDED" or rec.get("source") != source or rec.get("destination") != destination:
+    for row in rows:
+        if (row.get("connections") or None) != (parallel or None):
             continue
-        result = rec.get("result") or {}
-        params = (rec.get("plan") or {}).get("params") or {}
-        if (result.get("parallel_connections") or None) != (parallel or None):
-            continue
-        mibs = result.get("throughput_mibps")
+        mibs = row.get("mibs")
         if not isinstance(mibs, int | float) or isinstance(mibs, bool) or mibs <= 0:
             continue
-        cap = params.get("maxBandwidth", DEFAULT_MAX_BANDWIDTH_MIBS)
+        cap = row.get("capMiBs")
         if isinstance(cap, int) and cap > 0 and cap <= mibs * CAP_BOUND_FACTOR:
             continue
         samples.append(float(mibs))
     return samples
+
+
+# a pre-migration measurement older than this says too little of the guest now to steer its ETA
+MEASURED_MAX_AGE_S = 900
+
+
+def premigration_record(m: Measured, at: float) -> dict[str, Any]:
+    """A forecast's measurement as kept on the VM (and then on a migration's plan)."""
+    return {"dirtyRateMiBs": m.dirty_rate_mibs, "touchedMiB": m.touched_mib, "memoryMiB": m.memory_mib,
+            "dirtyPattern": m.dirty_pattern, "at": at}
+
+
+def fresh_premigration(kept: Mapping[str, Any] | None, now: float,
+                       max_age_s: float = MEASURED_MAX_AGE_S) -> dict[str, Any] | None:
+    """The VM's kept measurement if it was taken within max_age_s before now, else None."""
+    if not isinstance(kept, Mapping):
+        return None
+    at = kept.get("at")
+    if not isinstance(at, int | float) or isinstance(at, bool) or not 0 <= now - at <= max_age_s:
+        return None
+    return dict(kept)
 
 
 def calibration(samples: list[float]) -> tuple[float | None, float | None]:

@@ -22,6 +22,7 @@ from ferry.engine import audit, zerocopy_retry
 from ferry.engine import migration_outcome as outcome
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
+from ferry.engine.forecasting import throughput_sample
 from ferry.engine.monitor import AgentFactory
 from ferry.engine.reconcile import HostView, Reality, Verdict, reconcile, total_seconds
 from ferry.engine.services import migrations as migration_service
@@ -143,6 +144,10 @@ class Endings:
             store.migrations.update(run.migration_id, state=MigrationState.SUCCEEDED, progress=100, result=result,
                                     finished_at=now())
             store.vms.update(run.vm, host=record.destination, status=VmStatus.UP.value)
+            sample = throughput_sample(ctx.plan, result)
+            if sample is not None and record.source and record.destination:   # outlives the VM's records
+                store.throughput.add(source=record.source, destination=record.destination,
+                                     migration_id=run.migration_id, **sample)
             store.events.record_audit(audit.VM_MIGRATION_DONE, vm=run.vm, host=record.destination,
                                       migration_id=run.migration_id, source=record.source,
                                       destination=record.destination, **outcome.done_fields(result))
@@ -236,11 +241,14 @@ class Endings:
                 store.events.record_audit(audit.VM_MIGRATION_NO_VDS_TO_MIGRATE_TO, vm=run.vm,
                                           migration_id=run.migration_id, reason=str(exc).split(": ", 1)[-1])
                 return None
+            planned = plan.to_dict()
+            if (record.plan or {}).get("measured"):     # the same guest: its pre-migration figures stand
+                planned["measured"] = record.plan["measured"]
             new_record = store.migrations.update(run.migration_id, destination=plan.destination,
-                                                 plan=plan.to_dict(), progress=0, figures=None)
+                                                 plan=planned, progress=0, figures=None)
         log.info("migration %s: rerun on %s after %s failed: %s", run.migration_id,
                  plan.destination, record.destination, reason)
-        return new_record, plan.to_dict()
+        return new_record, planned
 
     def _place_after_failure(self, store: Store, run: MigrationRun, record: MigrationRecord,
                              on_source: bool | None = None) -> None:

@@ -35,6 +35,19 @@ def figures_from_status(status: MigrationStatus) -> dict[str, Any]:
     return {ours: getattr(status, attr) for attr, ours in _FIGURES.items() if attr in status.reported}
 
 
+def with_pass_start(figures: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The figures with `pass_started_ms`: the job's time elapsed when its iteration was first
+    seen at this value (0 for QEMU's first pass, which starts with the job), so the live ETA
+    knows how long the current pass has dirtied pages. Known to within one poll."""
+    if "time_elapsed_ms" not in figures or "iteration" not in figures:
+        return figures
+    prev = previous or {}
+    if prev.get("iteration") == figures["iteration"] and "pass_started_ms" in prev:
+        return {**figures, "pass_started_ms": prev["pass_started_ms"]}
+    first_pass = (figures["iteration"] or 0) <= 1
+    return {**figures, "pass_started_ms": 0 if first_pass else figures["time_elapsed_ms"]}
+
+
 def engine_state(status: MigrationStatus) -> str | None:
     """The engine state an agent status ends in (the agent's final state, by the same name),
     or None while the agent is still migrating.

@@ -376,7 +376,7 @@ class Orchestrator:
                 run.last_status = status
             final = outcome.engine_state(status) is not None
             progress = outcome.progress_percent(status, progress)
-            figures = outcome.figures_from_status(status)
+            figures = outcome.with_pass_start(outcome.figures_from_status(status), last_figures)
             if figures != last_figures and status.state is not JobState.IDLE:
                 last_figures = figures
                 with self._writing(run.migration_id) as store:

@@ -274,6 +274,9 @@ class State:
     high_count: int = 0
     pending: tuple[ScheduleItem, ...] | None = None   # None: the whole stalling list
     fire_now: bool = True              # False: this iteration's item has fired already
+    # seconds the current pass has run already (a live re-forecast): what the guest dirtied
+    # then is resent in the next pass too, so that pass is dirtied over this plus what is left
+    pass_elapsed_s: float = 0.0
 
 
 def dirtied(working_set_mib: float, written_mib: float, pattern: str = LINEAR) -> float:
@@ -320,6 +323,7 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
     throttle, high = state.throttle_pct, state.high_count
     pending = list(inp.stalling if state.pending is None else state.pending)
     fire_now = state.fire_now
+    carried_s = max(0.0, state.pass_elapsed_s)
     steps: list[Step] = []
     t = 0.0
     for _ in range(MAX_ITERATIONS):
@@ -343,7 +347,9 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
         threshold = bandwidth_mibs * limit_ms / 1000
         unsent = in_pass_unsent(inp, send, threshold, bandwidth_mibs)
         secs = (send - unsent) / bandwidth_mibs
-        left = min(inp.touched_mib, unsent + dirtied(inp.touched_mib, rate * secs, inp.dirty_pattern))
+        left = min(inp.touched_mib, unsent + dirtied(inp.touched_mib, rate * (secs + carried_s), inp.dirty_pattern))
+        # a pass partly run before `state` says nothing of whether passes shrink
+        settled, carried_s = carried_s == 0, 0.0
         t += secs
         steps.append(Step(n, send, secs, left, limit_ms, fired, throttle, rate))
         if left <= threshold:
@@ -364,7 +370,7 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
                 high = 0
                 throttle = inp.throttle_initial_pct if throttle == 0 else min(
                     THROTTLE_MAX_PCT, throttle + inp.throttle_increment_pct)
-        if inp.max_seconds is None and not pending and not can_throttle and left >= send:
+        if inp.max_seconds is None and not pending and not can_throttle and left >= send and settled:
             return Run(ABORT, None, None, tuple(steps),
                        "never converges: the data does not shrink and nothing in the schedule ends it")
         send = left

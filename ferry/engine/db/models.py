@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names, so Alembic can alter them on SQLite (batch mode) and PostgreSQL alike.
@@ -99,6 +99,9 @@ class Vm(Base):
     auto_converge: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     compressed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     downtime_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the last VM.getDirtyRate taken for a forecast (dirty rate, touched memory, pattern, when):
+    # a migration started soon after keeps it on its plan for the live ETA
+    measured: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     cluster: Mapped[Cluster] = relationship(back_populates="vms")
@@ -148,6 +151,23 @@ class Migration(Base):
     vm: Mapped[Vm] = relationship()
     source_host: Mapped[Host | None] = relationship(foreign_keys=[source_host_id])
     destination_host: Mapped[Host | None] = relationship(foreign_keys=[destination_host_id])
+
+
+class PairThroughput(Base):
+    """The throughput one migration reached between two hosts, kept apart from the VM and its
+    migration records (deleting a VM deletes those) and by host name (a host re-added under its
+    name keeps its history): what the forecast calibrates a host pair's bandwidth from."""
+
+    __tablename__ = "pair_throughput"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    destination: Mapped[str] = mapped_column(String(64), index=True)
+    connections: Mapped[int] = mapped_column(Integer, default=0)        # 0 = one (no parallel)
+    cap_mibs: Mapped[int | None] = mapped_column(Integer, nullable=True)  # maxBandwidth; None/0 = none
+    mibs: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    migration_id: Mapped[str] = mapped_column(String(36))              # no foreign key: it outlives it
 
 
 class Event(Base):

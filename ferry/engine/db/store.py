@@ -16,6 +16,7 @@ from ferry.engine.db.repos.hosts import HostRepository
 from ferry.engine.db.repos.leases import LeaseRepository
 from ferry.engine.db.repos.migrations import MigrationRepository
 from ferry.engine.db.repos.policies import PolicyRepository
+from ferry.engine.db.repos.throughput import ThroughputRepository
 from ferry.engine.db.repos.tokens import TokenRepository
 from ferry.engine.db.repos.vms import VmRepository
 
@@ -34,3 +35,4 @@ class Store:
         self.tokens = TokenRepository(session)
         self.drains = DrainRepository(session)
         self.leases = LeaseRepository(session)
+        self.throughput = ThroughputRepository(session)

@@ -4,9 +4,13 @@ Used by `POST /api/vms/{vm}/plan?forecast=true` (and so `ferry plan VM --forecas
 comes from ferry.engine.services.planning; the dirty rate and touched memory from the source
 agent's VM.getDirtyRate (bias-corrected on the agent); the host pair's bandwidth from the
 throughput of earlier migrations between the same two hosts, which the engine keeps in its
-migration records. The pure part (plan + figures -> model inputs) is ferry.engine.forecasting.
+pair_throughput table (apart from VM and migration records, which a VM's deletion removes).
+The measurement is kept on the VM, so a migration started soon after carries it for its live
+ETA (ferry.engine.services.migrations). The pure part (plan + figures -> model inputs) is ferry.engine.forecasting.
 """
 from __future__ import annotations
+
+import time
 
 from ferry.common.errors import Conflict, InvalidInput, OperationFailed
 from ferry.common.jsonrpc import JsonRpcError
@@ -16,6 +20,7 @@ from ferry.engine.monitor import AgentFactory
 from ferry.engine.planner import MigrationPlan
 from ferry.engine.recommend import Candidate, recommendation
 from ferry.engine.services.planning import plan_for_vm
+from ferry.engine.validation import check_object
 
 DEFAULT_DIRTY_SECONDS = 2        # VM.getDirtyRate's window: the band under 4 s is the narrower one
 HISTORY_LIMIT = 1000             # earlier migrations looked at for the pair's throughput
@@ -24,9 +29,8 @@ HISTORY_LIMIT = 1000             # earlier migrations looked at for the pair's t
 def pair_calibration(store: Store, plan: MigrationPlan) -> tuple[float | None, float | None, int]:
     """(MiB/s, spread, samples) measured on earlier migrations source -> destination with the
     plan's connection count (see ferry.engine.forecasting.pair_samples)."""
-    history = [m.to_dict() for m in store.migrations.list(active=False, limit=HISTORY_LIMIT)]
-    samples = fx.pair_samples(history, source=plan.source, destination=plan.destination,
-                              parallel=plan.params.parallel)
+    rows = store.throughput.list(source=plan.source, destination=plan.destination, limit=HISTORY_LIMIT)
+    samples = fx.pair_samples(rows, parallel=plan.params.parallel)
     mibs, spread = fx.calibration(samples)
     return mibs, spread, len(samples)
 
@@ -53,6 +57,8 @@ def forecast_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str |
     measured = fx.measured_from_dirty_rate(
         answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs, bandwidth_spread=spread,
         bandwidth_samples=n, dirty_pattern=pattern, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps))
+    # The use case checks what the repository stores (issue 10: repositories only persist).
+    store.vms.set_measured(vm.name, check_object("measured", fx.premigration_record(measured, time.time())))
     return with_forecast(plan, measured)
 
 

@@ -2,9 +2,12 @@
 ask to cancel. Each works on one unit of work; the orchestrator sends and follows VM.migrate."""
 from __future__ import annotations
 
+import time
+
 from ferry.common.errors import Conflict
 from ferry.engine.db.records import HostStatus, MigrationRecord, MigrationState, VmRecord, VmStatus
 from ferry.engine.db.store import Store
+from ferry.engine.forecasting import fresh_premigration
 from ferry.engine.planner import MigrationPlan
 from ferry.engine.services.planning import pick_destination, plan_for_vm
 
@@ -23,8 +26,12 @@ def accept(store: Store, vm_ref: str, *, to: str | None = None,
     source = store.hosts.get(plan.source)
     if source.status is HostStatus.DOWN:
         raise Conflict(f"the VM's host {source.name!r} is DOWN (its agent does not answer)")
+    planned = plan.to_dict()
+    measured = fresh_premigration(store.vms.measured(vm.name), time.time())
+    if measured is not None:      # the live ETA's dirty rate (ferry.engine.migration_eta)
+        planned["measured"] = measured
     record = store.migrations.create(vm.name, source=plan.source, destination=plan.destination,
-                                     plan=plan.to_dict(), state=MigrationState.PENDING)
+                                     plan=planned, state=MigrationState.PENDING)
     return vm, store.migrations.update(record.id, attempts=[])
 
 

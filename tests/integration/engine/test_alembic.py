@@ -11,7 +11,8 @@ from ferry.engine.db import upgrade_database
 from ferry.engine.db.database import alembic_config, downgrade_database, make_engine
 from ferry.engine.db.models import Base
 
-TABLES = {"clusters", "hosts", "vms", "policies", "migrations", "events", "api_tokens", "drains", "leases", "alembic_version"}
+TABLES = {"clusters", "hosts", "vms", "policies", "migrations", "events", "api_tokens", "drains", "leases",
+          "pair_throughput", "alembic_version"}
 
 
 def _head(url: str) -> str:
@@ -57,6 +58,6 @@ def test_a_database_made_before_the_schema_package_was_renamed_still_upgrades(da
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0005" == _head(database_url)
+            assert MigrationContext.configure(conn).get_current_revision() == "0006" == _head(database_url)
     finally:
         engine.dispose()

@@ -98,6 +98,32 @@ def test_touched_memory_from_qemus_vmrss(tmp_path):
         400.0, "qemu-vmrss")
 
 
+SMAPS = """7fefc3e00000-7fefe3e00000 rw-p 00000000 00:00 0
+Size:             {ram} kB
+Rss:              360448 kB
+7fefe4000000-7ff023fff000 rwxp 00000000 00:00 0
+Size:            1048572 kB
+Rss:               47104 kB
+"""
+
+
+def test_touched_memory_is_the_guest_ram_mappings_rss_not_qemus_own(tmp_path):
+    """The lab's 512 MiB guest: VmRSS 456 MiB, its RAM mapping 352 MiB, TCG's code buffer 46."""
+    conn = FakeConnection()
+    dom = conn.add_domain(domain_xml())
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "vm1.pid").write_text("4242\n")
+    (tmp_path / "proc" / "4242").mkdir(parents=True)
+    (tmp_path / "proc" / "4242" / "status").write_text("Name:\tqemu\nVmRSS:\t  467128 kB\n")
+    (tmp_path / "proc" / "4242" / "smaps").write_text(SMAPS.format(ram=524288))
+    args = ((str(tmp_path / "run"),), str(tmp_path / "proc"))
+    assert measure.touched_memory(libvirt, dom, 512, *args) == (352.0, "qemu-guest-ram-rss")
+    # no mapping of exactly the guest's size (or two of them): the whole resident set
+    assert measure.touched_memory(libvirt, dom, 1024, *args) == (pytest.approx(456.18, abs=0.01), "qemu-vmrss")
+    (tmp_path / "proc" / "4242" / "smaps").write_text(SMAPS.format(ram=524288) * 2)
+    assert measure.touched_memory(libvirt, dom, 512, *args)[1] == "qemu-vmrss"
+
+
 def test_touched_memory_falls_back_to_libvirts_rss_and_is_capped_at_memory(tmp_path):
     conn = FakeConnection()
     dom = conn.add_domain(domain_xml())

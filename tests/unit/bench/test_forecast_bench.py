@@ -87,3 +87,27 @@ def test_report_section_replaces_an_earlier_one_and_keeps_the_rest(tmp_path):
     assert "old" not in text and "keep\n" in text and "## Later\nkeep too" in text
     assert "reduced matrix" in text and "| converge | 1 | 0 | 0 | 0 |" in text
     assert (tmp_path / "benchmarks" / "forecast.json").exists()
+
+
+def test_report_section_goes_between_markers_and_never_eats_another_benchs_block(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    other = "<!-- ferry-bench:evacuate begin -->\n## Evacuate\nkeep\n<!-- ferry-bench:evacuate end -->\n"
+    doc.write_text("# Ferry benchmarks\n\n" + fr.HEADING + "\nold\n### sub\nold too\n\n" + other)
+    result = {"runs": [run("converge", 11.0, "converge", 10.0, 100, 130)], "started_at": "2026-12-02T05:00:00",
+              "ended_at": "2026-12-02T05:10:00", "dirty_seconds": 2, "pattern": "random", "machine": {},
+              "full_matrix": False}
+    fr.write_forecast_report(doc, result, name="forecast-run3", extra="A note.")
+    text = doc.read_text()
+    assert "old" not in text and other in text and "A note." in text
+    assert text.index(fr.BEGIN) < text.index(fr.END) < text.index("<!-- ferry-bench:evacuate begin -->")
+    fr.write_forecast_report(doc, result, name="forecast-run3", extra="Second.")   # again: replaced, once
+    text = doc.read_text()
+    assert text.count(fr.BEGIN) == 1 and "A note." not in text and "Second." in text and other in text
+    assert (tmp_path / "benchmarks" / "forecast-run3.json").exists()
+
+
+def test_eta_before_and_after_on_the_same_samples():
+    r = run("converge", 11.0, "converge", 10.0, 100, 130)
+    r["live_eta_at_50"] = {"eta_s": 9.0, "before_eta_s": 5.0, "actual_left_s": 10.0}
+    s = fr.summarize({"runs": [r]})
+    assert s["eta_error_median"] == pytest.approx(0.1) and s["eta_before_median"] == pytest.approx(0.5)

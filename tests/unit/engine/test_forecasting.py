@@ -143,27 +143,44 @@ def test_link_mibs_needs_both_hosts():
     assert fx.link_mibs(10000, 25000) == pytest.approx(1192.09, abs=0.01)
 
 
-def record(src="h1", dst="h2", state="SUCCEEDED", mibs=400.0, parallel=None, cap=10000):
-    return {"state": state, "source": src, "destination": dst,
-            "result": {"throughput_mibps": mibs, "parallel_connections": parallel},
-            "plan": {"params": {"maxBandwidth": cap}}}
+def row(mibs=400.0, connections=0, cap=10000):
+    """A pair_throughput row as ThroughputRepository.list gives it."""
+    return {"source": "h1", "destination": "h2", "connections": connections, "capMiBs": cap, "mibs": mibs}
 
 
 def test_pair_samples_keep_only_what_says_what_the_pair_reaches():
-    history = [record(mibs=400), record(mibs=420),
-               record(src="h2", dst="h1", mibs=900),           # the other direction
-               record(state="FAILED", mibs=100),                 # not a finished copy
-               record(parallel=4, mibs=1200),                    # another connection count
-               record(mibs=39.5, cap=40),                        # ran at its own cap
-               record(mibs=0)]
-    assert fx.pair_samples(history, source="h1", destination="h2", parallel=None) == [400.0, 420.0]
-    assert fx.pair_samples(history, source="h1", destination="h2", parallel=4) == [1200.0]
+    rows = [row(mibs=400), row(mibs=420),
+            row(connections=4, mibs=1200),                    # another connection count
+            row(mibs=39.5, cap=40),                           # ran at its own cap
+            row(mibs=0)]
+    assert fx.pair_samples(rows, parallel=None) == [400.0, 420.0]
+    assert fx.pair_samples(rows, parallel=4) == [1200.0]
+    assert fx.pair_samples([row(mibs=50, cap=None)], parallel=None) == [50.0]   # uncapped
+
+
+def test_a_migration_gives_the_pair_table_its_throughput_cap_and_connections():
+    plan = {"params": {"maxBandwidth": 40, "parallel": 4}}
+    assert fx.throughput_sample(plan, {"throughput_mibps": 38.2, "parallel_connections": 4}) == {
+        "connections": 4, "cap_mibs": 40, "mibs": 38.2}
+    assert fx.throughput_sample({"params": {"maxBandwidth": 0}}, {"throughput_mibps": 900}) == {
+        "connections": 0, "cap_mibs": None, "mibs": 900.0}
+    assert fx.throughput_sample(plan, {"throughput_mibps": None}) is None
+    assert fx.throughput_sample(plan, {"throughput_mibps": 0}) is None
 
 
 def test_a_sample_without_a_cap_sent_is_judged_against_the_agents_default():
-    r = record(mibs=50)
-    del r["plan"]["params"]["maxBandwidth"]
-    assert fx.pair_samples([r], source="h1", destination="h2", parallel=None) == []
+    sample = fx.throughput_sample({"params": {}}, {"throughput_mibps": 50})
+    assert sample["cap_mibs"] == 52            # the agent's default when none is sent
+    assert fx.pair_samples([{**sample, "capMiBs": sample["cap_mibs"]}], parallel=None) == []
+
+
+def test_a_kept_measurement_serves_only_while_fresh():
+    kept = {"dirtyRateMiBs": 25.0, "touchedMiB": 400.0, "dirtyPattern": "random", "at": 1000.0}
+    assert fx.fresh_premigration(kept, 1000.0 + fx.MEASURED_MAX_AGE_S) == kept
+    assert fx.fresh_premigration(kept, 1000.0 + fx.MEASURED_MAX_AGE_S + 1) is None
+    assert fx.fresh_premigration(kept, 999.0) is None            # from the future: a clock jump
+    assert fx.fresh_premigration({"dirtyRateMiBs": 1}, 1000.0) is None
+    assert fx.fresh_premigration(None, 1000.0) is None
 
 
 def test_calibration_is_the_robust_median():

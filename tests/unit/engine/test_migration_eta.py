@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.engine.migration_eta import limit_in_force, migration_eta, pending_items, with_eta
+from ferry.engine.migration_eta import (
+    limit_in_force,
+    migration_eta,
+    pass_elapsed_s,
+    pending_items,
+    premigration,
+    with_eta,
+)
 from ferry.engine.scenario import parse_scenario
 
 MIB = 1 << 20
@@ -72,3 +79,32 @@ def test_with_eta_adds_the_wire_form_or_null():
     assert with_eta(rec())["eta"] == {"seconds": 2.8, "outcome": "converge"}
     assert with_eta({"state": "FAILED"})["eta"] is None
     assert with_eta({"state": "RUNNING", "plan": {"params": {"dst": ""}}, "figures": rec()["figures"]})["eta"] is None
+
+
+def test_first_pass_eta_uses_the_plans_premigration_measurement_and_the_pass_time():
+    """Remaining 400 of 512 MiB at 50 MiB/s, pass 0 (QEMU iteration 1) running 2 s, no job
+    dirty rate; measured before: 10 MiB/s linear, 512 touched. Minimal downtime, capped: QEMU
+    checks 0.1 s chunks apart, so a pass stops half a chunk (2.5 MiB) under threshold = B x limit.
+    n0 (100 ms, 5 MiB): 397.5 sent in 7.95 s, left 2.5 + 10 x 9.95 = 102; n1: 99.5 in 1.99 s,
+    left 2.5 + 19.9 = 22.4; n2 (150 ms, 7.5): 17.4 in 0.348 s, left 5 + 3.48 = 8.48; n3 (200 ms,
+    10): 0.98 in 0.0196 s, left 7.5 + 0.196 = 7.696 <= 10; final 7.696/50 = 0.15392 s.
+    Sum 10.46152 s + 0.75 s. Without the measurement: 400/50 = 8 s (nothing dirtied)."""
+    r = rec(data_remaining=400 * MIB, pass_started_ms=0)
+    r["plan"]["measured"] = {"dirtyRateMiBs": 10.0, "touchedMiB": 512.0, "dirtyPattern": "linear", "at": 0}
+    eta = migration_eta(r)
+    assert eta.outcome == "converge"
+    assert eta.seconds == pytest.approx(10.46152 + 0.75)
+    assert migration_eta(rec(data_remaining=400 * MIB)).seconds == pytest.approx(8 + 0.75, abs=0.1)
+
+
+@pytest.mark.parametrize("measured", [None, "fast", {"dirtyRateMiBs": -1}, {"dirtyRateMiBs": 1, "dirtyPattern": "x"},
+                                      {"touchedMiB": 100}])
+def test_an_unreadable_premigration_measurement_is_ignored(measured):
+    assert premigration({"measured": measured}) is None
+
+
+def test_pass_elapsed_from_the_pass_start_or_the_job_start_in_the_first_pass():
+    assert pass_elapsed_s({"time_elapsed_ms": 9000, "pass_started_ms": 7500}, 3) == 1.5
+    assert pass_elapsed_s({"time_elapsed_ms": 9000}, 0) == 9.0
+    assert pass_elapsed_s({"time_elapsed_ms": 9000}, 3) == 0.0          # unknown: none carried
+    assert pass_elapsed_s({}, 0) == 0.0

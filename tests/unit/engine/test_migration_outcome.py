@@ -97,3 +97,16 @@ def test_rerun_decision(kw, rerun, why):
     args = {"vm_on_source": True, "cancelled": False, "destination_given": False, **kw}
     d = o.rerun_decision(**args)
     assert (d.rerun, d.why_not) == (rerun, why)
+
+
+def test_pass_start_is_noted_when_the_iteration_changes_and_kept_while_it_does_not():
+    from ferry.engine.migration_outcome import with_pass_start
+    first = with_pass_start({"iteration": 1, "time_elapsed_ms": 3000}, None)
+    assert first["pass_started_ms"] == 0                      # QEMU's first pass starts with the job
+    same = with_pass_start({"iteration": 1, "time_elapsed_ms": 4000}, first)
+    assert same["pass_started_ms"] == 0
+    nxt = with_pass_start({"iteration": 2, "time_elapsed_ms": 5000}, same)
+    assert nxt["pass_started_ms"] == 5000
+    assert with_pass_start({"iteration": 2, "time_elapsed_ms": 5600}, nxt)["pass_started_ms"] == 5000
+    assert with_pass_start({"iteration": 4, "time_elapsed_ms": 9000}, None)["pass_started_ms"] == 9000
+    assert "pass_started_ms" not in with_pass_start({"iteration": 2}, nxt)   # nothing to date it by

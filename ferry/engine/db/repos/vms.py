@@ -91,6 +91,15 @@ class VmRepository:
         self.session.flush()
         return _record(row)
 
+    def set_measured(self, ref: str, measured: dict[str, Any] | None) -> None:
+        """Keep the VM's last pre-migration measurement (see models.Vm.measured)."""
+        row = find_row(self.session, m.Vm, ref)
+        row.measured = measured
+        self.session.flush()
+
+    def measured(self, ref: str) -> dict[str, Any] | None:
+        return find_row(self.session, m.Vm, ref).measured
+
     def delete(self, ref: str) -> None:
         row = find_row(self.session, m.Vm, ref)
         active = self.session.scalars(select(m.Migration.id).where(
