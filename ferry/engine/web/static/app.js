@@ -165,11 +165,15 @@ async function watch(id) {
 }
 
 async function followEvents() {
+  // One read at a time: a slow answer must not let the next tick ask for (and show) the same events.
+  if (state.readingEvents) return;
+  state.readingEvents = true;
   try {
     const path = state.lastEvent === null ? "/api/events?limit=50" : `/api/events?after=${state.lastEvent}&limit=200`;
     const events = await api("GET", path);
     const list = $("#events");
     for (const e of events) {
+      if (state.lastEvent !== null && e.id <= state.lastEvent) continue;
       state.lastEvent = Math.max(state.lastEvent || 0, e.id);
       const what = [e.vm && `VM ${e.vm}`, e.host && `host ${e.host}`].filter(Boolean).join(", ");
       list.prepend(el("li", { class: `sev-${e.severity}`, "data-code": e.code, "data-migration": e.migration_id || "" },
@@ -180,6 +184,8 @@ async function followEvents() {
     while (list.children.length > 300) list.lastChild.remove();
   } catch (err) {
     if (err.status !== 401) notice(`cannot read events: ${err.message}`, true);
+  } finally {
+    state.readingEvents = false;
   }
 }
 
