@@ -62,7 +62,7 @@ class Agent(HostSide, DestinationSide):
         self.outgoing = MigrationSlots(config.max_outgoing)
         self.incoming_slots = MigrationSlots(config.max_incoming)
         self.jobs: dict[str, MigrationJob] = {}
-        self.monitor_command = qemu_monitor_command   # QEMU's monitor (adaptive's live throttle)
+        self.monitor_command = qemu_monitor_command   # QEMU's monitor (live throttle, zero-copy misses)
         self.incoming: dict[str, Incoming] = {}
         self._lock = threading.RLock()
         self._destination = destination or self._default_destination
@@ -292,7 +292,7 @@ class Agent(HostSide, DestinationSide):
                     has_schedule=parsed.schedule is not None),
                 memory_mib=dom.info()[1] // 1024,
                 qemu_version=self.conn.getVersion() if parsed.adaptive else None,
-                monitor_command=self.monitor_command if parsed.adaptive else None)
+                monitor_command=self.monitor_command if parsed.adaptive or parsed.zerocopy else None)
             self.jobs[vm_id] = job
             job.start()
         return {"status": {"code": 0, "message": "Migration in progress"}, "progress": 0}

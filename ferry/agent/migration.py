@@ -68,6 +68,8 @@ class MigrationJob(MigrationWatch):
         self.qemu_version = qemu_version
         self.monitor_command = monitor_command      # QEMU monitor channel (live throttle), if any
         self.adaptive: AdaptiveController | None = None   # set once the flags are known
+        self.missed_zero_copy: int | None = None    # QEMU's dirty-sync-missed-zero-copy (QMP)
+        self._qmp_stats = True                      # False once the monitor failed: not asked again
         self._adaptive_abort: str | None = None
 
         # Adaptive convergence decides itself; its schedule is only the older agents' fallback.
@@ -164,6 +166,7 @@ class MigrationJob(MigrationWatch):
                 destination_uri=flags.destination_uri if flags else None,
                 notes=flags.notes if flags else (), warnings=flags.warnings if flags else (),
                 schedule_actions=tuple(self.actions_run), unrecognized_params=tuple(self.unrecognized),
+                dirty_sync_missed_zero_copy=self.missed_zero_copy,
             )
 
     # ---- the job -------------------------------------------------------------------------------
@@ -379,6 +382,7 @@ class MigrationJob(MigrationWatch):
         figures = figures_from_job_stats(stats)
         self._last_stats = stats
         self._update_figures(figures)
+        self._read_missed_zero_copy()
         if self.runner.postcopy_requested:
             self._check_postcopy_state()
         return figures

@@ -5,6 +5,8 @@
 - the real start of post-copy: libvirt's SUSPENDED_POSTCOPY event, or, when a switch was
   requested and the event missed, the source domain paused for post-copy;
 - a paused VM (it migrates with VIR_MIGRATE_PAUSED and stays paused on the destination);
+- QEMU's dirty-sync-missed-zero-copy (`ferry.agent.qmp_migrate`), read with query-migrate on
+  each job-stats poll of a zero-copy migration (the monitor thread, never a request);
 - the shut-off definition a persistent VM leaves on its source after a successful migration;
 - Ferry's adaptive convergence (`ferry.agent.adaptive`), when VM.migrate carries `adaptive`: every
   job-stats poll feeds the pure controller, whose decisions run here (downtime, the throttle
@@ -22,6 +24,7 @@ from ferry.agent.adaptive import ABORT, POSTCOPY, SET_DOWNTIME, SET_THROTTLE, Ad
 from ferry.agent.adaptive import Observation as AdaptiveObservation
 from ferry.agent.hard_limits import decide, observe
 from ferry.agent.progress import JobFigures
+from ferry.agent.qmp_migrate import QUERY_MIGRATE, missed_zero_copy, reads_missed_zero_copy
 from ferry.forecast.live import from_job_stats
 
 log = logging.getLogger("ferry.agent.migration")
@@ -132,6 +135,27 @@ class MigrationWatch:
         except (self.lv.libvirtError, AttributeError, TypeError, ValueError) as exc:
             self.adaptive.throttle_failed(_msg(exc))
             raise self.lv.libvirtError(f"QEMU monitor: {_msg(exc)}") from exc
+
+    def _read_missed_zero_copy(self) -> None:
+        """query-migrate through QEMU's monitor, for the count libvirt's job stats lack. A QEMU
+        without the stat leaves it unknown; a monitor that fails is not asked again."""
+        if not self._qmp_stats or not reads_missed_zero_copy(self.flags.names if self.flags else (),
+                                                             self.monitor_command is not None):
+            return
+        try:
+            answer = self.monitor_command(self.dom, QUERY_MIGRATE)
+        except (self.lv.libvirtError, ImportError, AttributeError, TypeError, ValueError) as exc:
+            self._qmp_stats = False
+            log.warning("VM %s: query-migrate through the QEMU monitor failed, zero-copy misses stay "
+                        "unknown: %s", self.vm_name, _msg(exc))
+            return
+        value = missed_zero_copy(answer)
+        if value is None:
+            return
+        with self._lock:
+            changed, self.missed_zero_copy = value != self.missed_zero_copy, value
+        if changed:
+            self.version.bump()
 
     def _undefine_leftover(self) -> None:
         """A persistent VM (one that once migrated here with PERSIST_DEST) leaves its shut-off

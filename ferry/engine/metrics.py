@@ -13,11 +13,12 @@ Per migration in flight (labels vmi, migration, source, destination, policy):
   ferry_vmi_migration_progress_percent, and, only when the record carries them,
   ferry_vmi_migration_eta_seconds (the live `eta` of issue 14), ferry_vmi_migration_forecast_seconds
   (the plan's `forecast.totalSeconds`) and ferry_vmi_migration_dirty_sync_missed_zero_copy
-  (QEMU's dirty-sync-missed-zero-copy, if the agent's status ever carries it: today it does not).
+  (QEMU's dirty-sync-missed-zero-copy: the agent reads it over QMP during zero-copy migrations).
 From finished migrations: ferry_vmi_migrations_total{result, policy} (a counter),
   ferry_vmi_migration_duration_seconds and ferry_vmi_migration_downtime_seconds (histograms of
   succeeded ones, by policy), ferry_vmi_migration_forecast_ratio (actual / forecast duration, only
-  for migrations whose plan had a forecast).
+  for migrations whose plan had a forecast), ferry_vmi_migrations_dirty_sync_missed_zero_copy_total
+  {policy} (the missed syncs of ended migrations whose agent reported them).
 Hosts: ferry_hosts{status} (how many per status), ferry_host_status{host, cluster, status} = 1,
   ferry_host_zerocopy_support{host, cluster, support} = 1, ferry_host_migrations_in_flight{host,
   direction="in"|"out"}; and ferry_vmi_migrations_in_flight{state}.
@@ -86,6 +87,7 @@ class FinishedRow:
     duration_s: float | None
     downtime_s: float | None
     forecast_s: float | None = None
+    missed_zero_copy: float | None = None    # QEMU's dirty-sync-missed-zero-copy, if the agent read it
 
 
 def _number(value: Any) -> float | None:
@@ -207,7 +209,15 @@ def finished_families(rows: Iterable[FinishedRow]) -> list[Family]:
                                  "migrations that had a forecast (1 = exact).",
                                  ((r.policy or "", r.duration_s / r.forecast_s) for r in succeeded
                                   if r.duration_s is not None and r.forecast_s), FORECAST_RATIO_BUCKETS)
-    return [counter, duration, downtime, ratio]
+    missed: dict[str, float] = {}
+    for r in rows:
+        if r.missed_zero_copy is not None:
+            missed[r.policy or ""] = missed.get(r.policy or "", 0.0) + r.missed_zero_copy
+    missed_family = Family("ferry_vmi_migrations_dirty_sync_missed_zero_copy", "counter",
+                           "Dirty syncs of ended zero-copy migrations in which the kernel copied anyway "
+                           "(QEMU's dirty-sync-missed-zero-copy, summed), by policy.", ("policy",),
+                           tuple(Sample((("policy", pol),), n) for pol, n in sorted(missed.items())))
+    return [counter, duration, downtime, ratio, missed_family]
 
 
 def finished_row(state: str, policy: str | None, result: Mapping[str, Any] | None,
@@ -219,7 +229,8 @@ def finished_row(state: str, policy: str | None, result: Mapping[str, Any] | Non
     wall = _number(result.get("wall_s"))
     downtime_ms = _number(result.get("downtime_ms"))
     return FinishedRow(state, policy, duration_ms / 1000 if duration_ms is not None else wall,
-                       downtime_ms / 1000 if downtime_ms is not None else None, forecast_s)
+                       downtime_ms / 1000 if downtime_ms is not None else None, forecast_s,
+                       _number(result.get("dirty_sync_missed_zero_copy")))
 
 
 def host_families(hosts: Iterable[Mapping[str, Any]], migrations: Iterable[Mapping[str, Any]]) -> list[Family]:

@@ -4,7 +4,7 @@ Nothing is counted in the engine's memory: in-flight migrations, hosts and the f
 migrations' results are read from the database when Prometheus scrapes, and mapped by
 ferry.engine.metrics (pure). Several engines sharing a database therefore export the same
 numbers, and a restarted engine loses no counts. The finished migrations are read as a few
-JSON fields per row (state, policy name, duration, downtime, forecast), not whole records.
+JSON fields per row (state, policy name, duration, downtime, forecast, missed zero-copy syncs), not whole records.
 The collector also exports how long it took (ferry_metrics_scrape_duration_seconds).
 """
 from __future__ import annotations
@@ -57,11 +57,13 @@ def finished_rows(session) -> list[mp.FinishedRow]:
                m.Migration.result["wall_s"].as_float(),
                m.Migration.result["downtime_ms"].as_float(),
                m.Migration.plan[("forecast", "totalSeconds")].as_float(),
+               m.Migration.result["dirty_sync_missed_zero_copy"].as_float(),
                ).where(m.Migration.state.in_([s.value for s in MIGRATION_FINAL_STATES]))
     rows = []
-    for state, policy, duration_ms, wall_s, downtime_ms, forecast_s in session.execute(q):
+    for state, policy, duration_ms, wall_s, downtime_ms, forecast_s, missed in session.execute(q):
         rows.append(mp.finished_row(state, policy, {"duration_ms": duration_ms, "wall_s": wall_s,
-                                                    "downtime_ms": downtime_ms}, forecast_s))
+                                                    "downtime_ms": downtime_ms,
+                                                    "dirty_sync_missed_zero_copy": missed}, forecast_s))
     return rows
 
 

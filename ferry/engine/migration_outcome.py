@@ -23,7 +23,7 @@ _FIGURES = {"state": "agent_state", "message": "message", "progress": "agent_pro
             **{name: name for name in (
                 "iteration", "data_total", "data_processed", "data_remaining", "memory_total",
                 "memory_processed", "memory_remaining", "bandwidth_bps", "dirty_rate_bps",
-                "time_elapsed_ms", "max_downtime_ms", "postcopy")}}
+                "time_elapsed_ms", "max_downtime_ms", "postcopy", "dirty_sync_missed_zero_copy")}}
 
 
 def _num(value: Any) -> int | None:
@@ -96,6 +96,8 @@ def attempt_summary(status: MigrationStatus, destination: str) -> dict[str, Any]
         "unrecognized_params": list(status.unrecognized_params),
         "notes": list(status.notes),
         "agent_timeline": agent_timeline(status),
+        # only a zero-copy migration's agent reads it (QMP); the last figure it saw
+        "dirty_sync_missed_zero_copy": _num(status.dirty_sync_missed_zero_copy),
     }
 
 
@@ -119,7 +121,8 @@ def migration_result(final: Mapping[str, Any], plan: Mapping[str, Any] | None, w
     return {
         **{k: final.get(k) for k in ("destination", "agent_state", "error", "duration_ms", "downtime_ms",
                                        "bytes", "iterations", "throughput_mibps", "flags", "typed_params",
-                                       "schedule_actions", "unrecognized_params", "notes")},
+                                       "schedule_actions", "unrecognized_params", "notes",
+                                       "dirty_sync_missed_zero_copy")},
         "wall_s": round(wall_s, 3),
         "hosts_tried": [a.get("destination") for a in attempts],
         "zerocopy_requested": bool((plan.get("params") or {}).get("zerocopy")),

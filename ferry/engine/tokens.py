@@ -2,7 +2,9 @@
 
 A token is "ferry_" + 43 URL-safe characters (256 random bits), shown once when created; the
 database keeps only its SHA-256 (a fast hash is enough for a random 256-bit secret: there is
-nothing to guess). Roles: `admin` may do everything, `readonly` may only read (GET/HEAD).
+nothing to guess). Roles: `admin` may do everything, `readonly` may only read: GET/HEAD, and the
+few POST routes that are reads (READ_POSTS, by route template): a VM's plan takes its inputs in
+a body and changes nothing, so a viewer may see it too.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ ADMIN = "admin"
 READONLY = "readonly"
 ROLES = (ADMIN, READONLY)
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POST routes that only read: the plan (with or without ?forecast=true) sends nothing to libvirt
+# but the source agent's dirty-rate measurement, and stores nothing.
+READ_POSTS = frozenset({"/api/vms/{vm}/plan"})
 TOKEN_PREFIX = "ferry_"
 SHOWN_PREFIX_LEN = 12  # "ferry_" + 6 characters: enough to tell tokens apart in a list
 _TOKEN = re.compile(r"^ferry_[A-Za-z0-9_-]{43}$")
@@ -48,6 +53,11 @@ def check_name(name: object) -> str:
     return name
 
 
-def may(role: str, method: str) -> bool:
-    """Whether a token with `role` may send an HTTP request with `method`."""
-    return role == ADMIN or (role == READONLY and method.upper() in READ_METHODS)
+def may(role: str, method: str, route: str | None = None) -> bool:
+    """Whether a token with `role` may send an HTTP request with `method` to `route` (the
+    route's template, e.g. "/api/vms/{vm}/plan"; None: any route, i.e. a change)."""
+    if role == ADMIN:
+        return True
+    if role != READONLY:
+        return False
+    return method.upper() in READ_METHODS or (method.upper() == "POST" and route in READ_POSTS)

@@ -3,10 +3,10 @@
 The agent builds a `MigrationStatus` from its job and sends `to_wire()`; the engine reads the
 answer with `MigrationStatus.from_wire`. The wire form is Vdsm-like camelCase JSON and stays
 key for key what Ferry's agents have always sent, in three shapes: an outgoing job (every
-figure), an incoming one (who, state, since when) and "idle" (the agent has no migration of
-that VM). `from_wire` is lenient, as a reader of other agents' answers must be: a key that is
-missing or of the wrong type reads as unknown (None), never as an error, and `reported` keeps
-which figures the agent did send.
+figure, and the optional ones only once known), an incoming one (who, state, since when) and
+"idle" (the agent has no migration of that VM). `from_wire` is lenient, as a reader of other
+agents' answers must be: a key that is missing or of the wrong type reads as unknown (None),
+never as an error, and `reported` keeps which figures the agent did send.
 """
 from __future__ import annotations
 
@@ -61,13 +61,17 @@ WIRE_KEYS = {
     "typedParams": "typed_params", "destinationUri": "destination_uri", "notes": "notes",
     "warnings": "warnings", "scheduleActions": "schedule_actions",
     "unrecognizedParams": "unrecognized_params",
+    # Ferry extension, only when the agent read it from QEMU (query-migrate over QMP) during a
+    # zero-copy migration: dirty syncs in which the kernel copied although zero-copy was asked
+    "dirtySyncMissedZeroCopy": "dirty_sync_missed_zero_copy",
 }
+_OPTIONAL_KEYS = frozenset({"dirtySyncMissedZeroCopy"})   # left out of the answer while unknown
 _INCOMING_KEYS = ("vmID", "state", "direction", "progress", "startedAt", "endedAt", "message")
 _IDLE_KEYS = ("vmID", "state", "direction", "progress", "message")
 _NUMBERS = ("version", "progress", "started_at", "ended_at", "migration_started_at", "migration_returned_at",
             "iteration", "data_total", "data_processed", "data_remaining", "memory_total", "memory_processed",
             "memory_remaining", "bandwidth_bps", "dirty_rate_bps", "time_elapsed_ms", "max_downtime_ms",
-            "downtime_ms", "total_time_ms", "bytes_transferred")
+            "downtime_ms", "total_time_ms", "bytes_transferred", "dirty_sync_missed_zero_copy")
 _TEXTS = ("vm_id", "direction", "message", "error", "dst", "destination_uri")
 _LISTS = ("flags", "notes", "warnings", "schedule_actions", "unrecognized_params")
 
@@ -108,6 +112,7 @@ class MigrationStatus:
     warnings: tuple[str, ...] = ()
     schedule_actions: tuple[dict, ...] = ()  # {n, action, at, ok[, error]} in the order run
     unrecognized_params: tuple[str, ...] = ()
+    dirty_sync_missed_zero_copy: int | None = None   # QEMU's count (QMP), zero-copy migrations only
     # The attributes the answer carried (from_wire); what an older agent leaves out is not 0.
     reported: frozenset[str] = field(default=frozenset(), compare=False)
 
@@ -119,7 +124,8 @@ class MigrationStatus:
         """The JSON answer, in the shape of its direction (see the module docstring)."""
         keys = (_INCOMING_KEYS if self.direction == INCOMING else
                 WIRE_KEYS if self.direction == OUTGOING else _IDLE_KEYS)
-        return {key: _plain(getattr(self, WIRE_KEYS[key])) for key in keys}
+        return {key: _plain(getattr(self, WIRE_KEYS[key])) for key in keys
+                if key not in _OPTIONAL_KEYS or getattr(self, WIRE_KEYS[key]) is not None}
 
     @classmethod
     def from_wire(cls, raw: Any) -> MigrationStatus:

@@ -3,7 +3,8 @@
 Debian's `prometheus` (scripts/install-system.sh) runs on loopback with a generated config:
 scrape interval 1 s, a readonly bearer token from a credentials file, its own data directory
 under the test's temp dir. The test then asks Prometheus's HTTP API (not the engine) for the
-migration's series: data_processed going up while it ran, the result counter incremented.
+migration's series: data_processed going up while it ran, the result counter incremented, and
+QEMU's dirty-sync-missed-zero-copy, which the agent read over QMP (the policy sends zero-copy).
 Prometheus is stopped by its pid at the end.
 """
 from __future__ import annotations
@@ -107,16 +108,29 @@ def prometheus(e2e, tmp_path_factory):
 
 def test_prometheus_scrapes_a_live_migration_and_its_result(e2e, e2e_guest, prometheus):
     succeeded = 'sum(ferry_vmi_migrations_total{result="succeeded"}) or vector(0)'
+    missed_total = 'sum(ferry_vmi_migrations_dirty_sync_missed_zero_copy_total{policy="Very large VMs"}) or vector(0)'
     before = prometheus.scalar(succeeded)
+    missed_before = prometheus.scalar(missed_total)
     vm = e2e_guest(1, fill_mib=256, dirty_mib_s=6)
     with e2e.cluster_settings(bandwidth={"mode": "CUSTOM", "custom_mbps": CAP_MBPS}):
         m = e2e.migrate(vm["name"], to=e2e.hosts[1].name)
         assert m["plan"]["params"]["maxBandwidth"] == CAP_MBPS // 8
         t_start = time.time()
         e2e.wait(m, until=running_with_data)
+        # The count reaches the engine only from the agent's status key dirtySyncMissedZeroCopy,
+        # which the agent sets from QEMU's query-migrate: libvirt's job stats have no such figure.
+        live = e2e.wait(m, until=lambda r: "dirty_sync_missed_zero_copy" in (r.get("figures") or {}))
+        assert live["state"] == "RUNNING", live
+        reported = live["figures"]["dirty_sync_missed_zero_copy"]
+        qemu_now = e2e.qmp(e2e.hosts[0].name, vm["name"], "query-migrate")["ram"]["dirty-sync-missed-zero-copy"]
         final = e2e.wait(m, timeout=300)
         t_end = time.time()
     assert final["state"] == "SUCCEEDED", final
+    assert "VIR_MIGRATE_ZEROCOPY" in final["result"]["flags"]
+    # QEMU's counter only grows during a migration: what the agent read is at most what QEMU says later.
+    assert isinstance(reported, int) and 0 <= reported <= qemu_now, (reported, qemu_now)
+    missed = final["result"]["dirty_sync_missed_zero_copy"]
+    assert isinstance(missed, int) and missed >= reported
 
     series = f'ferry_vmi_migration_data_processed_bytes{{migration="{m["id"]}"}}'
     result = prometheus.query_range(series, t_start - 2, t_end + 2)
@@ -133,6 +147,15 @@ def test_prometheus_scrapes_a_live_migration_and_its_result(e2e, e2e_guest, prom
 
     after = prometheus.wait_for(succeeded, lambda v: v is not None and v >= before + 1)
     assert after == before + 1
+    gauge = prometheus.query_range(f'ferry_vmi_migration_dirty_sync_missed_zero_copy{{migration="{m["id"]}"}}',
+                                   t_start - 2, t_end + 2)
+    assert len(gauge) == 1 and gauge[0]["values"], gauge
+    gauge_values = [float(v) for _, v in gauge[0]["values"]]
+    assert gauge_values == sorted(gauge_values) and 0 <= gauge_values[-1] <= missed, (gauge_values, missed)
+    prometheus.wait_for('count(ferry_vmi_migrations_dirty_sync_missed_zero_copy_total{policy="Very large VMs"})',
+                        lambda v: v == 1)
+    assert prometheus.wait_for(missed_total, lambda v: v is not None and v >= missed_before + missed) \
+        == missed_before + missed
     count = prometheus.wait_for('sum(ferry_vmi_migration_duration_seconds_count{policy="Very large VMs"})',
                                 lambda v: v is not None and v >= 1)
     assert count >= 1
@@ -146,4 +169,5 @@ def test_prometheus_scrapes_a_live_migration_and_its_result(e2e, e2e_guest, prom
     reading = [prometheus.scalar(f'{q}_over_time(ferry_metrics_scrape_duration_seconds[5m])') for q in ("avg", "max")]
     print(f"\nscrapes: {len(values)} samples of data_processed over {t_end - t_start:.1f} s; scrape duration "
           f"avg {scrape[0] * 1000:.1f} / max {scrape[1] * 1000:.1f} ms (database read avg {reading[0] * 1000:.1f} / "
-          f"max {reading[1] * 1000:.1f} ms)")
+          f"max {reading[1] * 1000:.1f} ms); dirty-sync-missed-zero-copy: agent read {reported} mid-way "
+          f"(QEMU {qemu_now} just after), {missed} at the end, gauge samples {len(gauge_values)}")

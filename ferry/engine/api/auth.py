@@ -3,7 +3,8 @@
 `create_app` adds `require_token` to each router in ROUTERS, so a router added later is
 protected without doing anything. Refusals use the API's error shape:
 401 (no token, malformed, unknown, revoked) with WWW-Authenticate: Bearer, 403 (a readonly
-token asking to change something). Tokens are made with `ferry token create`.
+token asking to change something; the plan, a POST that only reads, is open to it:
+ferry.engine.tokens.READ_POSTS). Tokens are made with `ferry token create`.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def require_token(request: Request, db: DatabaseDep,
     if record.revoked_at is not None:
         raise _refuse(401, f"token {record.name!r} was revoked at {record.revoked_at.isoformat()}; "
                            "ask an admin for a new one", "revoked")
-    if not tokens.may(record.role, request.method):
+    route = getattr(request.scope.get("route"), "path", None)   # the template, never the raw path
+    if not tokens.may(record.role, request.method, route):
         raise _refuse(403, f"token {record.name!r} is {record.role}: {request.method} "
                            f"{request.url.path} needs an admin token", "read-only token")
     request.state.token = record

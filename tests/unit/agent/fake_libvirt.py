@@ -42,6 +42,9 @@ class FakeDomain:
         self.dirty_calc: tuple | None = None       # (seconds, flags) of the calculation started
         self.memory_stats: dict = {}
         self.xml_blocker: threading.Event | None = None
+        # QEMU's monitor (libvirt_qemu.qemuMonitorCommand): answers by command name, or this error
+        self.qmp: dict = {}
+        self.qmp_error: str | None = None
 
     # recording
     def _rec(self, method, *args):
@@ -136,6 +139,14 @@ class FakeDomain:
             raise libvirt.libvirtError("unsupported configuration: mode not supported by this QEMU")
         self.dirty_calc = (seconds, flags)
         return 0
+
+    def qemu_monitor(self, command: dict) -> dict:
+        """What libvirt_qemu.qemuMonitorCommand(dom, json, 0) answers, parsed (recorded)."""
+        self._rec("qemuMonitorCommand", dict(command))
+        if self.qmp_error:
+            raise libvirt.libvirtError(self.qmp_error)
+        answer = self.qmp.get(command.get("execute"))
+        return answer(self) if callable(answer) else (answer if answer is not None else {"return": {}})
 
     def memoryStats(self):
         return dict(self.memory_stats)

@@ -137,3 +137,14 @@ def test_hosts_by_status_zero_copy_and_migrations_in_and_out():
 def test_histogram_requires_nothing_but_counts_each_value_once_per_bound():
     buckets, count, total = mp.histogram([0.5, 1, 3], (1, 2, mp.INF))
     assert buckets == ((1, 2), (2, 2), (mp.INF, 3)) and count == 3 and total == 4.5
+
+
+def test_missed_zero_copy_syncs_of_ended_migrations_are_summed_by_policy():
+    rows = [mp.finished_row("SUCCEEDED", "A", {"duration_ms": 1000, "dirty_sync_missed_zero_copy": 3}),
+            mp.finished_row("FAILED", "A", {"dirty_sync_missed_zero_copy": 2}),
+            mp.finished_row("SUCCEEDED", "A", {"duration_ms": 1000}),            # not zero-copy: no count
+            mp.finished_row("SUCCEEDED", "B", {"dirty_sync_missed_zero_copy": 0})]
+    missed = family(mp.finished_families(rows), "ferry_vmi_migrations_dirty_sync_missed_zero_copy")
+    assert missed.kind == "counter"
+    assert {dict(s.labels)["policy"]: s.value for s in missed.samples} == {"A": 5, "B": 0}
+    assert family(mp.finished_families(rows[2:3]), "ferry_vmi_migrations_dirty_sync_missed_zero_copy").samples == ()

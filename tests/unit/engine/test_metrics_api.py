@@ -134,3 +134,22 @@ def test_metrics_tokens_setting_limits_who_scrapes(tmp_path, monkeypatch, allowe
         assert r.status_code == status, r.text
         if status == 403:
             assert r.json()["detail"]["field"] == "Authorization" and "FERRY_METRICS_TOKENS" in r.json()["detail"]["message"]
+
+
+def test_missed_zero_copy_syncs_the_agent_reports_are_a_gauge_then_a_counter(api):
+    client, world = api
+    m = start(client, world, [{**RUNNING, "dirtySyncMissedZeroCopy": 4}])
+    deadline = time.monotonic() + 10
+    while "dirty_sync_missed_zero_copy" not in (client.get(f"/api/migrations/{m['id']}").json().get("figures") or {}):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    f = scrape(client)
+    name = "ferry_vmi_migration_dirty_sync_missed_zero_copy"
+    assert sample(f[name], name, migration=m["id"], vmi="vm1") == 4
+    world.agent("h1").script = [succeeded(dirtySyncMissedZeroCopy=9)]
+    final = wait_state(client, m["id"], "SUCCEEDED")
+    assert final["result"]["dirty_sync_missed_zero_copy"] == 9
+    f = scrape(client)
+    assert f[name] == []
+    total = "ferry_vmi_migrations_dirty_sync_missed_zero_copy"
+    assert sample(f[total], total + "_total", policy="Very large VMs") == 9

@@ -49,6 +49,16 @@ def test_attempt_and_result_carry_figures_flags_and_the_plans_explanation():
     assert o.done_fields(result) == {"duration": "2.0 s", "total": "3.2 s", "downtime": "80 ms"}
 
 
+def test_missed_zero_copy_syncs_are_a_live_figure_and_kept_in_the_result():
+    running = S({"state": "running", "dirtySyncMissedZeroCopy": 5})
+    assert o.figures_from_status(running)["dirty_sync_missed_zero_copy"] == 5
+    assert "dirty_sync_missed_zero_copy" not in o.figures_from_status(S({"state": "running"}))
+    attempt = o.attempt_summary(S({"state": "succeeded", "dirtySyncMissedZeroCopy": 7}), "h2")
+    assert o.migration_result(attempt, {}, 1.0, [attempt])["dirty_sync_missed_zero_copy"] == 7
+    older = o.attempt_summary(S({"state": "succeeded"}), "h2")
+    assert o.migration_result(older, {}, 1.0, [older])["dirty_sync_missed_zero_copy"] is None
+
+
 def test_attempt_keeps_the_agents_timeline_when_reported():
     status = {"state": "succeeded", "startedAt": 100.0, "migrationStartedAt": 100.02,
               "migrationReturnedAt": 103.5, "endedAt": 103.51, "totalTime": 2000}

@@ -51,7 +51,8 @@ def test_idle_and_incoming_keep_their_short_shapes():
 def test_the_wire_reads_back_as_the_same_status_and_says_what_was_reported():
     back = MigrationStatus.from_wire(json.loads(json.dumps(OLD_OUTGOING)))
     assert back == outgoing()
-    assert back.reported == frozenset(f for f in back.__dataclass_fields__ if f != "reported")
+    optional = {"dirty_sync_missed_zero_copy"}    # sent only once the agent knows it
+    assert back.reported == frozenset(f for f in back.__dataclass_fields__ if f != "reported") - optional
     assert MigrationStatus.from_wire({"state": "running", "iteration": 2}).reported == {"state", "iteration"}
 
 
@@ -69,3 +70,15 @@ def test_final_and_active_states():
     assert FINAL_STATES == {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.ABORTED}
     assert [s for s in JobState if s.active] == [JobState.PENDING, JobState.WAITING, JobState.RUNNING]
     assert not JobState.IDLE.final and not JobState.IDLE.active
+
+
+def test_missed_zero_copy_syncs_are_sent_only_once_known_and_read_back():
+    base = outgoing()
+    assert "dirtySyncMissedZeroCopy" not in base.to_wire()
+    known = MigrationStatus(**{**{k: getattr(base, k) for k in base.__dataclass_fields__ if k != "reported"},
+                               "dirty_sync_missed_zero_copy": 0})
+    wire = known.to_wire()
+    assert wire["dirtySyncMissedZeroCopy"] == 0
+    back = MigrationStatus.from_wire(wire)
+    assert back.dirty_sync_missed_zero_copy == 0 and "dirty_sync_missed_zero_copy" in back.reported
+    assert MigrationStatus.from_wire({**wire, "dirtySyncMissedZeroCopy": "7"}).dirty_sync_missed_zero_copy is None

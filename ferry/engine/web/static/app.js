@@ -2,13 +2,16 @@
 // with the bearer token kept in sessionStorage. Lists are refreshed every 2 s; each migration in
 // flight is followed with the long poll GET /api/migrations/{id}/wait?since=<updated_at>; events
 // are followed with GET /api/events?after=<last id>. A token whose role may not change anything
-// (GET /api/whoami says may_change: false) gets no action buttons at all.
+// (GET /api/whoami says may_change: false) gets no action buttons at all, only Plan: a plan is a
+// read (POST /api/vms/{vm}/plan is open to readonly tokens). Hosts draining or in maintenance
+// have their drain's progress read with GET /api/hosts/{name}/maintenance at each refresh.
 "use strict";
 
 const TOKEN_KEY = "ferry.token";
 const FINAL = ["SUCCEEDED", "FAILED", "CANCELLED", "ABORTED"];
 const ACTIVE = ["PENDING", "RUNNING", "CANCELLING"];
-const state = { me: null, hosts: [], vms: [], migrations: new Map(), lastEvent: null, watching: new Set(), timers: [] };
+const DRAINING = "PREPARING_FOR_MAINTENANCE";
+const state = { me: null, hosts: [], vms: [], maintenance: new Map(), migrations: new Map(), lastEvent: null, watching: new Set(), timers: [] };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -121,6 +124,10 @@ async function refresh() {
       api("GET", "/api/hosts"), api("GET", "/api/vms"), api("GET", "/api/migrations?limit=20")]);
     state.hosts = hosts;
     state.vms = vms;
+    const inMaintenance = hosts.filter((h) => h.status === DRAINING || h.status === "MAINTENANCE");
+    const views = await Promise.all(inMaintenance.map((h) =>
+      api("GET", `/api/hosts/${encodeURIComponent(h.name)}/maintenance`).catch(() => null)));
+    state.maintenance = new Map(inMaintenance.map((h, i) => [h.name, views[i]]));
     const listed = new Set(migrations.map((m) => m.id));
     for (const id of [...state.migrations.keys()]) {
       if (!listed.has(id) && !state.watching.has(id)) state.migrations.delete(id);   // gone (its VM was removed)
@@ -158,11 +165,15 @@ async function watch(id) {
 }
 
 async function followEvents() {
+  // One read at a time: a slow answer must not let the next tick ask for (and show) the same events.
+  if (state.readingEvents) return;
+  state.readingEvents = true;
   try {
     const path = state.lastEvent === null ? "/api/events?limit=50" : `/api/events?after=${state.lastEvent}&limit=200`;
     const events = await api("GET", path);
     const list = $("#events");
     for (const e of events) {
+      if (state.lastEvent !== null && e.id <= state.lastEvent) continue;
       state.lastEvent = Math.max(state.lastEvent || 0, e.id);
       const what = [e.vm && `VM ${e.vm}`, e.host && `host ${e.host}`].filter(Boolean).join(", ");
       list.prepend(el("li", { class: `sev-${e.severity}`, "data-code": e.code, "data-migration": e.migration_id || "" },
@@ -173,6 +184,8 @@ async function followEvents() {
     while (list.children.length > 300) list.lastChild.remove();
   } catch (err) {
     if (err.status !== 401) notice(`cannot read events: ${err.message}`, true);
+  } finally {
+    state.readingEvents = false;
   }
 }
 
@@ -182,10 +195,8 @@ function start() {
   $("#events").replaceChildren();
   $("#migrations tbody").replaceChildren();
   $("#vms tbody").replaceChildren();
+  $("#hosts tbody").replaceChildren();
   for (const th of document.querySelectorAll(".actions-col")) th.hidden = !canChange();
-  if (!canChange()) {
-    $("#plan").replaceChildren(el("p", { class: "muted", text: "Plans are asked with POST /api/vms/{vm}/plan, which needs an admin token." }));
-  }
   refresh();
   followEvents();
   state.timers.push(setInterval(refresh, 2000), setInterval(followEvents, 1000));
@@ -227,6 +238,24 @@ async function setSpeed(m, input) {
   if (out) notice(`${m.vm}: ${out.message}`);
 }
 
+async function hostMaintenance(h) {
+  if (!window.confirm(`Put host ${h.name} into maintenance? Every VM on it is migrated away first.`)) return;
+  const view = await act(`maintenance of ${h.name}`, () => api("POST", `/api/hosts/${encodeURIComponent(h.name)}/maintenance`, { reason: "from the dashboard" }));
+  if (view) notice(`host ${h.name}: draining ${view.vms_total} VM(s) for maintenance`);
+}
+
+async function cancelMaintenance(h) {
+  if (!window.confirm(`Stop the maintenance of ${h.name}? Queued migrations are dropped, running ones finish.`)) return;
+  const view = await act(`cancelling maintenance of ${h.name}`, () => api("POST", `/api/hosts/${encodeURIComponent(h.name)}/maintenance/cancel`, {}));
+  if (view) notice(`host ${h.name}: maintenance cancelled`);
+}
+
+async function activateHost(h) {
+  if (!window.confirm(`Activate host ${h.name}? It takes VMs and migrations again.`)) return;
+  const host = await act(`activating ${h.name}`, () => api("POST", `/api/hosts/${encodeURIComponent(h.name)}/activate`, {}));
+  if (host) notice(`host ${h.name} is ${host.status}`);
+}
+
 async function showPlan(vm, to) {
   const body = to ? { to } : {};
   try {
@@ -255,17 +284,62 @@ function flows() {
   return { into, out };
 }
 
+function maintenanceText(h) {
+  const v = state.maintenance.get(h.name);
+  if (h.status === DRAINING) {
+    if (!v) return "draining";
+    const parts = [`draining: ${v.vms_done}/${v.vms_total} VMs moved`];
+    if (v.vms_running) parts.push(`${v.vms_running} migrating`);
+    if (v.vms_queued) parts.push(`${v.vms_queued} queued`);
+    if ((v.stuck || []).length) parts.push(`${v.stuck.length} stuck`);
+    if (v.state === "PAUSED") parts.push("paused");
+    if (typeof v.eta_seconds === "number") parts.push(`ETA ~${Math.round(v.eta_seconds)} s`);
+    return parts.join(", ");
+  }
+  if (h.status === "MAINTENANCE") return v && v.vms_total ? `in maintenance (${v.vms_done}/${v.vms_total} VMs moved)` : "in maintenance";
+  return "—";
+}
+
+function hostActions(h) {
+  const button = (cls, text, onclick) => el("button", { type: "button", class: cls, text, onclick: () => onclick(h) });
+  if (h.status === "UP") return el("div", { class: "actions" }, button("maintenance", "Maintenance", hostMaintenance));
+  if (h.status === DRAINING) return el("div", { class: "actions" }, button("danger cancel-maintenance", "Stop maintenance", cancelMaintenance));
+  if (h.status === "MAINTENANCE") return el("div", { class: "actions" }, button("primary activate", "Activate", activateHost));
+  return el("span");
+}
+
 function renderHosts() {
   const { into, out } = flows();
-  const rows = state.hosts.map((h) => el("tr", { "data-host": h.name },
-    el("td", { text: h.name }), el("td", { text: h.cluster }), el("td", {}, badge(h.status)),
-    el("td", {}, badge(h.zerocopy, "z")),
-    el("td", { class: "num flow-in", text: into[h.name] || 0 }), el("td", { class: "num flow-out", text: out[h.name] || 0 }),
-    el("td", { class: "num", text: state.vms.filter((v) => v.host === h.name).length })));
-  $("#hosts tbody").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colSpan: 7, text: "no hosts" }))]));
+  const body = $("#hosts tbody");
+  const rows = state.hosts.map((h) => {
+    let tr = body.querySelector(`tr[data-host="${CSS.escape(h.name)}"]`);
+    if (!tr) {
+      tr = el("tr", { "data-host": h.name }, el("td"), el("td"), el("td", { class: "status" }), el("td"),
+        el("td", { class: "num flow-in" }), el("td", { class: "num flow-out" }), el("td", { class: "num vms" }),
+        el("td", { class: "maintenance-state" }), el("td", { class: "host-actions" }));
+    }
+    const c = tr.children;
+    c[0].textContent = h.name;
+    c[1].textContent = h.cluster;
+    c[3].replaceChildren(badge(h.zerocopy, "z"));
+    c[4].textContent = into[h.name] || 0;
+    c[5].textContent = out[h.name] || 0;
+    c[6].textContent = state.vms.filter((v) => v.host === h.name).length;
+    c[7].textContent = maintenanceText(h);
+    c[8].hidden = !canChange();
+    if (tr.dataset.status !== h.status) {
+      c[2].replaceChildren(badge(h.status));
+      if (canChange()) c[8].replaceChildren(hostActions(h));
+      tr.dataset.status = h.status;
+    }
+    return tr;
+  });
+  body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { class: "empty", colSpan: 9, text: "no hosts" }))]));
 }
 
 function vmActions(v) {
+  const plan = (to) => el("button", { type: "button", class: "plan", text: "Plan", onclick: () => showPlan(v.name, to()) });
+  if (!canChange()) return el("div", { class: "actions" }, plan(() => ""));   // a read: the engine picks the destination
   const busy = [...state.migrations.values()].some((m) => m.vm === v.name && ACTIVE.includes(m.state));
   const select = el("select", { class: "to", title: "destination" }, el("option", { value: "", text: "engine picks" }),
     ...state.hosts.filter((h) => h.name !== v.host).map((h) => el("option", { value: h.name, text: h.name })));
@@ -273,7 +347,7 @@ function vmActions(v) {
   return el("div", { class: "actions" }, select,
     el("button", { type: "button", class: "primary migrate", disabled: !running || busy, text: "Migrate",
                    onclick: () => migrateVm(v.name, select.value) }),
-    el("button", { type: "button", class: "plan", text: "Plan", onclick: () => showPlan(v.name, select.value) }));
+    plan(() => select.value));
 }
 
 function renderVms() {
@@ -292,9 +366,8 @@ function renderVms() {
     c[2].replaceChildren(badge(v.status));
     c[3].textContent = `${v.memory_mib} MiB`;
     c[4].textContent = v.overrides && v.overrides.policy ? v.overrides.policy.name || v.overrides.policy : "cluster's";
-    c[5].hidden = !canChange();
     const key = `${v.host}|${v.status}|${state.hosts.map((h) => h.name).join(",")}|${[...state.migrations.values()].filter((m) => m.vm === v.name && ACTIVE.includes(m.state)).length}`;
-    if (canChange() && tr.dataset.key !== key) { c[5].replaceChildren(vmActions(v)); tr.dataset.key = key; }
+    if (tr.dataset.key !== key) { c[5].replaceChildren(vmActions(v)); tr.dataset.key = key; }
   }
   for (const tr of [...body.children]) if (!seen.has(tr.dataset.vm)) tr.remove();
 }
