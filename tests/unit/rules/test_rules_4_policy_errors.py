@@ -71,3 +71,9 @@ def test_rule_4_a_second_downtime_value_that_is_not_an_integer_is_named_by_its_i
 def test_rule_4_a_downtime_text_that_is_not_a_number_is_a_clear_error_not_a_crash():
     assert _refusal(lambda: policy_from_dict({"name": "p", "init": [{"name": "setDowntime", "params": ["X5"]}]})) == (
         "init[0].params[0]", "must be an integer, got 'X5'")
+
+
+@pytest.mark.parametrize("text, reason", [("-5", "must be 0..1000000, got -5"), ("X5", "must be an integer, got 'X5'")])
+def test_rule_4_a_stalling_limit_given_as_text_is_read_as_a_number_or_refused_clearly(text, reason):
+    raw = {"name": "p", "stalling": [{"limit": text, "action": {"name": "setDowntime", "params": [500]}}]}
+    assert _refusal(lambda: policy_from_dict(raw)) == ("stalling[0].limit", reason)
