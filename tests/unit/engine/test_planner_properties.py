@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,10 @@ from ferry.engine.options import (
 )
 from ferry.engine.planner import plan_migration
 from ferry.engine.policies import BUILTIN_POLICIES, policy_from_dict
+
+# Under `make mutation` (mutmut sets MUTANT_UNDER_TEST) each mutant reruns these: fewer
+# examples keep a run in minutes; the normal suite keeps 400.
+_EXAMPLES = 40 if os.environ.get("MUTANT_UNDER_TEST") else 400
 
 parallel_settings = st.one_of(
     st.sampled_from([ParallelSetting(m) for m in (ParallelMode.AUTO, ParallelMode.AUTO_PARALLEL,
@@ -97,7 +102,7 @@ def _first(*values):
     return next((v for v in values if v is not None), False)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=_EXAMPLES, deadline=None)
 @given(inputs())
 def test_a_plan_always_exists_and_is_safe(i):
     plan = _plan(i)   # never raises for valid input
@@ -123,7 +128,7 @@ def test_a_plan_always_exists_and_is_safe(i):
     json.dumps(plan.to_dict())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=_EXAMPLES, deadline=None)
 @given(inputs())
 def test_every_forced_change_is_explained(i):
     plan = _plan(i)

@@ -243,3 +243,10 @@ def test_rule_3_hard_limits_at_their_bounds():
     assert observe(mark, 100, 5.0) is mark and observe(mark, 99, 5.0) == LowMark(99, 5.0)
     assert effective_limits(HardLimits(1, 2), max_time_per_gib=None, progress_timeout=7, has_schedule=True) == \
         HardLimits(0, 7)
+
+
+def test_rule_6_done_fields_duration_is_the_agents_milliseconds_in_seconds():
+    # VM_MIGRATION_DONE's Duration is the agent's totalTime (ms) shown as oVirt's short duration.
+    assert done_fields({"duration_ms": 850, "wall_s": 1.2})["duration"] == "850 ms"
+    assert done_fields({"duration_ms": 60000})["duration"] == "1 min 0 s"
+    assert done_fields({"duration_ms": 0})["duration"] == "0 ms"
