@@ -86,7 +86,17 @@ def render(runs: list[dict], plot_name: str | None) -> str:
             "planned in one pass (`ferry.engine.drain_assign`: the destination rule over a heap, counting "
             "the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
             "all to one host), and each VM's and host's cluster and host loaded with the row in the "
-            "repositories (one query per list, not one per row).", ""]
+            "repositories (one query per list, not one per row).",
+            "- `per-agent`: py-spy on the engine at 500 hosts showed refresh threads queued on httpcore's "
+            "pool lock, which on every request polls each pooled socket (2,000 at 2,000 hosts), and on a "
+            "5 + 10 connection database pool shared with the API. Now each agent has its own kept-alive "
+            "connection (a dict lookup, no shared lock), the loop reads a narrow schedule instead of every "
+            "host's capabilities each second, a loop refresh skips one read transaction, the PostgreSQL pool "
+            "is 24 + 24 and 32 refresh threads overlap their round trips. At 500 hosts in a 20 s window: "
+            "3.65 -> 53.4 refreshes/s, 68 -> 10 ms of engine CPU per refresh. A drain's VMs are read in one "
+            "query (not one per drained host), and VM lists load only their host's and cluster's names (a "
+            "host row carries the agent's capabilities and stats as JSON): cProfile at 2,000 hosts, "
+            "planning 20.6 -> 7.3 s on the loaded machine.", ""]
     if plot_name:
         out += [f"![cost against hosts]({plot_name})", ""]
     out += [END]

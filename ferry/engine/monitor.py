@@ -29,7 +29,7 @@ log = logging.getLogger("ferry.engine.monitor")
 
 AgentFactory = Callable[[str], Any]   # agent URL -> object with .call(method, params)
 MISSING_POLLS_BEFORE_DOWN = 2         # a VM absent this many polls in a row is down
-DEFAULT_WORKERS = 16                  # refreshes at once (agent round trips overlap; the GIL bounds CPU)
+DEFAULT_WORKERS = 32                  # refreshes at once: each mostly waits on agent and database round trips
 
 # Agent VM status (Vdsm's names) -> inventory status.
 AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Source": VmStatus.MIGRATING}
