@@ -60,7 +60,7 @@ class EnginePair:
     def prepare(self) -> None:
         """The schema and an admin token (before any engine starts)."""
         from ferry.engine.db import upgrade_database
-        from ferry.engine.db.tokens import issue_token
+        from ferry.engine.services.tokens import issue_token
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         upgrade_database(self.db_url)

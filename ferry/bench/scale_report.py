@@ -73,7 +73,7 @@ def render(runs: list[dict], plot_name: str | None) -> str:
            "loops of GETs of one host, one VM, the last migrations and events), a drain of 100 hosts "
            "(2,000 VMs) planned in <= 2 s. The machine has 2 cores shared with the simulated hosts "
            "themselves and with other work, so the simulator competes with the engine for CPU.", "",
-           "There is no drain operation in the engine yet: \"drain plan\" is planning one migration for every "
+           "\"Drain plan\" is the bulk plan (ferry.engine.services.bulk_planning): one migration for every "
            "VM on 100 hosts (destination choice with those hosts excluded, then the planner); \"per-request\" "
            "is the same through the path a REST request takes, timed on the 20 VMs of one host and scaled by 100.", ""]
     for run in runs:
@@ -87,7 +87,17 @@ def render(runs: list[dict], plot_name: str | None) -> str:
             "planned in one pass (`ferry.engine.destination.assign_destinations`: the destination rule over "
             "a heap, counting the VMs planned before it, which the per-request path does not: its 100-VM sample sends them "
             "all to one host), and each VM's and host's cluster and host loaded with the row in the "
-            "repositories (one query per list, not one per row).", ""]
+            "repositories (one query per list, not one per row).",
+            "- `per-agent`: py-spy on the engine at 500 hosts showed refresh threads queued on httpcore's "
+            "pool lock, which on every request polls each pooled socket (2,000 at 2,000 hosts), and on a "
+            "5 + 10 connection database pool shared with the API. Now each agent has its own kept-alive "
+            "connection (a dict lookup, no shared lock), the loop reads a narrow schedule instead of every "
+            "host's capabilities each second, a loop refresh skips one read transaction, the PostgreSQL pool "
+            "is 24 + 24 and 32 refresh threads overlap their round trips. At 500 hosts in a 20 s window: "
+            "3.65 -> 53.4 refreshes/s, 68 -> 10 ms of engine CPU per refresh. A drain's VMs are read in one "
+            "query (not one per drained host), and VM lists load only their host's and cluster's names (a "
+            "host row carries the agent's capabilities and stats as JSON): cProfile at 2,000 hosts, "
+            "planning 20.6 -> 7.3 s on the loaded machine.", ""]
     if plot_name:
         out += [f"![cost against hosts]({plot_name})", ""]
     return "\n".join(out) + "\n"

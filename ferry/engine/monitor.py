@@ -23,14 +23,14 @@ from ferry.common.errors import NotFound
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.agent_pool import AgentPool
 from ferry.engine.db import Database
-from ferry.engine.db.records import HostRecord, HostStatus, VmRecord, VmStatus
+from ferry.engine.db.records import HostRecord, HostSchedule, HostStatus, VmRecord, VmStatus
 from ferry.engine.services.inventory import record_host_answer
 
 log = logging.getLogger("ferry.engine.monitor")
 
 AgentFactory = Callable[[str], Any]   # agent URL -> object with .call(method, params)
 MISSING_POLLS_BEFORE_DOWN = 2         # a VM absent this many polls in a row is down
-DEFAULT_WORKERS = 16                  # refreshes at once (agent round trips overlap; the GIL bounds CPU)
+DEFAULT_WORKERS = 32                  # refreshes at once: each mostly waits on agent and database round trips
 
 # Agent VM status (Vdsm's names) -> inventory status.
 AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Source": VmStatus.MIGRATING}
@@ -174,8 +174,8 @@ class HostMonitor:
         if self._pool_client is not None:
             self._pool_client.close()
 
-    def _due(self, host: HostRecord, now: float) -> bool:
-        if host.capabilities_at is None or host.status is HostStatus.UNKNOWN:
+    def _due(self, host: HostSchedule, now: float) -> bool:
+        if not host.refreshed or host.status is HostStatus.UNKNOWN:
             return now - self._last_start.get(host.name, -1e9) >= 1.0
         return now - self._last_start.get(host.name, -1e9) >= self.interval
 
@@ -183,7 +183,7 @@ class HostMonitor:
         while not self._stop.is_set():
             try:
                 with self.db.unit_of_work() as store:
-                    hosts = store.hosts.list()
+                    hosts = store.hosts.schedule()
                 now = time.monotonic()
                 for host in hosts:
                     if self._stop.is_set():
@@ -193,14 +193,14 @@ class HostMonitor:
                             continue
                         self._in_flight.add(host.name)
                         self._last_start[host.name] = now
-                    self._executor.submit(self._refresh_quietly, host.name)
+                    self._executor.submit(self._refresh_quietly, host.name, host.agent_url)
             except Exception:  # noqa: BLE001 - the monitor must outlive a bad poll
                 log.exception("host monitor cycle failed")
             self._stop.wait(1.0)
 
-    def _refresh_quietly(self, name: str) -> None:
+    def _refresh_quietly(self, name: str, agent_url: str | None = None) -> None:
         try:
-            self.refresh(name)
+            self.refresh(name, agent_url=agent_url)
         except Exception as exc:  # noqa: BLE001
             log.warning("refreshing host %s failed: %s", name, exc)
         finally:
@@ -212,19 +212,21 @@ class HostMonitor:
             return self._host_locks.setdefault(name, threading.Lock())
 
     # ---- one host ------------------------------------------------------------------------------
-    def refresh(self, name: str) -> HostRecord:
-        """Ask the host's agent now and record what it says (or that it is unreachable)."""
+    def refresh(self, name: str, agent_url: str | None = None) -> HostRecord:
+        """Ask the host's agent now and record what it says (or that it is unreachable).
+        The loop passes the agent URL it read, which saves a transaction per refresh."""
         with self._host_lock(name):
-            with self.db.unit_of_work() as store:
-                host = store.hosts.get(name)
+            if agent_url is None:
+                with self.db.unit_of_work() as store:
+                    agent_url = store.hosts.get(name).agent_url
             sampled_at = time.time()
-            client = self.agent(host.agent_url)
+            client = self.agent(agent_url)
             try:
                 caps = client.call("Host.getCapabilities", {})
                 stats = client.call("Host.getStats", {})
                 vms = client.call("Host.getVMList", {}).get("vms", [])
             except JsonRpcError as exc:
-                return self._unreachable(host, exc)
+                return self._unreachable(name, exc)
             with self._lock:
                 if self._errors.pop(name, None) is not None:
                     log.info("host %s: agent reachable again", name)
@@ -246,13 +248,14 @@ class HostMonitor:
                     store.vms.update(change.vm, host=change.host, status=change.status.value)
             return updated
 
-    def _unreachable(self, host: HostRecord, exc: JsonRpcError) -> HostRecord:
+    def _unreachable(self, name: str, exc: JsonRpcError) -> HostRecord:
         with self._lock:
-            if self._errors.get(host.name) != exc.message:
-                log.warning("host %s: agent unreachable: %s", host.name, exc.message)
-            self._errors[host.name] = exc.message
+            if self._errors.get(name) != exc.message:
+                log.warning("host %s: agent unreachable: %s", name, exc.message)
+            self._errors[name] = exc.message
         with self.db.unit_of_work() as store:
-            return store.hosts.update(host.name, status=host_status_after(host.status, False).value)
+            host = store.hosts.get(name)
+            return store.hosts.update(name, status=host_status_after(host.status, False).value)
 
 
 def _inventory_for(store, host: str, listed: Iterable[Mapping[str, Any]]) -> list[VmRecord]:  # noqa: ANN001

@@ -52,6 +52,10 @@ def database_url(url: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+PG_POOL_SIZE = 24
+PG_POOL_OVERFLOW = 24
+
+
 def make_engine(url: str | None = None) -> Engine:
     """A SQLAlchemy engine; SQLite gets foreign keys on, a busy timeout and cross-thread use
     (FastAPI runs request handlers in a thread pool)."""
@@ -71,7 +75,9 @@ def make_engine(url: str | None = None) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # The host monitor's refresh threads and the API's request threads each hold a connection
+    # while they work; SQLAlchemy's default pool (5 + 10 overflow) made them queue for one.
+    return create_engine(url, pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=PG_POOL_OVERFLOW)
 
 
 def alembic_config(url: str):

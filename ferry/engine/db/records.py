@@ -121,6 +121,16 @@ class ClusterRecord:
 
 
 @dataclass(frozen=True)
+class HostSchedule:
+    """What the host monitor's loop needs of a host each second (not its capabilities JSON)."""
+
+    name: str
+    agent_url: str
+    status: HostStatus
+    refreshed: bool
+
+
+@dataclass(frozen=True)
 class HostRecord:
     id: int
     name: str

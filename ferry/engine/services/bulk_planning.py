@@ -25,7 +25,9 @@ def plan_hosts_empty(store: Store, hosts: list[str]) -> tuple[list[MigrationPlan
     candidates = [Candidate(name=h.name, cluster=h.cluster, up=h.status is HostStatus.UP,
                             free_memory_mib=free_memory(h), running_migrations=running.get(h.name, 0))
                   for h in all_hosts.values()]
-    vms = [vm for host in hosts for vm in store.vms.list(host=host) if vm.host is not None]
+    order = {h: i for i, h in enumerate(hosts)}
+    vms = sorted((vm for vm in store.vms.on_hosts(list(drained)) if vm.host is not None),
+                 key=lambda v: order[v.host])   # host by host, as given (the assignment's order)
     where = assign_destinations((Leaving(v.name, v.cluster, v.host, v.memory_mib) for v in vms), candidates,
                                 exclude=drained)
     clusters: dict = {}

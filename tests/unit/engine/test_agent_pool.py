@@ -74,3 +74,25 @@ def test_missing_engine_certificate_fails_https_calls_with_the_reason(tmp_path):
         assert err.value.code == TRANSPORT_ERROR and "does not exist" in err.value.message
     finally:
         pool.close()
+
+
+def test_a_connection_the_agent_closed_while_idle_is_reopened_once(agent):
+    url, accepted = agent
+    pool = AgentPool(tls=None)
+    try:
+        conn = pool(url)
+        assert conn.call("Host.getStats", {}) == {"vmCount": 3}
+        conn._conn.sock.shutdown(2)          # as if the agent had dropped the idle connection
+        assert conn.call("Host.getStats", {}) == {"vmCount": 3}
+    finally:
+        pool.close()
+    assert len(accepted) == 2
+
+
+def test_the_same_agent_url_shares_one_connection_object(agent):
+    url, _ = agent
+    pool = AgentPool(tls=None)
+    try:
+        assert pool(url) is pool(url.rstrip("/") + "/jsonrpc")
+    finally:
+        pool.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ferry.engine import tokens
-from ferry.engine.db.tokens import issue_token
+from ferry.engine.services.tokens import issue_token
 from tests.unit.engine.test_forecast_api import running_vm
 from tests.unit.engine.test_operations_api import api as api  # noqa: F401 - the fixture
 

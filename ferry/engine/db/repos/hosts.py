@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from ferry.common.errors import Conflict
 from ferry.engine.db import models as m
-from ferry.engine.db.records import HostRecord, HostStatus
+from ferry.engine.db.records import HostRecord, HostSchedule, HostStatus
 from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, name_taken, now, utc
 
 AGENT_PORT = 54321
@@ -29,6 +29,14 @@ class HostRepository:
         if cluster is not None:
             q = q.where(m.Host.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
         return [_record(r) for r in self.session.scalars(q)]
+
+    def schedule(self) -> list[HostSchedule]:
+        """Every host's name, agent URL, status and whether it was ever refreshed: one narrow query
+        (the monitor's loop runs it every second; decoding 2,000 capabilities documents was not cheap)."""
+        q = select(m.Host.name, m.Host.agent_url, m.Host.status, m.Host.capabilities_at.is_not(None)) \
+            .order_by(m.Host.name)
+        return [HostSchedule(name, url, HostStatus(status), bool(seen))
+                for name, url, status, seen in self.session.execute(q)]
 
     def get(self, name: str, field: str | None = None) -> HostRecord:
         """The host; unknown: NotFound, or bad input in `field` when it was referred to."""

@@ -25,12 +25,26 @@ class VmRepository:
         self.policies = policies
 
     def list(self, cluster: str | None = None, host: str | None = None) -> list[VmRecord]:
-        # the record names the VM's cluster and host: loaded in the same query, not one query per VM
-        q = select(m.Vm).options(joinedload(m.Vm.cluster), joinedload(m.Vm.host)).order_by(m.Vm.name)
         if cluster is not None:
-            q = q.where(m.Vm.cluster_id == find_row(self.session, m.Cluster, cluster, "cluster").id)
+            find_row(self.session, m.Cluster, cluster, "cluster")
         if host is not None:
-            q = q.where(m.Vm.host_id == find_row(self.session, m.Host, host, "host").id)
+            find_row(self.session, m.Host, host, "host")
+        return self._listed(select(m.Vm), cluster=cluster, hosts=None if host is None else [host])
+
+    def on_hosts(self, hosts: list[str]) -> list[VmRecord]:
+        """The VMs placed on any of `hosts` (unknown names have none), in one query: a drain of 100
+        hosts read them host by host, 100 round trips and most of its planning time."""
+        return self._listed(select(m.Vm), hosts=list(hosts))
+
+    def _listed(self, q, cluster: str | None = None, hosts: list[str] | None = None) -> list[VmRecord]:  # noqa: ANN001
+        # The record names the VM's cluster and host: loaded in the same query, not one query per VM,
+        # and only their names (a host row carries the agent's capabilities and stats, large JSON).
+        q = q.options(joinedload(m.Vm.cluster).load_only(m.Cluster.name),
+                      joinedload(m.Vm.host).load_only(m.Host.name)).order_by(m.Vm.name)
+        if cluster is not None:
+            q = q.where(m.Vm.cluster_id.in_(select(m.Cluster.id).where(m.Cluster.name == cluster)))
+        if hosts is not None:
+            q = q.where(m.Vm.host_id.in_(select(m.Host.id).where(m.Host.name.in_(hosts))))
         return [_record(r) for r in self.session.scalars(q)]
 
     def get(self, ref: str) -> VmRecord:
