@@ -26,19 +26,10 @@ FINAL = ("SUCCEEDED", "FAILED", "CANCELLED", "ABORTED")
 
 
 @pytest.fixture(scope="module")
-def lab2():
-    from tests.fixtures.lab import lab_skip_reason
-
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    from ferry.lab import Lab
-
-    lab = Lab()
-    lab.up(2)
-    yield lab
-    if os.environ.get("FERRY_LAB_KEEP") != "1":
-        lab.down()
+def lab2(lab):
+    """The session lab (3 hosts; this test uses the first two). Never taken down here: the
+    tests after this one use the same lab (an own `Lab().down()` here once took it from them)."""
+    return lab
 
 
 @pytest.fixture
