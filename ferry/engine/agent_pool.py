@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import select
 import ssl
 import threading
 import time
@@ -33,7 +34,23 @@ from ferry.common.jsonrpc import INTERNAL_ERROR, TRANSPORT_ERROR, JsonRpcError
 KEEPALIVE_S = 25.0     # under the agent's 30 s read deadline for an idle connection
 _ids = itertools.count(1)
 # The agent closed a kept-alive connection before reading the request: safe to send again.
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest)
+# Over TLS a peer that went away without a close_notify (an agent killed or restarted) shows as
+# an EOF in the TLS layer.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+          http.client.CannotSendRequest, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive connection has nothing to read, unless the agent closed it (EOF) or a
+    restarted agent's kernel reset it: then it is reopened before the request is sent."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class AgentPool:
@@ -106,7 +123,7 @@ class _AgentConnection:
 
     def _exchange(self, body: bytes) -> tuple[int, bytes]:
         conn = self._conn
-        if conn is None or time.monotonic() - self._used_at > KEEPALIVE_S:
+        if conn is None or time.monotonic() - self._used_at > KEEPALIVE_S or _closed_by_peer(conn):
             self._drop()
             conn = self._conn = self._open()
             fresh = True

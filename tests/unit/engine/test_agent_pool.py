@@ -96,3 +96,53 @@ def test_the_same_agent_url_shares_one_connection_object(agent):
         assert pool(url) is pool(url.rstrip("/") + "/jsonrpc")
     finally:
         pool.close()
+
+
+def test_an_agent_restarted_between_refreshes_is_asked_on_a_new_connection():
+    """The lab's `restart_agent` (and a real agent restart) leaves the engine's kept connection
+    to a process that is gone: the next refresh must reach the new agent, not fail once (which
+    marked the host unreachable and kept its old capabilities)."""
+    port = free_port()
+    conns = []
+
+    def serve(answer):
+        server = make_server("127.0.0.1", port, {"Host.getStats": lambda p: answer})
+        original = server.process_request
+        server.process_request = lambda request, addr: (conns.append(request), original(request, addr))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    first = serve({"vmCount": 3})
+    pool = AgentPool(tls=None)
+    try:
+        conn = pool(f"http://127.0.0.1:{port}/")
+        assert conn.call("Host.getStats", {}) == {"vmCount": 3}
+        first.shutdown()
+        first.server_close()
+        for sock in conns:                     # the old agent's process is gone: its sockets close
+            sock.shutdown(2)
+        second = serve({"vmCount": 7})
+        try:
+            assert conn.call("Host.getStats", {}) == {"vmCount": 7}
+        finally:
+            second.shutdown()
+            second.server_close()
+    finally:
+        pool.close()
+
+
+def test_a_kept_connection_reads_as_closed_only_once_the_agent_closed_it(agent):
+    """Checked before each reuse: over TLS a vanished agent would otherwise show up as an EOF
+    in the middle of the next call (seen on the lab: the host was marked unreachable)."""
+    from ferry.engine.agent_pool import _closed_by_peer
+
+    url, accepted = agent
+    pool = AgentPool(tls=None)
+    try:
+        conn = pool(url)
+        assert conn.call("Host.getStats", {}) == {"vmCount": 3}
+        assert not _closed_by_peer(conn._conn)          # idle and open: nothing to read
+        conn._conn.sock.shutdown(2)
+        assert _closed_by_peer(conn._conn)
+    finally:
+        pool.close()
