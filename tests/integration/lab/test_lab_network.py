@@ -199,7 +199,12 @@ def test_lab_link_loss_drops_packets_and_delay_needs_netem(lab):
         lab.link(2, LinkShape())
     print(f"\nloss 5% on h2's link: iperf3 {clean['mbit']:.0f} -> {lossy['mbit']:.0f} Mbit/s, "
           f"retransmissions {clean['retransmits']} -> {lossy['retransmits']}")
-    assert lossy["retransmits"] > max(200, 10 * clean["retransmits"]), (clean, lossy)
+    # The share of packets sent again (retransmissions per Mbit moved, both runs equally long):
+    # a clean link on a loaded machine retransmits too, in proportion to what it moves.
+    def share(run):
+        return run["retransmits"] / max(run["mbit"], 1.0)
+
+    assert lossy["retransmits"] > 200 and share(lossy) > 10 * share(clean), (clean, lossy)
     assert lossy["mbit"] < clean["mbit"] / 2, (clean, lossy)
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     assert f"{lab.host(2).veth}_loss" not in tables  # clearing removed the machine-side rule
