@@ -121,6 +121,11 @@ class _AgentConnection:
             self._conn.close()
             self._conn = None
 
+    def _post(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[http.client.HTTPResponse, bytes]:
+        conn.request("POST", self._path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response, response.read()
+
     def _exchange(self, body: bytes) -> tuple[int, bytes]:
         conn = self._conn
         if conn is None or time.monotonic() - self._used_at > KEEPALIVE_S or _closed_by_peer(conn):
@@ -130,17 +135,13 @@ class _AgentConnection:
         else:
             fresh = False
         try:
-            conn.request("POST", self._path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            raw = response.read()
+            response, raw = self._post(conn, body)
         except _STALE:
             self._drop()
             if fresh:
                 raise
             conn = self._conn = self._open()
-            conn.request("POST", self._path, body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            raw = response.read()
+            response, raw = self._post(conn, body)
         self._used_at = time.monotonic()
         if response.will_close:
             self._drop()

@@ -20,6 +20,11 @@ from ferry.lab.plan import HOST_MOUNTS, HostPlan
 LIBVIRTD_STOP_WAIT_S = 35.0  # libvirtd 11.3 sometimes hangs up to its own 30 s shutdown limit
 
 
+def _libvirtd_argv(libvirtd: str) -> list[str]:
+    """libvirtd as every lab host runs it, inside the host's mounts."""
+    return [libvirtd, "--listen", "--config", "/etc/libvirt/libvirtd.conf", "--pid-file", "/run/libvirt/libvirtd.pid"]
+
+
 def libvirtd_command(host: HostPlan, libvirtd: str = "libvirtd") -> list[str]:
     """nsenter (network) + unshare (mount, UTS) + shell + exec libvirtd: the command that
     starts one lab host (pure). The host's copy of /run/netns is detached first, so the host
@@ -28,8 +33,7 @@ def libvirtd_command(host: HostPlan, libvirtd: str = "libvirtd") -> list[str]:
     for sub, target in HOST_MOUNTS:
         steps.append(f"mount --bind {shlex.quote(str(host.dir / sub))} {shlex.quote(target)}")
     steps.append(f"hostname {shlex.quote(host.name)}")
-    steps.append(f"exec {shlex.quote(libvirtd)} --listen --config /etc/libvirt/libvirtd.conf "
-                 f"--pid-file /run/libvirt/libvirtd.pid")
+    steps.append("exec " + shlex.join(_libvirtd_argv(libvirtd)))
     return ["nsenter", f"--net=/run/netns/{host.netns}", "--",
             "unshare", "--mount", "--uts", "--propagation", "private", "--",
             "/bin/sh", "-c", "; ".join(steps)]
@@ -40,8 +44,7 @@ def libvirtd_restart_command(host: HostPlan, mount_ns_path: str, uts_ns_path: st
     """The command that starts a host's libvirtd again inside the namespaces its guests still
     live in (pure): the host's mounts and hostname are already there, so only libvirtd runs."""
     return ["nsenter", f"--net=/run/netns/{host.netns}", f"--mount={mount_ns_path}",
-            f"--uts={uts_ns_path}", "--", libvirtd, "--listen", "--config", "/etc/libvirt/libvirtd.conf",
-            "--pid-file", "/run/libvirt/libvirtd.pid"]
+            f"--uts={uts_ns_path}", "--", *_libvirtd_argv(libvirtd)]
 
 
 def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
