@@ -176,7 +176,7 @@ def engine_driver(lab, engine_url: str | None, progress: Callable[[str], None]) 
         port = free_port()
         log = work / "engine.log"
         log.unlink(missing_ok=True)  # this run's log only
-        proc = start_engine(db_url, log, port=port, monitor_interval=2)
+        proc = start_engine(db_url, log, port=port, monitor_interval=2, images_dir=lab.plan.images_dir)
         url = f"http://127.0.0.1:{port}"
         progress(f"engine: started on {url} (pid {proc.pid}, log {log})")
         client = EngineClient(url, token, timeout=60)

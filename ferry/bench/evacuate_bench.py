@@ -72,7 +72,8 @@ class EvacuateBench:
         upgrade_database(url)
         token = issue_token(url, "admin", "bench")[0]
         port = free_port()
-        proc = start_engine(url, work / "engine.log", port=port, monitor_interval=2)
+        proc = start_engine(url, work / "engine.log", port=port, monitor_interval=2,
+                            images_dir=self.lab.plan.images_dir)
         self.progress(f"engine: pid {proc.pid} on port {port}")
         client = EngineClient(f"http://127.0.0.1:{port}", token, timeout=60)
         names: list[str] = []

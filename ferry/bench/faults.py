@@ -115,7 +115,8 @@ class FaultLab:
     def _start_engine(self) -> None:
         from ferry.engine.process import start_engine
 
-        self.proc = start_engine(self.db_url, self.log, port=self.port, monitor_interval=2)
+        self.proc = start_engine(self.db_url, self.log, port=self.port, monitor_interval=2,
+                                 images_dir=self.lab.plan.images_dir)
 
     def stop(self) -> None:
         from ferry.engine.process import stop_engine
