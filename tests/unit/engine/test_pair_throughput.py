@@ -14,11 +14,8 @@ from ferry.engine.services.planning import plan_for_vm
 
 
 @pytest.fixture
-def db(database_url):
-    upgrade_database(database_url)
-    database = Database(database_url)
-    yield database
-    database.dispose()
+def db(upgraded_db):
+    return upgraded_db
 
 
 def populate(st) -> None:

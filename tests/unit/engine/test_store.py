@@ -40,11 +40,8 @@ CUSTOM_POLICY = {
 
 
 @pytest.fixture
-def db(database_url):
-    upgrade_database(database_url)
-    database = Database(database_url)
-    yield database
-    database.dispose()
+def db(upgraded_db):
+    return upgraded_db
 
 
 @pytest.fixture
