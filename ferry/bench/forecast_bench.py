@@ -230,8 +230,8 @@ class ForecastBench:
         if half.get("eta_s") is not None:
             half["actual_left_s"] = wall - half["at_s"]
         return {"case": asdict(case), "source": src.name, "destination": dst.name, "at": time.time(),
-                "forecast": {k: fc.get(k) for k in ("outcome", "totalSeconds", "downtimeMs", "iterations",
-                                                    "range", "reason")},
+                "forecast": {k: fc.get(k) for k in ("outcome", "totalSeconds", "downtimeMs", "downtimeRangeMs",
+                                                    "iterations", "range", "reason")},
                 "inputs": fc.get("inputs"), "steps": fc.get("steps"),
                 "actual": {"state": final["state"], "outcome": actual_outcome(final), "wall_s": round(wall, 3),
                            "downtime_ms": result.get("downtime_ms"), "iterations": result.get("iterations"),
