@@ -61,6 +61,10 @@ class Measured:
     link_mibs: float | None = None
     dirty_pattern: str = LINEAR
     fixed_cost_s: float = FIXED_COST_S
+    # a parallel plan without samples of its own connection count: the pair's one-connection
+    # calibrated speed, for the final copy only (the rate limit lifted, multifd goes at least
+    # as fast as one stream); never the passes' bandwidth
+    final_floor_mibs: float | None = None
 
 
 def schedule_items(schedule: Schedule) -> tuple[float | None, tuple[ScheduleItem, ...]]:
@@ -119,7 +123,7 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
     init_ms, items = schedule_items(params.effective_schedule())
     touched = m.memory_mib if m.touched_mib is None else min(m.touched_mib, m.memory_mib)
     # the final copy runs with the rate limit lifted: at what the pair reaches, when known
-    free = [x for x in (m.measured_bandwidth_mibs, m.link_mibs) if x]
+    free = [x for x in (m.measured_bandwidth_mibs or m.final_floor_mibs, m.link_mibs) if x]
     final = min(free) if free else None
     spread = m.bandwidth_spread if chosen.source == bw.MEASURED and m.bandwidth_spread is not None else None
     return ForecastInputs(

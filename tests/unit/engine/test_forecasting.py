@@ -216,3 +216,13 @@ def test_a_legacy_guest_that_cannot_finish_in_time_is_forecast_to_abort_at_the_l
     m = fx.Measured(memory_mib=512, touched_mib=404, dirty_rate_mibs=24)
     f = fx.plan_forecast(p, m)
     assert f.outcome == ABORT and f.total_seconds == pytest.approx(32.15)
+
+
+def test_the_final_floor_sets_only_the_final_copys_speed():
+    """A parallel plan at a 100 MiB/s cap with the pair's one-connection 270 MiB/s: the passes
+    run at the cap, the final copy at 270 (under the 10 Gbit/s link, 1192 MiB/s); without it the
+    final copy is forecast at the cap."""
+    p = plan(bandwidth="CUSTOM:1600", parallel="CUSTOM:4")
+    inp = fx.forecast_inputs(p, fx.Measured(memory_mib=1024, final_floor_mibs=270.0, link_mibs=1192.0))
+    assert (inp.bandwidth_mibs, inp.bandwidth_source, inp.final_bandwidth_mibs) == (100.0, "cap", 270.0)
+    assert fx.forecast_inputs(p, fx.Measured(memory_mib=1024)).final_bandwidth_mibs is None
