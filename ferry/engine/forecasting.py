@@ -137,7 +137,7 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
         postcopy_allowed=not params.parallel, fixed_cost_s=m.fixed_cost_s, dirty_pattern=m.dirty_pattern,
         check_chunk_s=check_chunk(chosen.source), switchover_syncs=SWITCHOVER_SYNCS,
         final_bandwidth_mibs=final if final is not None and final > chosen.mibs else None,
-        max_seconds=time_limit_s(params, m.memory_mib),
+        max_seconds=time_limit_s(params, m.memory_mib), link_mibs=m.link_mibs,
     )
 
 

@@ -117,6 +117,8 @@ class ForecastInputs:
     # the final copy's speed: QEMU lifts the rate limit once the guest is stopped, so the rest
     # goes at what the hosts reach, not at the cap; None = the bandwidth (the first model)
     final_bandwidth_mibs: float | None = None
+    # the link's speed, the one ceiling the final copy cannot pass (the downtime range's low)
+    link_mibs: float | None = None
 
     def __post_init__(self) -> None:
         if self.dirty_pattern not in (LINEAR, RANDOM):
@@ -140,8 +142,9 @@ class ForecastInputs:
         _positive(self.switchover_ms, "switchover_ms", zero_ok=True)
         if self.check_chunk_s is not None:
             _positive(self.check_chunk_s, "check_chunk_s")
-        if self.final_bandwidth_mibs is not None:
-            _positive(self.final_bandwidth_mibs, "final_bandwidth_mibs")
+        for name in ("final_bandwidth_mibs", "link_mibs"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), name)
         if isinstance(self.switchover_syncs, bool) or self.switchover_syncs not in (0, 1, 2):
             raise InvalidInput("switchover_syncs", f"must be 0, 1 or 2, got {self.switchover_syncs!r}")
         if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 0:
@@ -174,6 +177,7 @@ class ForecastInputs:
             "postcopyAllowed": self.postcopy_allowed, "maxSeconds": self.max_seconds,
             "dirtyPattern": self.dirty_pattern, "checkChunkSeconds": self.check_chunk_s,
             "switchoverSyncs": self.switchover_syncs, "finalBandwidthMiBs": self.final_bandwidth_mibs,
+            "linkMiBs": self.link_mibs,
         }
 
     @classmethod
@@ -192,7 +196,8 @@ class ForecastInputs:
                    fixed_cost_s=w.get("fixedCostSeconds", FIXED_COST_S), switchover_ms=w.get("switchoverMs", 0.0),
                    postcopy_allowed=w.get("postcopyAllowed", True), max_seconds=w.get("maxSeconds"),
                    dirty_pattern=w.get("dirtyPattern", LINEAR), check_chunk_s=w.get("checkChunkSeconds"),
-                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"))
+                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"),
+                   link_mibs=w.get("linkMiBs"))
 
     @property
     def dirty_low(self) -> float:
@@ -406,8 +411,11 @@ def downtime_range(run: Run, inp: ForecastInputs, spread: float) -> tuple[float,
     QEMU switches over once what is left fits the limit in force at the bandwidth it measured,
     so the limit is what the downtime reaches when the final copy goes no faster than the
     passes; with the bandwidth `spread` lower it goes over by 1 / (1 - spread): high =
-    limit / (1 - spread) + switchover_ms. Low: the run's own left-over sent at the final speed
-    (the rate limit lifted) `spread` faster, + switchover_ms; a post-copy switch-over sends no
+    limit / (1 - spread) + switchover_ms. Low: the run's left-over sent at the link's speed, the
+    one ceiling the final copy (rate limit lifted) cannot pass, + switchover_ms; with no link
+    speed known, switchover_ms. The pair's calibrated speed is no bound: it averages whole
+    migrations (zero pages, setup), and the lab's final copies went faster (32 ms for a
+    left-over the calibrated 318 MiB/s would take 58 ms over). A post-copy switch-over sends no
     RAM while stopped: low = switchover_ms."""
     if run.outcome == ABORT or not run.steps:
         return None
@@ -415,8 +423,9 @@ def downtime_range(run: Run, inp: ForecastInputs, spread: float) -> tuple[float,
     high = limit / (1 - spread) + inp.switchover_ms
     if run.outcome == POSTCOPY:
         return inp.switchover_ms, high
-    final = max(inp.bandwidth_mibs, inp.final_bandwidth_mibs or 0.0) * (1 + spread)
-    low = run.steps[-1].remaining_mib / final * 1000 + inp.switchover_ms
+    low = inp.switchover_ms
+    if inp.link_mibs:
+        low += run.steps[-1].remaining_mib / inp.link_mibs * 1000
     return min(low, run.downtime_ms or low), max(high, run.downtime_ms or 0.0)
 
 

@@ -225,4 +225,5 @@ def test_the_final_floor_sets_only_the_final_copys_speed():
     p = plan(bandwidth="CUSTOM:1600", parallel="CUSTOM:4")
     inp = fx.forecast_inputs(p, fx.Measured(memory_mib=1024, final_floor_mibs=270.0, link_mibs=1192.0))
     assert (inp.bandwidth_mibs, inp.bandwidth_source, inp.final_bandwidth_mibs) == (100.0, "cap", 270.0)
+    assert inp.link_mibs == 1192.0      # the downtime range's low: the left-over at the link's speed
     assert fx.forecast_inputs(p, fx.Measured(memory_mib=1024)).final_bandwidth_mibs is None

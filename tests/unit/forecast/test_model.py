@@ -1,5 +1,6 @@
 """The pre-copy model pinned on hand-computed cases (issue 14 item 6) and on its properties."""
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -314,22 +315,24 @@ def test_inputs_read_back_from_their_wire_form():
     assert ForecastInputs.from_wire(inp.to_wire()) == inp
 
 
-def test_downtime_range_runs_from_the_left_over_at_the_final_speed_to_the_limit_in_force():
+def test_downtime_range_runs_from_the_left_over_at_the_link_speed_to_the_limit_in_force():
     """The hand case above (left 1.6 MiB, limit 50 ms, B = 100), spread 0.1, final copy at the
-    pair's 400 MiB/s: low = 1.6 / (400 x 1.1) = 3.636 ms; high = 50 / 0.9 = 55.556 ms; the
-    central 1.6 / 400 = 4 ms lies between."""
+    pair's 400 MiB/s, link 1600 MiB/s: low = 1.6 / 1600 = 1 ms; high = 50 / 0.9 = 55.556 ms;
+    the central 1.6 / 400 = 4 ms lies between. With no link known the low is 0 (the switch-over
+    cost)."""
     f = forecast(inputs(memory_mib=2048, touched_mib=1000, dirty_rate_mibs=20, init_downtime_ms=300,
-                        stalling=((0, "setDowntime", 50),), final_bandwidth_mibs=400))
+                        stalling=((0, "setDowntime", 50),), final_bandwidth_mibs=400, link_mibs=1600))
     assert f.downtime_ms == pytest.approx(4)
-    assert f.downtime_low_ms == pytest.approx(1.6 / 440 * 1000)
+    assert f.downtime_low_ms == pytest.approx(1.0)
     assert f.downtime_high_ms == pytest.approx(50 / 0.9)
-    assert f.to_wire()["downtimeRangeMs"] == {"low": 3.636, "high": 55.556}
+    assert f.to_wire()["downtimeRangeMs"] == {"low": 1.0, "high": 55.556}
+    assert forecast(replace(f.inputs, link_mibs=None)).downtime_low_ms == 0
 
 
 def test_downtime_range_adds_the_switchover_cost_and_is_none_for_an_abort():
     f = forecast(inputs(memory_mib=2048, touched_mib=1000, dirty_rate_mibs=20, init_downtime_ms=300,
                         stalling=((0, "setDowntime", 50),), switchover_ms=10))
-    assert f.downtime_low_ms == pytest.approx(1.6 / 110 * 1000 + 10)
+    assert f.downtime_low_ms == pytest.approx(10)
     assert f.downtime_high_ms == pytest.approx(50 / 0.9 + 10)
     aborted = forecast(inputs(memory_mib=512, touched_mib=320, dirty_rate_mibs=50, bandwidth_mibs=40,
                               init_downtime_ms=100, stalling=MINIMAL_DOWNTIME))
