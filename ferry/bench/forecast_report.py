@@ -239,6 +239,31 @@ def plot_scatter(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_confusion(result: dict, path: Path) -> None:
+    """The confusion matrix of outcomes as a picture: forecast rows, actual columns, counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = confusion(result["runs"])
+    rows = list(conf)
+    grid = [[conf[p][a] for a in ACTUAL_OUTCOMES] for p in rows]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.imshow(grid, cmap="Greens")
+    ax.set_xticks(range(len(ACTUAL_OUTCOMES)), ACTUAL_OUTCOMES)
+    ax.set_yticks(range(len(rows)), rows)
+    for i, row in enumerate(grid):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center")
+    ax.set_xlabel("what the lab did")
+    ax.set_ylabel("forecast")
+    ax.set_title("Outcomes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 BEGIN, END = markers("forecast")
 
 
@@ -260,6 +285,11 @@ def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (
     except ImportError:
         pass
     section = render_section(result, plot, list(notes))
+    try:
+        plot_confusion(result, data_dir / f"{name}-confusion.png")
+        section += f"\n![Confusion matrix of outcomes]({data_dir.name}/{name}-confusion.png)\n"
+    except ImportError:
+        pass
     if second is not None:
         heading, again, again_notes = second
         try:
