@@ -17,6 +17,7 @@ migrations. `--case` runs chosen cases instead.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -134,8 +135,10 @@ CALIBRATION_MBPS = 80_000      # far above what the lab's loopback migrations re
 
 class ForecastBench:
     def __init__(self, lab, driver, cases: list[Case], *, progress: Progress, dirty_seconds: int = 2,
-                 pattern: str = "random", calibrate: bool = False):
+                 pattern: str = "random", calibrate: bool = False,
+                 checkpoint: Callable[[dict], None] | None = None):
         self.lab, self.driver, self.cases = lab, driver, cases
+        self.checkpoint = checkpoint   # given the result so far after each run (a run cut short keeps it)
         self.client = driver.client
         self.progress = progress
         self.dirty_seconds, self.pattern = dirty_seconds, pattern
@@ -168,6 +171,7 @@ class ForecastBench:
     def run(self) -> dict:
         h1, h2 = self.lab.hosts()[:2]
         started = datetime.now(UTC)
+        self.machine = machine_facts(self.lab)    # the load before the first run, not after the last
         runs: list[dict] = []
         calibration = self._calibration(h1, h2) if self.calibrate else []
         for key, group in itertools.groupby(self.cases, key=lambda c: c.guest_key):
@@ -186,15 +190,21 @@ class ForecastBench:
                     rec = self._one(case, vm, here, there)
                     runs.append(rec)
                     self.progress(f"[{len(runs)}/{len(self.cases)}] {case.label()}: {_line(rec)}")
+                    if self.checkpoint is not None:
+                        self.checkpoint(self._result(started, calibration, runs))
                     if rec["actual"]["state"] == "SUCCEEDED":
                         here = there
             finally:
                 self.lab.destroy_guest(vm)
                 self.driver.release(vm)
+        return self._result(started, calibration, runs)
+
+    def _result(self, started: datetime, calibration: list[dict], runs: list[dict]) -> dict:
         return {"kind": "forecast", "started_at": started.isoformat(), "ended_at": datetime.now(UTC).isoformat(),
                 "dirty_seconds": self.dirty_seconds, "pattern": self.pattern, "cases": len(self.cases),
                 "calibration": calibration,
-                "machine": machine_facts(self.lab), "runs": runs}
+                "machine": self.machine, "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+                "runs": list(runs)}
 
     def _one(self, case: Case, vm: str, src, dst) -> dict:
         self.client.patch("/api/clusters/bench", cluster_for(case))
@@ -230,8 +240,8 @@ class ForecastBench:
         if half.get("eta_s") is not None:
             half["actual_left_s"] = wall - half["at_s"]
         return {"case": asdict(case), "source": src.name, "destination": dst.name, "at": time.time(),
-                "forecast": {k: fc.get(k) for k in ("outcome", "totalSeconds", "downtimeMs", "iterations",
-                                                    "range", "reason")},
+                "forecast": {k: fc.get(k) for k in ("outcome", "totalSeconds", "downtimeMs", "downtimeRangeMs",
+                                                    "iterations", "range", "reason")},
                 "inputs": fc.get("inputs"), "steps": fc.get("steps"),
                 "actual": {"state": final["state"], "outcome": actual_outcome(final), "wall_s": round(wall, 3),
                            "downtime_ms": result.get("downtime_ms"), "iterations": result.get("iterations"),

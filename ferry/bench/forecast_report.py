@@ -45,6 +45,15 @@ def downtime_errors(runs: list[dict]) -> list[float]:
             and r["forecast"]["downtimeMs"] is not None and r["actual"]["downtime_ms"] is not None]
 
 
+def downtime_in_range(runs: list[dict]) -> tuple[int, int]:
+    """(inside, of): runs whose measured downtime lies in the forecast's downtime range, over
+    the runs with a range (forecast to converge or switch to post-copy) and a measured downtime."""
+    both = [(r["forecast"].get("downtimeRangeMs") or {}, r["actual"]["downtime_ms"]) for r in runs
+            if r["forecast"]["outcome"] == r["actual"]["outcome"] and r["actual"]["downtime_ms"] is not None]
+    both = [(rng, dt) for rng, dt in both if rng.get("low") is not None and rng.get("high") is not None]
+    return sum(1 for rng, dt in both if rng["low"] <= dt <= rng["high"]), len(both)
+
+
 def confusion(runs: list[dict]) -> dict[str, dict[str, int]]:
     """{forecast outcome: {actual outcome: runs}}."""
     m = {p: dict.fromkeys(ACTUAL_OUTCOMES, 0) for p in OUTCOMES}
@@ -74,6 +83,7 @@ def reforecast(run: dict, final_mibs: float | None) -> dict:
                                     else None})
     fc = forecast(inp)
     return {"outcome": fc.outcome, "totalSeconds": fc.total_seconds, "downtimeMs": fc.downtime_ms,
+            "downtimeRangeMs": {"low": fc.downtime_low_ms, "high": fc.downtime_high_ms},
             "iterations": fc.iterations, "range": {"low": fc.low, "high": fc.high}, "reason": fc.reason}
 
 
@@ -113,7 +123,8 @@ def summarize(result: dict) -> dict:
             "downtime_error_ms_p90": _pct(de, 0.9), "downtime_runs": len(de),
             "eta_error_median": _pct(ee, 0.5), "eta_error_p90": _pct(ee, 0.9), "eta_runs": len(ee),
             "eta_before_median": _pct(eta_errors(runs, "before_eta_s"), 0.5),
-            "eta_before_runs": len(eta_errors(runs, "before_eta_s")), "confusion": confusion(runs)}
+            "eta_before_runs": len(eta_errors(runs, "before_eta_s")), "confusion": confusion(runs),
+            "downtime_in_range": downtime_in_range(runs)}
 
 
 def _f(x, fmt="{:.0%}") -> str:
@@ -124,7 +135,8 @@ def summary_text(result: dict) -> str:
     s = summarize(result)
     return (f"{s['runs']} runs, outcome right in {s['outcome_right']}/{s['runs']}; total-time |error| median "
             f"{_f(s['total_error_median'])}, p90 {_f(s['total_error_p90'])} ({s['total_error_runs']} runs); "
-            f"downtime |error| median {_f(s['downtime_error_ms_median'], '{:.0f} ms')} ({s['downtime_runs']} runs); "
+            f"downtime |error| median {_f(s['downtime_error_ms_median'], '{:.0f} ms')} ({s['downtime_runs']} runs), "
+            f"inside the range {s['downtime_in_range'][0]}/{s['downtime_in_range'][1]}; "
             f"live ETA at 50% |error| median {_f(s['eta_error_median'])} ({s['eta_runs']} runs); "
             f"memory verified {s['verified']}/{s['runs']}")
 
@@ -155,6 +167,8 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
              f"| outcome right | ≥ 95% | {s['outcome_right']}/{s['runs']} |",
              f"| downtime abs. error, median (p90) | – | {_f(s['downtime_error_ms_median'], '{:.0f} ms')} "
              f"({_f(s['downtime_error_ms_p90'], '{:.0f} ms')}; {s['downtime_runs']} runs converged in both) |",
+             f"| measured downtime inside the forecast's range | – | {s['downtime_in_range'][0]}/"
+             f"{s['downtime_in_range'][1]} (runs with the outcome right and a downtime) |",
              f"| live ETA at 50% progress, median abs. error | ≤ ±10% | {_f(s['eta_error_median'])} "
              f"(p90 {_f(s['eta_error_p90'])}; {s['eta_runs']} runs) |",
              *([f"| the same, as the ETA was computed before (same samples) | – | {_f(s['eta_before_median'])} "
@@ -173,12 +187,19 @@ def render_section(result: dict, plot: str | None, notes: list[str] = (), headin
         lines.append(f"| {c['size_mib']} MiB, {c['touched_pct']}%, dirty {c['dirty_mib_s']}, cap {c['cap_mib_s']}, "
                      f"{c['mode']}, {c['policy']} | {f['outcome']} {total} | {a['outcome']} {a['wall_s']:.1f} s | "
                      f"{f['iterations']}/{a['iterations'] if a['iterations'] is not None else '–'} | "
-                     f"{_f(f['downtimeMs'], '{:.0f}')}/{_f(a['downtime_ms'], '{:.0f}')} | "
+                     f"{_f(f['downtimeMs'], '{:.0f}')}{_range(f.get('downtimeRangeMs'))}/"
+                     f"{_f(a['downtime_ms'], '{:.0f}')} | "
                      f"{_f(i.get('dirtyRateMiBs'), '{:.1f}')} (touched {_f(i.get('touchedMiB'), '{:.0f}')} MiB) |")
     lines += ["", *notes]
     if plot:
         lines += ["", f"![Forecast vs actual]({plot})"]
     return "\n".join(lines) + "\n"
+
+
+def _range(rng: dict | None) -> str:
+    if not rng or rng.get("low") is None or rng.get("high") is None:
+        return ""
+    return f" [{rng['low']:.0f}–{rng['high']:.0f}]"
 
 
 def _sources(runs: list[dict]) -> str:
@@ -218,6 +239,31 @@ def plot_scatter(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_confusion(result: dict, path: Path) -> None:
+    """The confusion matrix of outcomes as a picture: forecast rows, actual columns, counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = confusion(result["runs"])
+    rows = list(conf)
+    grid = [[conf[p][a] for a in ACTUAL_OUTCOMES] for p in rows]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.imshow(grid, cmap="Greens")
+    ax.set_xticks(range(len(ACTUAL_OUTCOMES)), ACTUAL_OUTCOMES)
+    ax.set_yticks(range(len(rows)), rows)
+    for i, row in enumerate(grid):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center")
+    ax.set_xlabel("what the lab did")
+    ax.set_ylabel("forecast")
+    ax.set_title("Outcomes")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 BEGIN, END = markers("forecast")
 
 
@@ -239,6 +285,11 @@ def write_forecast_report(report: str | Path, result: dict, notes: list[str] = (
     except ImportError:
         pass
     section = render_section(result, plot, list(notes))
+    try:
+        plot_confusion(result, data_dir / f"{name}-confusion.png")
+        section += f"\n![Confusion matrix of outcomes]({data_dir.name}/{name}-confusion.png)\n"
+    except ImportError:
+        pass
     if second is not None:
         heading, again, again_notes = second
         try:

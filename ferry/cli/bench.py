@@ -139,15 +139,20 @@ def forecast_cmd(cases, dirty_seconds, pattern, engine_url, calibrate, out, repo
               + ("" if cases else " (issue 14's full matrix)"))
     with engine_driver(lab, engine_url, progress=_progress) as driver:
         result = ForecastBench(lab, driver, chosen, progress=_progress, dirty_seconds=dirty_seconds,
-                               pattern=pattern, calibrate=calibrate).run()
+                               pattern=pattern, calibrate=calibrate,
+                               checkpoint=(lambda partial: _write_json(out, partial)) if out else None).run()
     result["full_matrix"] = not cases
     if out:
-        with open(out, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
+        _write_json(out, result)
     if report:
         extra = open(notes).read() if notes else ""
         _progress(f"report written: {write_forecast_report(report, result, name=name, extra=extra)}")
     click.echo(summary_text(result))
+
+
+def _write_json(path: str, result: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
 
 
 @bench.command("evacuate")

@@ -31,12 +31,13 @@ from ferry.forecast.model import (
     ScheduleItem,
     forecast,
 )
-from ferry.protocol.migrate_params import DEFAULT_MAX_BANDWIDTH_MIBS
+from ferry.protocol.adaptive import DEFAULT_MAX_SECONDS_PER_GIB
+from ferry.protocol.migrate_params import DEFAULT_MAX_BANDWIDTH_MIBS, MigrateParams
 from ferry.protocol.schedule import Schedule
 
 __all__ = ["LINEAR", "RANDOM", "Measured", "calibration", "forecast_inputs", "forecast_wire", "link_mibs",
            "measured_from_dirty_rate", "pair_samples", "throughput_sample", "premigration_record",
-           "fresh_premigration", "plan_forecast", "schedule_items"]
+           "fresh_premigration", "plan_forecast", "schedule_items", "time_limit_s"]
 
 MBPS_TO_MIBS = 1_000_000 / 8 / (1 << 20)     # a link's Mbit/s in MiB/s
 # A sample whose cap was within this factor of its throughput ran at the cap, not at what
@@ -60,6 +61,10 @@ class Measured:
     link_mibs: float | None = None
     dirty_pattern: str = LINEAR
     fixed_cost_s: float = FIXED_COST_S
+    # a parallel plan without samples of its own connection count: the pair's one-connection
+    # calibrated speed, for the final copy only (the rate limit lifted, multifd goes at least
+    # as fast as one stream); never the passes' bandwidth
+    final_floor_mibs: float | None = None
 
 
 def schedule_items(schedule: Schedule) -> tuple[float | None, tuple[ScheduleItem, ...]]:
@@ -76,6 +81,22 @@ def schedule_items(schedule: Schedule) -> tuple[float | None, tuple[ScheduleItem
                    s.action.downtime_ms if s.action.name == SET_DOWNTIME else None)
                   for s in schedule.stalling)
     return init_ms, items
+
+
+def time_limit_s(params: MigrateParams, memory_mib: float) -> float | None:
+    """The seconds after which the source agent aborts, whatever QEMU does (None: no limit).
+
+    The agent applies Vdsm's migration_max_time_per_gib_mem (64 s/GiB, rounded up to whole
+    seconds as Vdsm does) to a migration sent without a convergence schedule (Legacy), and a
+    `maxTimePerGiB` given in the call to any migration (0 turns it off): ferry.agent.hard_limits.
+    The lab's Legacy run of a 512 MiB guest at 30 MiB/s was aborted so at 32 s; the model had
+    it converge at 32.0 s."""
+    per_gib = params.max_time_per_gib
+    if per_gib is None:
+        per_gib = DEFAULT_MAX_SECONDS_PER_GIB if params.schedule is None else 0
+    if per_gib <= 0:
+        return None
+    return float((per_gib * int(memory_mib) + 1023) // 1024)
 
 
 def link_mibs(*speeds_mbps: int | None) -> float | None:
@@ -102,7 +123,7 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
     init_ms, items = schedule_items(params.effective_schedule())
     touched = m.memory_mib if m.touched_mib is None else min(m.touched_mib, m.memory_mib)
     # the final copy runs with the rate limit lifted: at what the pair reaches, when known
-    free = [x for x in (m.measured_bandwidth_mibs, m.link_mibs) if x]
+    free = [x for x in (m.measured_bandwidth_mibs or m.final_floor_mibs, m.link_mibs) if x]
     final = min(free) if free else None
     spread = m.bandwidth_spread if chosen.source == bw.MEASURED and m.bandwidth_spread is not None else None
     return ForecastInputs(
@@ -116,6 +137,7 @@ def forecast_inputs(plan: MigrationPlan, m: Measured) -> ForecastInputs:
         postcopy_allowed=not params.parallel, fixed_cost_s=m.fixed_cost_s, dirty_pattern=m.dirty_pattern,
         check_chunk_s=check_chunk(chosen.source), switchover_syncs=SWITCHOVER_SYNCS,
         final_bandwidth_mibs=final if final is not None and final > chosen.mibs else None,
+        max_seconds=time_limit_s(params, m.memory_mib), link_mibs=m.link_mibs,
     )
 
 
@@ -167,9 +189,14 @@ def _number(value, field: str) -> float:
 
 def throughput_sample(plan: Mapping[str, Any] | None, result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """What a succeeded migration says of its host pair, for the pair_throughput table:
-    {connections, cap_mibs, mibs}; None when it measured no throughput."""
+    {connections, cap_mibs, mibs}; None when it measured no throughput, or its final figures
+    do not cover the whole migration (`figures_complete` false: ferry.engine.migration_outcome).
+    The speed is QEMU's own transfer rate (setup excluded) when the result has it, else bytes
+    over QEMU's whole time."""
     result = result or {}
-    mibs = result.get("throughput_mibps")
+    if result.get("figures_complete") is False:
+        return None
+    mibs = result.get("transfer_mibps") or result.get("throughput_mibps")
     if not isinstance(mibs, int | float) or isinstance(mibs, bool) or mibs <= 0:
         return None
     params = (plan or {}).get("params") or {}

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry.common.errors import InvalidInput
-from ferry.engine.forecasting import check_chunk, schedule_items
+from ferry.engine.forecasting import check_chunk, schedule_items, time_limit_s
 from ferry.forecast.live import Eta, LiveStats, PreMigration, live_eta
 from ferry.forecast.model import SWITCHOVER_SYNCS
 from ferry.protocol.migrate_params import MigrateParams
@@ -112,7 +112,7 @@ def migration_eta(record: Mapping[str, Any]) -> Eta | None:
                     premigration=premigration(record.get("plan")),
                     auto_converge=params.auto_converge, postcopy_allowed=not params.parallel,
                     check_chunk_s=check_chunk("cap" if params.bandwidth_mibs else "measured"),
-                    switchover_syncs=SWITCHOVER_SYNCS)
+                    switchover_syncs=SWITCHOVER_SYNCS, max_seconds=time_limit_s(params, total / MIB))
 
 
 def with_eta(record: dict) -> dict:

@@ -25,7 +25,10 @@ The model (all sizes MiB, rates MiB/s, B = bandwidth, r = dirty rate):
   cpu-throttle-initial (20%) or rises by cpu-throttle-increment (10%), at most 99%, and the
   effective dirty rate is r * (1 - throttle);
 - total time = the iterations + the final copy + the fixed libvirt costs around QEMU's own time
-  (prepare and confirm: ~1.5 s in the lab, docs/benchmarks.md).
+  (prepare and confirm: ~1.5 s in the lab, docs/benchmarks.md); an abort skips the confirm;
+- a time limit (the agent's, Vdsm's max time per GiB) aborts when it is reached, mid-pass;
+- the downtime is a range: up to the limit in force (QEMU's own switch-over test), down to the
+  left-over at the final copy's speed (see `downtime_range`).
 
 A migration nothing stops and that cannot converge (nothing left in the schedule, throttle at
 its maximum or off, and the data not shrinking) never ends: outcome abort, total None, reason
@@ -46,6 +49,12 @@ ACTIONS = (SET_DOWNTIME, ABORT, POSTCOPY)
 
 QEMU_DEFAULT_DOWNTIME_MS = 300        # QEMU's downtime-limit when nothing sets one
 FIXED_COST_S = 1.5                    # libvirt's prepare + confirm around QEMU (docs/benchmarks.md: 1.6 s)
+# Of it, what comes after QEMU's clock stops (libvirt's confirm, which stops the source, and
+# the finish): libvirt's job clock (time_elapsed) starts before the destination's prepare, so
+# little lies before it: in the lab 0.07-0.6 s (median 0.14 s) of the 1.3-2.6 s between the
+# request and the end passed before time_elapsed began (bench forecast samples, 2026-12-02).
+# An abort is a cancel: it pays only the part before.
+FIXED_AFTER_FRACTION = 0.9
 THROTTLE_INITIAL_PCT = 20             # QEMU cpu-throttle-initial default
 THROTTLE_INCREMENT_PCT = 10           # QEMU cpu-throttle-increment default
 THROTTLE_MAX_PCT = 99                 # QEMU max-cpu-throttle default
@@ -108,6 +117,8 @@ class ForecastInputs:
     # the final copy's speed: QEMU lifts the rate limit once the guest is stopped, so the rest
     # goes at what the hosts reach, not at the cap; None = the bandwidth (the first model)
     final_bandwidth_mibs: float | None = None
+    # the link's speed, the one ceiling the final copy cannot pass (the downtime range's low)
+    link_mibs: float | None = None
 
     def __post_init__(self) -> None:
         if self.dirty_pattern not in (LINEAR, RANDOM):
@@ -131,8 +142,9 @@ class ForecastInputs:
         _positive(self.switchover_ms, "switchover_ms", zero_ok=True)
         if self.check_chunk_s is not None:
             _positive(self.check_chunk_s, "check_chunk_s")
-        if self.final_bandwidth_mibs is not None:
-            _positive(self.final_bandwidth_mibs, "final_bandwidth_mibs")
+        for name in ("final_bandwidth_mibs", "link_mibs"):
+            if getattr(self, name) is not None:
+                _positive(getattr(self, name), name)
         if isinstance(self.switchover_syncs, bool) or self.switchover_syncs not in (0, 1, 2):
             raise InvalidInput("switchover_syncs", f"must be 0, 1 or 2, got {self.switchover_syncs!r}")
         if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 0:
@@ -165,6 +177,7 @@ class ForecastInputs:
             "postcopyAllowed": self.postcopy_allowed, "maxSeconds": self.max_seconds,
             "dirtyPattern": self.dirty_pattern, "checkChunkSeconds": self.check_chunk_s,
             "switchoverSyncs": self.switchover_syncs, "finalBandwidthMiBs": self.final_bandwidth_mibs,
+            "linkMiBs": self.link_mibs,
         }
 
     @classmethod
@@ -183,7 +196,8 @@ class ForecastInputs:
                    fixed_cost_s=w.get("fixedCostSeconds", FIXED_COST_S), switchover_ms=w.get("switchoverMs", 0.0),
                    postcopy_allowed=w.get("postcopyAllowed", True), max_seconds=w.get("maxSeconds"),
                    dirty_pattern=w.get("dirtyPattern", LINEAR), check_chunk_s=w.get("checkChunkSeconds"),
-                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"))
+                   switchover_syncs=w.get("switchoverSyncs", 0), final_bandwidth_mibs=w.get("finalBandwidthMiBs"),
+                   link_mibs=w.get("linkMiBs"))
 
     @property
     def dirty_low(self) -> float:
@@ -250,11 +264,14 @@ class Forecast:
     inputs: ForecastInputs
     steps: tuple[Step, ...] = field(default=())
     reason: str = ""
+    downtime_low_ms: float | None = None     # the downtime's range (see `downtime_range`)
+    downtime_high_ms: float | None = None
 
     def to_wire(self) -> dict:
         """The `forecast` JSON object of issue 14 item 3."""
         return {"outcome": self.outcome, "totalSeconds": _round(self.total_seconds),
                 "downtimeMs": _round(self.downtime_ms), "iterations": self.iterations,
+                "downtimeRangeMs": {"low": _round(self.downtime_low_ms), "high": _round(self.downtime_high_ms)},
                 "range": {"low": _round(self.low), "high": _round(self.high)},
                 "inputs": self.inputs.to_wire(), "steps": [s.to_wire() for s in self.steps]}
 
@@ -347,6 +364,10 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
         threshold = bandwidth_mibs * limit_ms / 1000
         unsent = in_pass_unsent(inp, send, threshold, bandwidth_mibs)
         secs = (send - unsent) / bandwidth_mibs
+        if inp.max_seconds is not None and t + secs >= inp.max_seconds:
+            steps.append(Step(n, send, inp.max_seconds - t, send, limit_ms, "abort (time limit)", throttle, rate))
+            return Run(ABORT, inp.max_seconds, None, tuple(steps),
+                       f"over the time limit of {inp.max_seconds:g} s (during iteration {n})")
         left = min(inp.touched_mib, unsent + dirtied(inp.touched_mib, rate * (secs + carried_s), inp.dirty_pattern))
         # a pass partly run before `state` says nothing of whether passes shrink
         settled, carried_s = carried_s == 0, 0.0
@@ -361,8 +382,6 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
                            f"{raced}, which the switch-over's own bitmap sync starts")
             return Run(CONVERGE, t + final, final * 1000 + inp.switchover_ms, tuple(steps),
                        f"converges after iteration {n}")
-        if inp.max_seconds is not None and t >= inp.max_seconds:
-            return Run(ABORT, t, None, tuple(steps), f"over the time limit of {inp.max_seconds:g} s")
         can_throttle = inp.auto_converge and throttle < THROTTLE_MAX_PCT
         if inp.auto_converge and left - unsent > (send - unsent) * THROTTLE_TRIGGER_PCT / 100:
             high += 1
@@ -379,7 +398,35 @@ def simulate(inp: ForecastInputs, dirty_mibs: float, bandwidth_mibs: float, stat
 
 
 def _total(run: Run, fixed_s: float) -> float | None:
-    return None if run.seconds is None else run.seconds + fixed_s
+    """QEMU's time plus libvirt's around it; an aborted migration pays only the part before
+    QEMU (prepare): it ends with a cancel, not with the confirm step that stops the source."""
+    if run.seconds is None:
+        return None
+    return run.seconds + fixed_s * (1 - FIXED_AFTER_FRACTION if run.outcome == ABORT else 1)
+
+
+def downtime_range(run: Run, inp: ForecastInputs, spread: float) -> tuple[float, float] | None:
+    """(low, high) ms of a converging or post-copy run's downtime.
+
+    QEMU switches over once what is left fits the limit in force at the bandwidth it measured,
+    so the limit is what the downtime reaches when the final copy goes no faster than the
+    passes; with the bandwidth `spread` lower it goes over by 1 / (1 - spread): high =
+    limit / (1 - spread) + switchover_ms. Low: the run's left-over sent at the link's speed, the
+    one ceiling the final copy (rate limit lifted) cannot pass, + switchover_ms; with no link
+    speed known, switchover_ms. The pair's calibrated speed is no bound: it averages whole
+    migrations (zero pages, setup), and the lab's final copies went faster (32 ms for a
+    left-over the calibrated 318 MiB/s would take 58 ms over). A post-copy switch-over sends no
+    RAM while stopped: low = switchover_ms."""
+    if run.outcome == ABORT or not run.steps:
+        return None
+    limit = run.steps[-1].downtime_limit_ms
+    high = limit / (1 - spread) + inp.switchover_ms
+    if run.outcome == POSTCOPY:
+        return inp.switchover_ms, high
+    low = inp.switchover_ms
+    if inp.link_mibs:
+        low += run.steps[-1].remaining_mib / inp.link_mibs * 1000
+    return min(low, run.downtime_ms or low), max(high, run.downtime_ms or 0.0)
 
 
 def forecast(inp: ForecastInputs) -> Forecast:
@@ -392,7 +439,9 @@ def forecast(inp: ForecastInputs) -> Forecast:
     known = [x for x in totals if x is not None]
     low = min(known) if known else None
     high = None if None in totals else max(known)
+    dt = downtime_range(central, inp, spread)
     return Forecast(outcome=central.outcome, total_seconds=totals[0], downtime_ms=central.downtime_ms,
-                    iterations=sum(1 for s in central.steps if s.fires != ABORT), low=low, high=high,
-                    inputs=inp, steps=central.steps, reason=central.reason)
+                    iterations=sum(1 for s in central.steps if not (s.fires or "").startswith(ABORT)),
+                    low=low, high=high, inputs=inp, steps=central.steps, reason=central.reason,
+                    downtime_low_ms=None if dt is None else dt[0], downtime_high_ms=None if dt is None else dt[1])
 

@@ -35,6 +35,19 @@ def pair_calibration(store: Store, plan: MigrationPlan) -> tuple[float | None, f
     return mibs, spread, len(samples)
 
 
+def pair_final_floor(store: Store, plan: MigrationPlan) -> float | None:
+    """For a parallel plan with no samples of its own connection count: the pair's calibrated
+    one-connection speed (the final copy's floor, ferry.engine.forecasting.Measured); else None.
+    The lab's parallel runs had no calibration, so their final copies were forecast at the cap:
+    448-492 ms of downtime forecast for 53 ms measured."""
+    if not plan.params.parallel:
+        return None
+    rows = store.throughput.list(source=plan.source, destination=plan.destination, limit=HISTORY_LIMIT)
+    if fx.pair_samples(rows, parallel=plan.params.parallel):
+        return None
+    return fx.calibration(fx.pair_samples(rows, parallel=None))[0]
+
+
 def measure_vm(agent: AgentFactory, agent_url: str, vm_uuid: str, seconds: int) -> dict:
     """VM.getDirtyRate on the source agent; its refusals become the engine's errors."""
     try:
@@ -56,7 +69,8 @@ def forecast_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str |
     mibs, spread, n = pair_calibration(store, plan)
     measured = fx.measured_from_dirty_rate(
         answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs, bandwidth_spread=spread,
-        bandwidth_samples=n, dirty_pattern=pattern, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps))
+        bandwidth_samples=n, dirty_pattern=pattern, link_mibs=fx.link_mibs(source.link_speed_mbps, destination.link_speed_mbps),
+        final_floor_mibs=pair_final_floor(store, plan))
     # The use case checks what the repository stores (issue 10: repositories only persist).
     store.vms.set_measured(vm.name, check_object("measured", fx.premigration_record(measured, time.time())))
     return with_forecast(plan, measured)
@@ -82,7 +96,7 @@ def recommend_for_vm(store: Store, agent: AgentFactory, vm_ref: str, *, to: str 
         mibs, spread, n = pair_calibration(store, plan)
         measured = fx.measured_from_dirty_rate(answer, memory_mib=float(vm.memory_mib), measured_bandwidth_mibs=mibs,
                                                bandwidth_spread=spread, bandwidth_samples=n, dirty_pattern=pattern,
-                                               link_mibs=link)
+                                               link_mibs=link, final_floor_mibs=pair_final_floor(store, plan))
         candidates.append(Candidate(policy.id, policy.name, fx.forecast_wire(fx.plan_forecast(plan, measured), measured)))
     return {"vm": vm.name, "source": first.source, "destination": first.destination,
             "measured": {k: answer.get(k) for k in ("dirtyRateMiBs", "estimate", "memoryMiB", "touchedMiB", "mode",

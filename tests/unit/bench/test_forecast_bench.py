@@ -111,3 +111,15 @@ def test_eta_before_and_after_on_the_same_samples():
     r["live_eta_at_50"] = {"eta_s": 9.0, "before_eta_s": 5.0, "actual_left_s": 10.0}
     s = fr.summarize({"runs": [r]})
     assert s["eta_error_median"] == pytest.approx(0.1) and s["eta_before_median"] == pytest.approx(0.5)
+
+
+def test_downtime_in_range_counts_only_runs_with_a_range_and_the_outcome_right():
+    inside = run("converge", 11.0, "converge", 10.0, 100, 130)
+    inside["forecast"]["downtimeRangeMs"] = {"low": 20, "high": 150}
+    outside = run("converge", 11.0, "converge", 10.0, 100, 190)
+    outside["forecast"]["downtimeRangeMs"] = {"low": 20, "high": 150}
+    older = run("converge", 11.0, "converge", 10.0, 100, 130)          # a raw result from before ranges
+    wrong = run("converge", 11.0, "abort", 10.0, 100, None)
+    wrong["forecast"]["downtimeRangeMs"] = {"low": 20, "high": 150}
+    assert fr.downtime_in_range([inside, outside, older, wrong]) == (1, 2)
+    assert fr.summarize({"runs": [inside, outside]})["downtime_in_range"] == (1, 2)

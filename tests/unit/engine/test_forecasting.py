@@ -186,3 +186,44 @@ def test_a_kept_measurement_serves_only_while_fresh():
 def test_calibration_is_the_robust_median():
     assert fx.calibration([400.0, 420.0, 410.0]) == (410.0, pytest.approx(10 / 410))
     assert fx.calibration([]) == (None, None)
+
+
+def test_the_pair_sample_is_qemus_transfer_rate_and_partial_figures_give_none():
+    plan_ = {"params": {"maxBandwidth": 0}}
+    full = {"throughput_mibps": 228.5, "transfer_mibps": 278.0, "figures_complete": True}
+    assert fx.throughput_sample(plan_, full)["mibs"] == 278.0
+    assert fx.throughput_sample(plan_, {**full, "figures_complete": False}) is None
+    older = {"throughput_mibps": 228.5}    # a result recorded before these keys: bytes / time
+    assert fx.throughput_sample(plan_, older)["mibs"] == 228.5
+
+
+def test_legacy_is_forecast_with_the_agents_max_time_per_gib():
+    """No schedule sent: the agent aborts after Vdsm's 64 s/GiB, (64 x 512 + 1023) // 1024 = 32 s
+    for 512 MiB; a schedule's own abort is the limit otherwise; maxTimePerGiB in the call wins."""
+    p = plan("Legacy")
+    assert fx.forecast_inputs(p, fx.Measured(memory_mib=512)).max_seconds == 32.0
+    assert fx.forecast_inputs(p, fx.Measured(memory_mib=1000)).max_seconds == 63.0   # 62.5 rounded up
+    assert fx.forecast_inputs(plan(), fx.Measured(memory_mib=512)).max_seconds is None
+    given = replace(p, params=replace(p.params, max_time_per_gib=10))
+    assert fx.time_limit_s(given.params, 2048) == 20.0
+    assert fx.time_limit_s(replace(p.params, max_time_per_gib=0), 2048) is None
+
+
+def test_a_legacy_guest_that_cannot_finish_in_time_is_forecast_to_abort_at_the_limit():
+    """512 MiB, touched 404, r = 24 at a 30 MiB/s cap (the lab's case): the passes shrink too
+    slowly to end within 32 s; the agent aborts at 32 s, + 0.15 s before QEMU's clock."""
+    p = plan("Legacy", bandwidth="CUSTOM:480")   # 480 Mbps / 8 / 2 migrations = 30 MiB/s
+    m = fx.Measured(memory_mib=512, touched_mib=404, dirty_rate_mibs=24)
+    f = fx.plan_forecast(p, m)
+    assert f.outcome == ABORT and f.total_seconds == pytest.approx(32.15)
+
+
+def test_the_final_floor_sets_only_the_final_copys_speed():
+    """A parallel plan at a 100 MiB/s cap with the pair's one-connection 270 MiB/s: the passes
+    run at the cap, the final copy at 270 (under the 10 Gbit/s link, 1192 MiB/s); without it the
+    final copy is forecast at the cap."""
+    p = plan(bandwidth="CUSTOM:1600", parallel="CUSTOM:4")
+    inp = fx.forecast_inputs(p, fx.Measured(memory_mib=1024, final_floor_mibs=270.0, link_mibs=1192.0))
+    assert (inp.bandwidth_mibs, inp.bandwidth_source, inp.final_bandwidth_mibs) == (100.0, "cap", 270.0)
+    assert inp.link_mibs == 1192.0      # the downtime range's low: the left-over at the link's speed
+    assert fx.forecast_inputs(p, fx.Measured(memory_mib=1024)).final_bandwidth_mibs is None

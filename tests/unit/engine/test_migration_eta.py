@@ -43,9 +43,9 @@ def test_limit_in_force_is_the_last_setdowntime_run():
     assert limit_in_force(None, ITEMS, 3) == 200.0
 
 
-def test_idle_remaining_over_throughput_plus_the_confirm_half_of_the_fixed_cost():
+def test_idle_remaining_over_throughput_plus_the_confirm_part_of_the_fixed_cost():
     eta = migration_eta(rec())
-    assert eta.outcome == "converge" and eta.seconds == pytest.approx(100 / 50 + 0.75)
+    assert eta.outcome == "converge" and eta.seconds == pytest.approx(100 / 50 + 1.35)
 
 
 def test_a_migration_dirtying_faster_than_it_sends_will_abort_at_the_schedules_end():
@@ -76,7 +76,7 @@ def test_no_eta_without_what_it_needs(figures):
 
 
 def test_with_eta_adds_the_wire_form_or_null():
-    assert with_eta(rec())["eta"] == {"seconds": 2.8, "outcome": "converge"}
+    assert with_eta(rec())["eta"] == {"seconds": 3.4, "outcome": "converge"}
     assert with_eta({"state": "FAILED"})["eta"] is None
     assert with_eta({"state": "RUNNING", "plan": {"params": {"dst": ""}}, "figures": rec()["figures"]})["eta"] is None
 
@@ -88,13 +88,13 @@ def test_first_pass_eta_uses_the_plans_premigration_measurement_and_the_pass_tim
     n0 (100 ms, 5 MiB): 397.5 sent in 7.95 s, left 2.5 + 10 x 9.95 = 102; n1: 99.5 in 1.99 s,
     left 2.5 + 19.9 = 22.4; n2 (150 ms, 7.5): 17.4 in 0.348 s, left 5 + 3.48 = 8.48; n3 (200 ms,
     10): 0.98 in 0.0196 s, left 7.5 + 0.196 = 7.696 <= 10; final 7.696/50 = 0.15392 s.
-    Sum 10.46152 s + 0.75 s. Without the measurement: 400/50 = 8 s (nothing dirtied)."""
+    Sum 10.46152 s + 1.35 s. Without the measurement: 400/50 = 8 s (nothing dirtied)."""
     r = rec(data_remaining=400 * MIB, pass_started_ms=0)
     r["plan"]["measured"] = {"dirtyRateMiBs": 10.0, "touchedMiB": 512.0, "dirtyPattern": "linear", "at": 0}
     eta = migration_eta(r)
     assert eta.outcome == "converge"
-    assert eta.seconds == pytest.approx(10.46152 + 0.75)
-    assert migration_eta(rec(data_remaining=400 * MIB)).seconds == pytest.approx(8 + 0.75, abs=0.1)
+    assert eta.seconds == pytest.approx(10.46152 + 1.35)
+    assert migration_eta(rec(data_remaining=400 * MIB)).seconds == pytest.approx(8 + 1.35, abs=0.1)
 
 
 @pytest.mark.parametrize("measured", [None, "fast", {"dirtyRateMiBs": -1}, {"dirtyRateMiBs": 1, "dirtyPattern": "x"},

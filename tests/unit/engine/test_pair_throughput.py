@@ -78,3 +78,24 @@ def test_a_measurement_must_be_an_object_checked_by_the_use_case_not_the_reposit
         check_object("measured", ["not", "an", "object"])
     assert err.value.field == "measured"
     assert check_object("measured", {"dirtyRateMibs": 4.0}) == {"dirtyRateMibs": 4.0}
+
+
+def test_a_parallel_plan_without_its_own_samples_takes_the_one_connection_speed_for_its_final_copy(db):
+    from dataclasses import replace
+
+    from ferry.engine.services.forecasts import pair_final_floor
+
+    with db.unit_of_work() as st:
+        populate(st)
+        mig = st.migrations.create("vm1", source="h1", destination="h2", state="SUCCEEDED")
+        for mibs in (260.0, 280.0):
+            st.throughput.add(source="h1", destination="h2", connections=0, cap_mibs=None, mibs=mibs,
+                              migration_id=mig.id)
+        plain = plan_for_vm(st, "vm1", to="h2")
+        parallel = replace(plain, params=replace(plain.params, parallel=4))
+        assert pair_final_floor(st, plain) is None                     # it has its own calibration
+        assert pair_final_floor(st, parallel) == 270.0                 # the median of the plain ones
+        assert pair_calibration(st, parallel)[0] is None               # never the passes' bandwidth
+        st.throughput.add(source="h1", destination="h2", connections=4, cap_mibs=None, mibs=700.0,
+                          migration_id=mig.id)
+        assert pair_final_floor(st, parallel) is None                  # now it has samples of its own

@@ -1,5 +1,6 @@
 """The pre-copy model pinned on hand-computed cases (issue 14 item 6) and on its properties."""
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -30,11 +31,12 @@ def test_idle_guest_takes_touched_over_bandwidth_plus_fixed_cost():
 def test_dirty_rate_above_bandwidth_without_auto_converge_aborts_at_the_schedules_abort_step():
     """touched 320 MiB, r = 50 > B = 40 MiB/s: every iteration resends all 320 MiB in 8 s.
     Items fire at n = 2 (150), 3 (200), 4 (300), 5 (400), 7 (500: limit 6 < 7), abort at n = 8:
-    8 iterations of 8 s = 64 s, + 1.5 s fixed = 65.5 s."""
+    8 iterations of 8 s = 64 s, + the part of the 1.5 s fixed cost before QEMU's clock (0.1 of
+    it: an abort is a cancel, with no confirm step) = 64.15 s."""
     f = forecast(inputs(memory_mib=512, touched_mib=320, dirty_rate_mibs=50, bandwidth_mibs=40,
                         init_downtime_ms=100, stalling=MINIMAL_DOWNTIME))
     assert f.outcome == ABORT
-    assert f.total_seconds == pytest.approx(65.5)
+    assert f.total_seconds == pytest.approx(64.15)
     assert f.iterations == 8 and f.downtime_ms is None
     fired = {s.iteration: s.fires for s in f.steps if s.fires}
     assert fired == {2: "setDowntime(150)", 3: "setDowntime(200)", 4: "setDowntime(300)",
@@ -85,7 +87,7 @@ def test_postcopy_not_allowed_is_skipped_and_the_next_item_aborts():
     f = forecast(inputs(memory_mib=512, touched_mib=320, dirty_rate_mibs=50, bandwidth_mibs=40, stalling=sched,
                         postcopy_allowed=False, parallel=4))
     assert f.outcome == ABORT
-    assert f.total_seconds == pytest.approx(4 * 8 + 1.5)
+    assert f.total_seconds == pytest.approx(4 * 8 + 0.15)
     assert "skipped" in f.steps[3].fires
 
 
@@ -116,7 +118,9 @@ def test_throttle_initial_and_increment_are_inputs():
 def test_time_limit_aborts():
     f = forecast(inputs(touched_mib=400, dirty_rate_mibs=60, bandwidth_mibs=50, max_seconds=30))
     assert f.outcome == ABORT and "time limit" in f.reason
-    assert f.total_seconds == pytest.approx(32 + 1.5)   # 4 iterations of 8 s reach 30 s
+    # passes of 8 s: the agent aborts at 30 s, 6 s into the fourth, + the 0.15 s before QEMU
+    assert f.total_seconds == pytest.approx(30 + 0.15)
+    assert f.steps[-1].fires == "abort (time limit)" and f.steps[-1].seconds == pytest.approx(6)
 
 
 def test_closed_form_of_the_geometric_series_matches_while_nothing_is_capped():
@@ -149,7 +153,8 @@ def test_range_high_is_open_when_the_worst_case_never_ends():
 def test_to_wire_is_the_issue_14_object():
     f = forecast(inputs(touched_mib=1000, dirty_rate_mibs=20, stalling=MINIMAL_DOWNTIME))
     wire = f.to_wire()
-    assert set(wire) == {"outcome", "totalSeconds", "downtimeMs", "iterations", "range", "inputs", "steps"}
+    assert set(wire) == {"outcome", "totalSeconds", "downtimeMs", "downtimeRangeMs", "iterations", "range",
+                         "inputs", "steps"}
     assert set(wire["range"]) == {"low", "high"}
     assert wire["outcome"] == "converge" and wire["iterations"] == len(wire["steps"])
     assert wire["inputs"]["touchedMiB"] == 1000 and wire["inputs"]["stalling"][0] == {
@@ -308,3 +313,44 @@ def test_inputs_read_back_from_their_wire_form():
                dirty_rate_low_mibs=6.0, dirty_rate_high_mibs=12.0, stalling=((1, "setDowntime", 700), (-1, "abort", None)),
                auto_converge=True, parallel=4, postcopy_allowed=False, dirty_pattern="random")
     assert ForecastInputs.from_wire(inp.to_wire()) == inp
+
+
+def test_downtime_range_runs_from_the_left_over_at_the_link_speed_to_the_limit_in_force():
+    """The hand case above (left 1.6 MiB, limit 50 ms, B = 100), spread 0.1, final copy at the
+    pair's 400 MiB/s, link 1600 MiB/s: low = 1.6 / 1600 = 1 ms; high = 50 / 0.9 = 55.556 ms;
+    the central 1.6 / 400 = 4 ms lies between. With no link known the low is 0 (the switch-over
+    cost)."""
+    f = forecast(inputs(memory_mib=2048, touched_mib=1000, dirty_rate_mibs=20, init_downtime_ms=300,
+                        stalling=((0, "setDowntime", 50),), final_bandwidth_mibs=400, link_mibs=1600))
+    assert f.downtime_ms == pytest.approx(4)
+    assert f.downtime_low_ms == pytest.approx(1.0)
+    assert f.downtime_high_ms == pytest.approx(50 / 0.9)
+    assert f.to_wire()["downtimeRangeMs"] == {"low": 1.0, "high": 55.556}
+    assert forecast(replace(f.inputs, link_mibs=None)).downtime_low_ms == 0
+
+
+def test_downtime_range_adds_the_switchover_cost_and_is_none_for_an_abort():
+    f = forecast(inputs(memory_mib=2048, touched_mib=1000, dirty_rate_mibs=20, init_downtime_ms=300,
+                        stalling=((0, "setDowntime", 50),), switchover_ms=10))
+    assert f.downtime_low_ms == pytest.approx(10)
+    assert f.downtime_high_ms == pytest.approx(50 / 0.9 + 10)
+    aborted = forecast(inputs(memory_mib=512, touched_mib=320, dirty_rate_mibs=50, bandwidth_mibs=40,
+                              init_downtime_ms=100, stalling=MINIMAL_DOWNTIME))
+    assert aborted.downtime_low_ms is None and aborted.downtime_high_ms is None
+
+
+def test_postcopy_downtime_range_is_the_switchover_up_to_the_limit():
+    """Post-copy stops the guest only to hand over (no RAM): low = switchover_ms = 0; the limit
+    in force when it fires, 200 ms, / 0.9 is the high."""
+    sched = ((1, "setDowntime", 150), (2, "setDowntime", 200), (-1, "postcopy", None))
+    f = forecast(inputs(memory_mib=512, touched_mib=320, dirty_rate_mibs=50, bandwidth_mibs=40, stalling=sched))
+    assert f.outcome == POSTCOPY
+    assert (f.downtime_low_ms, f.downtime_high_ms) == (0, pytest.approx(200 / 0.9))
+
+
+def test_an_abort_pays_only_the_fixed_cost_before_qemus_clock_a_converged_one_all_of_it():
+    converged = forecast(inputs(fixed_cost_s=2.0))
+    assert converged.total_seconds == pytest.approx(8 + 2.0)
+    aborted = forecast(inputs(touched_mib=400, dirty_rate_mibs=60, bandwidth_mibs=50, max_seconds=30,
+                              fixed_cost_s=2.0))
+    assert aborted.total_seconds == pytest.approx(30 + 0.2)
