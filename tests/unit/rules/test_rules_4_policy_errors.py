@@ -91,3 +91,11 @@ def test_rule_4_an_empty_object_for_a_list_of_actions_is_refused_not_read_as_non
 def test_rule_4_a_list_of_actions_that_is_null_or_empty_means_none(none):
     p = policy_from_dict({"name": "p", "init": none, "stalling": none, "last_items": none})
     assert (p.init, p.stalling, p.last_items) == ((), (), ())
+
+
+def test_rule_4_an_unknown_action_or_policy_field_is_refused_with_the_known_ones_listed():
+    assert _refusal(lambda: policy_from_dict({"name": "p", "init": [{"name": "go"}]})) == (
+        "init[0].name", "unknown action 'go' (one of setDowntime, postcopy, abort)")
+    assert _refusal(lambda: policy_from_dict({"name": "p", "speed": 1})) == (
+        "speed", "unknown policy field (known: auto_converge, compression, description, guest_events, id, "
+                 "init, last_items, max_migrations, name, stalling, zerocopy)")
