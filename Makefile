@@ -45,7 +45,7 @@ unit: setup
 # Mutation testing of the pure decision modules with their unit tests (config: [tool.mutmut]
 # in pyproject.toml; equivalent mutants: mutmut-equivalent.md). Not part of `make test`: the
 # protocol and agent modules (1,031 mutants) took 4 min 37 s on a quiet 2-core machine and 13 min
-# at load 6-16; the whole set (about 3,000 mutants) has not been timed in one run. MUTANTS='ferry.engine.bandwidth*' runs one module,
+# at load 6-16; all 3,121 took 9 min 30 s in two runs at load 1-5 (mutmut-equivalent.md). MUTANTS='ferry.engine.bandwidth*' runs one module,
 # MUTMUT_ARGS='--max-children 1' one mutant at a time; the last step prints the per-module table
 # (logic-mutant score: scripts/mutation_score.py says what counts as text-only).
 mutation: setup

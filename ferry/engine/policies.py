@@ -304,7 +304,9 @@ def policy_from_dict(raw: dict, existing: Iterable[MigrationPolicy] = ()) -> Mig
         raise InvalidInput("description", f"must be text, got {description!r}")
 
     def seq(key: str) -> list:
-        value = data.get(key) or []
+        value = data.get(key)
+        if value is None:          # absent or null: none (an empty {} or "" is not a list)
+            return []
         if not isinstance(value, (list, tuple)):
             raise InvalidInput(key, f"must be a list, got {value!r}")
         return list(value)

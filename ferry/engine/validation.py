@@ -22,7 +22,8 @@ from ferry.common.errors import InvalidInput
 from ferry.engine.options import BandwidthSetting, ParallelSetting
 from ferry.engine.policies import MigrationPolicy
 
-MAX_DOWNTIME_MS = 600_000
+# A VM's downtime is capped at the VM.migrate limit (ferry.protocol.schedule.MAX_DOWNTIME_MS),
+# which the planner and the agent check, so any downtime the store accepts can be sent.
 MAX_LINK_SPEED_MBPS = 10_000_000
 MAX_BANDWIDTH_MBPS = MAX_LINK_SPEED_MBPS    # a custom migration bandwidth: at most the fastest link
 MAX_ROW_ID = 2 ** 63 - 1                    # SQLite's (and PostgreSQL's bigint) largest integer

@@ -117,8 +117,8 @@ class Schedule:
         """Vdsm's wire form -> Schedule; bad shapes raise InvalidInput naming the field."""
         if not isinstance(raw, dict):
             raise InvalidInput(field, f"must be an object with init and stalling, got {raw!r}")
-        init_raw = raw.get("init") or []
-        stalling_raw = raw.get("stalling") or []
+        init_raw = [] if raw.get("init") is None else raw["init"]   # {} or "" is not a list
+        stalling_raw = [] if raw.get("stalling") is None else raw["stalling"]
         if not isinstance(init_raw, list):
             raise InvalidInput(f"{field}.init", f"must be a list, got {init_raw!r}")
         if not isinstance(stalling_raw, list):

@@ -195,7 +195,7 @@ class OverridesBody(Body):
     encrypted: bool | None = None
     auto_converge: bool | None = None
     compressed: bool | None = None
-    downtime_ms: Int64 | None = Field(None, description="1..600000 (checked by the engine, field downtime_ms)")
+    downtime_ms: Int64 | None = Field(None, description=f"1..{MAX_ACTION_DOWNTIME_MS} (checked by the engine, field downtime_ms)")
 
     def changes(self) -> dict[str, Any]:
         given = self.given()

@@ -24,7 +24,6 @@ from ferry.engine.db.repos.vms import OVERRIDE_FIELDS
 from ferry.engine.db.store import Store
 from ferry.engine.options import ResiliencePolicy
 from ferry.engine.validation import (
-    MAX_DOWNTIME_MS,
     MAX_LINK_SPEED_MBPS,
     check_address,
     check_bandwidth,
@@ -42,6 +41,7 @@ from ferry.engine.validation import (
     check_zerocopy_gate,
 )
 from ferry.engine.vm_validation import VmPathRules, check_spec_fields, check_workload
+from ferry.protocol.schedule import MAX_DOWNTIME_MS  # the VM.migrate limit the planner checks
 
 CLUSTER_FIELDS = ("description", "policy", "parallel", "encrypted", "bandwidth", "auto_converge",
                   "compressed", "resilience", "parallel_supported")

@@ -46,3 +46,16 @@ def test_nowhere_to_go_is_none_and_full_hosts_are_skipped():
                   Candidate("down", "c", False, 99999, 0), Candidate("other", "d", True, 99999, 0)]
     got = assign_destinations([Leaving("vm", "c", "src", 1024)], candidates, exclude=frozenset({"src"}))
     assert got == {"vm": None}
+
+
+def test_a_host_with_exactly_the_vms_memory_free_takes_it():
+    # choose_destination's rule: refused only when free memory < the VM's memory
+    candidates = [Candidate("src", "c", True, 0, 0), Candidate("exact", "c", True, 1024, 0)]
+    vms = [Leaving("vm1", "c", "src", 1024), Leaving("vm2", "c", "src", 1)]
+    assert assign_destinations(vms, candidates) == {"vm1": "exact", "vm2": None}
+
+
+def test_a_vm_with_nowhere_to_go_does_not_stop_the_ones_after_it():
+    candidates = [Candidate("src", "c", True, 0, 0), Candidate("h", "c", True, 2048, 0)]
+    vms = [Leaving("big", "c", "src", 4096), Leaving("lost", "x", "src", 1), Leaving("small", "c", "src", 1024)]
+    assert assign_destinations(vms, candidates) == {"big": None, "lost": None, "small": "h"}

@@ -25,7 +25,9 @@ from ferry.engine.policies import (
     VERY_LARGE_VMS_ID,
 )
 from ferry.engine.services import inventory, policies
+from ferry.engine.services.planning import plan_for_vm
 from ferry.engine.vm_validation import VmPathRules
+from ferry.protocol.schedule import MAX_DOWNTIME_MS
 
 CUSTOM_POLICY = {
     "name": "Fast lane",
@@ -269,6 +271,19 @@ def test_vm_override_update_is_partial_and_none_means_inherit(store):
     assert vm.overrides.encrypted is None
     assert vm.overrides.downtime_ms == 500
     assert vm.overrides.parallel == ParallelSetting(ParallelMode.AUTO_PARALLEL)
+
+
+def test_any_vm_downtime_the_store_accepts_the_planner_sends(store):
+    """One downtime limit, the VM.migrate parameter's (protocol/schedule.py): the store used to
+    stop at 600,000 ms while the planner and the agent take up to 3,600,000."""
+    populate(store)
+    add_vm(store, spec("vm1"), cluster="c1", host="h1", overrides={"downtime_ms": MAX_DOWNTIME_MS})
+    assert MAX_DOWNTIME_MS == 3_600_000
+    assert plan_for_vm(store, "vm1", to="h2").params.downtime == MAX_DOWNTIME_MS
+    with pytest.raises(InvalidInput) as err:
+        inventory.update_vm(store, "vm1", {}, overrides={"downtime_ms": MAX_DOWNTIME_MS + 1}, rules=RULES)
+    assert (err.value.field, err.value.reason) == ("downtime_ms", f"must be from 1 to {MAX_DOWNTIME_MS}, got 3600001")
+    assert store.vms.get("vm1").overrides.downtime_ms == MAX_DOWNTIME_MS
 
 
 @pytest.mark.parametrize("overrides, field", [

@@ -14,6 +14,10 @@ CS = "convergenceSchedule"
     ([], CS, "must be an object with init and stalling, got []"),
     ({"init": {"a": 1}}, f"{CS}.init", "must be a list, got {'a': 1}"),
     ({"stalling": "x"}, f"{CS}.stalling", "must be a list, got 'x'"),
+    # an empty object is not an empty list: refused, not read as "no init" (facts §3: lists)
+    ({"init": {}}, f"{CS}.init", "must be a list, got {}"),
+    ({"stalling": {}}, f"{CS}.stalling", "must be a list, got {}"),
+    ({"stalling": ""}, f"{CS}.stalling", "must be a list, got ''"),
     ({"init": [{"name": "abort"}]}, f"{CS}.init[0].name", "only setDowntime can run at start, got abort"),
     ({"init": ["s"]}, f"{CS}.init[0]", "must be an object with name and params, got 's'"),
     ({"init": [{"name": "go"}]}, f"{CS}.init[0].name", "must be one of setDowntime, postcopy, abort, got 'go'"),
@@ -57,3 +61,7 @@ def test_rule_3_an_action_without_params_or_with_null_params_has_none():
                               ).to_wire()["stalling"] == [
         {"limit": 0, "action": {"name": "postcopy", "params": []}},
         {"limit": 1, "action": {"name": "abort", "params": []}}]
+
+
+def test_rule_3_a_schedule_without_init_or_stalling_or_with_null_ones_has_none():
+    assert Schedule.from_wire({}) == Schedule.from_wire({"init": None, "stalling": None}) == Schedule((), ())

@@ -77,3 +77,25 @@ def test_rule_4_a_downtime_text_that_is_not_a_number_is_a_clear_error_not_a_cras
 def test_rule_4_a_stalling_limit_given_as_text_is_read_as_a_number_or_refused_clearly(text, reason):
     raw = {"name": "p", "stalling": [{"limit": text, "action": {"name": "setDowntime", "params": [500]}}]}
     assert _refusal(lambda: policy_from_dict(raw)) == ("stalling[0].limit", reason)
+
+
+@pytest.mark.parametrize("key", ["init", "stalling", "last_items"])
+@pytest.mark.parametrize("empty", [{}, "", 0, False])
+def test_rule_4_an_empty_object_for_a_list_of_actions_is_refused_not_read_as_none(key, empty):
+    # The wire form (facts §3) is a list; nothing there makes an empty object mean "none" or
+    # "the default". `{}` used to be read as absent, so a typo silently dropped a policy's init.
+    assert _refusal(lambda: policy_from_dict({"name": "p", key: empty})) == (key, f"must be a list, got {empty!r}")
+
+
+@pytest.mark.parametrize("none", [None, []])
+def test_rule_4_a_list_of_actions_that_is_null_or_empty_means_none(none):
+    p = policy_from_dict({"name": "p", "init": none, "stalling": none, "last_items": none})
+    assert (p.init, p.stalling, p.last_items) == ((), (), ())
+
+
+def test_rule_4_an_unknown_action_or_policy_field_is_refused_with_the_known_ones_listed():
+    assert _refusal(lambda: policy_from_dict({"name": "p", "init": [{"name": "go"}]})) == (
+        "init[0].name", "unknown action 'go' (one of setDowntime, postcopy, abort)")
+    assert _refusal(lambda: policy_from_dict({"name": "p", "speed": 1})) == (
+        "speed", "unknown policy field (known: auto_converge, compression, description, guest_events, id, "
+                 "init, last_items, max_migrations, name, stalling, zerocopy)")
