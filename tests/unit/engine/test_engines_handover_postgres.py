@@ -217,3 +217,20 @@ def test_a_monitor_given_a_share_refreshes_only_those_hosts(two):
         mon.stop()
     asked = {u for u in agents.asked}
     assert asked == {"https://127.9.0.1:54321/", "https://127.9.0.3:54321/"}, asked
+
+
+def test_a_drain_s_abort_of_another_engine_s_migration_does_not_wait_and_is_carried_out(two):
+    """The drain runner's abort (maintenance cancel with abort_running) hands the cancel over
+    without waiting for it (wait=False: its tick goes on); the owner carries it out."""
+    db, world, ((a, own_a), (b, own_b)) = two
+    for orch, own in ((a, own_a), (b, own_b)):
+        own.start()
+        orch.start()
+    world.agent("h1").script = [RUNNING]
+    m = a.migrate("vm1", to="h2")
+    wait_sent(world.agent("h1"))
+    t0 = time.monotonic()
+    answer = b.cancel(m.id, user="drain", wait=False)
+    assert time.monotonic() - t0 < 0.5 and answer.state.value == "RUNNING"
+    assert wait_final(db, m.id).state.value == "CANCELLED"
+    assert cancels(world) == 1
