@@ -9,7 +9,7 @@ SIGKILL; the figures are the seconds until a survivor owns each of its drains an
 (the leases table), and until a survivor's log says it follows each of its migrations again.
 When the drains are done, every VM of the drained hosts must run on exactly one other host,
 asked of the simulated agents themselves (lost: anything else), and have had exactly one
-VM.migrate sent (VM_MIGRATION_START events: duplicated, more than one).
+VM.migrate sent per attempt (VM_MIGRATION_START events: duplicated, more than that).
 
 `section` is the Markdown the scale section of docs/benchmarks.md carries from the stored runs
 (docs/benchmarks/scale_failover-*.json); ferry.bench.scale_report appends it to its block.
@@ -28,7 +28,6 @@ VMS_PER_HOST = 8
 DRAINED = 2
 BANDWIDTH_MBPS = 800          # 100 MiB/s per migration: a 4 GiB guest takes ~25 s, longer than a takeover
 FINAL = ("DONE", "CANCELLED", "FAILED")
-LONG_MIB = 4096              # the kill waits for a migration of a VM this big (~25 s at BANDWIDTH_MBPS)
 PREFIX = "scale_failover-"    # not "scale-*": those are the scale runs scale_report reads
 
 
@@ -79,6 +78,17 @@ def _copies(inventory: dict, names: set[str]) -> dict[str, list[str]]:
     return where
 
 
+def drained_hosts(inventory: dict, n: int) -> list[str]:
+    """The `n` hosts to drain: those with the biggest VMs, mixed sizes first, so that a migration
+    long enough to be in flight at the takeover (~25 s for 4 GiB at BANDWIDTH_MBPS) is among them;
+    the kill waits for one of the biggest to move data."""
+    sizes: dict[str, set[int]] = {h["name"]: set() for h in inventory["hosts"]}
+    for v in inventory["vms"]:
+        sizes[v["host"]].add(v["memory_mib"])
+    order = sorted(sizes, key=lambda h: (-max(sizes[h], default=0), -len(sizes[h])))
+    return order[:n]
+
+
 def run_failover(*, lab: int, work_dir: Path, engines: int = ENGINES, hosts: int = HOSTS,
                  vms_per_host: int = VMS_PER_HOST, drained: int = DRAINED,
                  progress: Callable[[str], None] = lambda _m: None) -> dict:
@@ -111,14 +121,15 @@ def run_failover(*, lab: int, work_dir: Path, engines: int = ENGINES, hosts: int
         warm, done = _wait_refreshed(db, hosts, 120)
         progress(f"{engines} engines, {hosts} hosts: {done} refreshed after {warm:.0f} s")
         first = EngineClient(pair.engines[0].url, pair.token, timeout=60)
-        first.patch(f"/api/clusters/{inventory['cluster']}",
-                    {"bandwidth": {"mode": "CUSTOM", "custom_mbps": BANDWIDTH_MBPS}})
-        names = [h["name"] for h in inventory["hosts"][:drained]]
+        first.patch(f"/api/clusters/{inventory['cluster']}", {   # auto-converge: even 47 MiB/s dirtying converges
+            "policy": "Very large VMs", "bandwidth": {"mode": "CUSTOM", "custom_mbps": BANDWIDTH_MBPS}})
+        names = drained_hosts(inventory, drained)
         moving = {v["name"] for v in inventory["vms"] if v["host"] in names}
         for name in names:
             first.post(f"/api/hosts/{name}/maintenance", {"reason": "scale failover bench"})
 
-        big = {v["name"] for v in inventory["vms"] if v["host"] in names and v["memory_mib"] >= LONG_MIB}
+        top = max(v["memory_mib"] for v in inventory["vms"] if v["host"] in names)
+        big = {v["name"] for v in inventory["vms"] if v["host"] in names and v["memory_mib"] == top}
 
         def in_flight() -> list[dict]:   # a long one moving data: still in flight when the takeover comes
             ms = first.get("/api/migrations", params={"active": True, "limit": 500})
@@ -143,16 +154,24 @@ def run_failover(*, lab: int, work_dir: Path, engines: int = ENGINES, hosts: int
         where = _copies(inventory, moving)
         lost = sorted(v for v, hs in where.items() if len(hs) != 1 or hs[0] in names)
         starts: dict[str, int] = {}
+        attempts: dict[str, int] = {}
+        succeeded: dict[str, int] = {}
         with db.unit_of_work() as store:
             for vm in moving:
-                starts[vm] = sum(1 for m in store.migrations.list(vm=vm, limit=50)
-                                 for e in store.events.list(migration_id=m.id)
+                ms = store.migrations.list(vm=vm, limit=50)
+                starts[vm] = sum(1 for m in ms for e in store.events.list(migration_id=m.id)
                                  if e.code == audit.VM_MIGRATION_START.code)
+                attempts[vm] = sum(len(m.attempts or []) for m in ms)
+                succeeded[vm] = sum(1 for m in ms if m.state.value == "SUCCEEDED")
+        # sent twice: more VM.migrate sends than attempts recorded (a rerun to another host is an
+        # attempt of its own), or moved by two migrations
+        dup = sorted(v for v in moving if starts[v] > max(1, attempts[v]) or succeeded[v] > 1)
         result.update(victim=victim.engine_id, victim_items=len(work), victim_migrations=len(their),
                       takeover_s=round(took, 1), followed_s=None if followed is None else round(followed, 1),
                       new_owners=sorted(set(now.values()) - {None}), drain_states=states,
                       vms_moved=len(moving), lost=len(lost), lost_vms=lost[:10],
-                      duplicated=sum(1 for n in starts.values() if n > 1),
+                      duplicated=len(dup), duplicated_vms=dup[:10],
+                      reruns=sum(max(0, n - 1) for n in attempts.values()),
                       sends_per_vm=sorted(set(starts.values())), load_after=os.getloadavg())
     finally:
         pair.stop()
@@ -174,7 +193,8 @@ def section(data_dir: Path) -> list[str]:
            "table); *followed*: until a survivor's log says it follows each of those migrations again (it asks "
            "the agents; it never sends VM.migrate again). *Lost*: VMs of the drained hosts not running on "
            "exactly one other host when the drains end, asked of the simulated agents; *duplicated*: VMs sent "
-           "VM.migrate more than once (VM_MIGRATION_START events). Lease ttl 10 s, heartbeat 2 s: 12 s at worst "
+           "more VM.migrate calls (VM_MIGRATION_START events) than attempts recorded, or moved twice. "
+           "Lease ttl 10 s, heartbeat 2 s: 12 s at worst "
            "by design, 15 s the issue's limit.", "",
            "| run | engines | hosts / VMs | drained hosts (VMs) | killed engine owned | owned after s | "
            "followed after s | drains | lost | duplicated | load 1/5/15 |",
