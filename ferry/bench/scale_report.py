@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ferry.bench.doc_blocks import markers, write_block
+from ferry.bench.scale_failover import section as failover_section
 
 BEGIN, END = markers("scale")
 TARGETS = {"period": 10.0, "cpu": 1.0, "p95": 200.0, "plan": 2.0}
@@ -136,6 +137,6 @@ def write_scale_report(report: Path, result: dict) -> Path:
     (data_dir / f"scale-{result['label']}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     runs = sorted((json.loads(p.read_text()) for p in data_dir.glob("scale-*.json")), key=lambda r: r["at"])
     plot(runs, data_dir / "scale.png")
-    section = render(runs, f"{data_dir.name}/scale.png")
+    section = render(runs, f"{data_dir.name}/scale.png") + "\n".join(failover_section(data_dir)) + "\n"
     write_block(report, "scale", section)
     return report

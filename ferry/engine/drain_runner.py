@@ -16,7 +16,9 @@ Every tick (about a second, sooner when woken by a request) and for every drain 
 The drain's state and items live in the database, so a restarted engine resumes every drain.
 With several engines on one PostgreSQL a runner steps only the drains whose lease its engine
 holds or can claim (ferry.engine.ownership): one runner per drain, and another engine's runner
-picks a drain up once its owner's lease has expired.
+picks a drain up once its owner's lease has expired. Both writes of a tick are fenced by the
+drain's lease (ownership.fence): a runner paused past its ttl writes nothing over the new
+owner's items and starts nothing; it lets the drain go.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from ferry.engine.drain_planner import (
 )
 from ferry.engine.lease_rules import DRAIN
 from ferry.engine.maintenance import new_item
-from ferry.engine.ownership import Ownership, SoleOwner
+from ferry.engine.ownership import Fenced, Ownership, SoleOwner
 from ferry.engine.services.planning import free_memory
 
 log = logging.getLogger("ferry.engine.drain")
@@ -101,24 +103,33 @@ class DrainRunner:
                 return
             if not self.ownership.holds(DRAIN, d.id) and not self.ownership.claim(DRAIN, d.id).granted:
                 continue   # another engine's drain
-            if self._step(d.id):
+            try:
+                ended = self._step(d.id)
+            except Fenced as why:
+                log.warning("drain %s of %s: let go, fenced (%s)", d.id, d.host, why)
+                continue
+            if ended:
                 self.ownership.release(DRAIN, d.id)
 
     def _step(self, drain_id: str) -> bool:
         """One tick of one drain; True when the drain has ended."""
         with self.db.unit_of_work() as store:
+            self.ownership.fence(store, DRAIN, drain_id)
             d = store.drains.get(drain_id)
             items = self._refresh_items(store, d)
             facts = self._facts(store, d, items)
             store.drains.update(d.id, items=items)
         step = plan_drain(facts)
         by_vm = {i["vm"]: i for i in items}
+        if step.actions and not self.ownership.holds(DRAIN, drain_id):
+            raise Fenced(f"drain {drain_id}: lease no longer held here, nothing started")
         for action in step.actions:
             if isinstance(action, Start):
                 self._start(d, by_vm[action.vm], action)
             elif isinstance(action, Abort):
                 self._abort(action)
         with self.db.unit_of_work() as store:
+            self.ownership.fence(store, DRAIN, drain_id)
             d = store.drains.get(drain_id)
             if d.state.final:
                 return True
@@ -208,7 +219,7 @@ class DrainRunner:
 
     def _abort(self, action: Abort) -> None:
         try:
-            self.orchestrator.cancel(action.migration_id)
+            self.orchestrator.cancel(action.migration_id, wait=False)   # another engine's: handed to it
         except Conflict as exc:   # already over: the next tick sees how it ended
             log.info("drain: cancelling migration %s: %s", action.migration_id, exc)
 

@@ -10,6 +10,7 @@ is in ferry.engine.db.repos.leases and the threads in ferry.engine.ownership.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +19,8 @@ HEARTBEAT_S = 2.0       # how often an owner renews its leases and looks for exp
 ACT_MARGIN_S = 3.0      # an owner acts (e.g. sends VM.migrate) only with at least this much lease left
 MIGRATION = "migration"
 DRAIN = "drain"
-KINDS = (MIGRATION, DRAIN)
+ENGINE = "engine"       # one per live engine, key = its id: who shares the host monitoring
+KINDS = (MIGRATION, DRAIN, ENGINE)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,51 @@ def may_act(lease: Lease | None, *, me: str, epoch: int, now: datetime, margin_s
     if lease is None or lease.owner != me or lease.epoch != epoch:
         return False
     return (lease.expires_at - now).total_seconds() >= margin_s
+
+
+def fenced(lease: Lease | None, *, me: str, epoch: int, now: datetime) -> str | None:
+    """Why a write by `me`, which claimed the work at `epoch`, must be refused (None: allowed).
+    Every write an owner makes to its work's state carries this check in the same transaction,
+    under the lease row's lock: an engine that was paused or cut off past its expiry finds the
+    lease another engine's (a higher epoch) or run out, and its stale write is not made."""
+    if lease is None:
+        return "the lease is gone (released or never ours)"
+    if lease.owner != me:
+        return f"engine {lease.owner} owns it now (epoch {lease.epoch}, ours was {epoch})"
+    if lease.epoch != epoch:
+        return f"it changed hands since we claimed it (epoch {lease.epoch}, ours was {epoch})"
+    if expired(lease, now):
+        return f"our lease ran out {(now - lease.expires_at).total_seconds():.1f} s ago"
+    return None
+
+
+def live_engines(leases: list[Lease], now: datetime) -> tuple[str, ...]:
+    """The engines whose ENGINE lease is still good, sorted: those the host monitoring is shared
+    among. A killed engine drops out once its lease expires (at most a ttl after its last beat)."""
+    return tuple(sorted({le.owner for le in leases if le.kind == ENGINE and not expired(le, now)}))
+
+
+def host_weight(engine_id: str, host: str) -> int:
+    """A stable pseudo-random weight of (engine, host), the same in every process."""
+    digest = hashlib.blake2b(f"{engine_id}\0{host}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def refreshed_by(host: str, engines: tuple[str, ...] | list[str]) -> str | None:
+    """Which of the live `engines` refreshes `host`: the one with the highest weight for it
+    (rendezvous hashing). Every engine computes the same answer from the same list, so no
+    coordination is needed; an engine that dies or joins moves only its own share of hosts."""
+    if not engines:
+        return None
+    return max(engines, key=lambda e: (host_weight(e, host), e))
+
+
+def hosts_to_refresh(me: str, hosts: list[str], engines: tuple[str, ...] | list[str]) -> list[str]:
+    """The hosts `me` refreshes: its share, or all of them when it does not see itself live
+    (just started, or its own beat is late: better refreshed twice than not at all)."""
+    if me not in engines:
+        return list(hosts)
+    return [h for h in hosts if refreshed_by(h, engines) == me]
 
 
 def locally_held(deadline: float | None, now: float, margin_s: float = ACT_MARGIN_S) -> bool:

@@ -140,7 +140,8 @@ class HostMonitor:
     """
 
     def __init__(self, db: Database, *, guard: PlacementGuard | None = None,
-                 agent: AgentFactory | None = None, interval: float = 5.0, workers: int = DEFAULT_WORKERS):
+                 agent: AgentFactory | None = None, interval: float = 5.0, workers: int = DEFAULT_WORKERS,
+                 share: Callable[[list[str]], list[str]] | None = None):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.db = db
@@ -149,6 +150,7 @@ class HostMonitor:
         self.agent = agent or self._pool_client
         self.interval = interval
         self.workers = workers
+        self.share = share   # several engines (issue 18): which of the hosts this engine refreshes now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -183,7 +185,7 @@ class HostMonitor:
         while not self._stop.is_set():
             try:
                 with self.db.unit_of_work() as store:
-                    hosts = store.hosts.schedule()
+                    hosts = self._mine(store.hosts.schedule())
                 now = time.monotonic()
                 for host in hosts:
                     if self._stop.is_set():
@@ -197,6 +199,14 @@ class HostMonitor:
             except Exception:  # noqa: BLE001 - the monitor must outlive a bad poll
                 log.exception("host monitor cycle failed")
             self._stop.wait(1.0)
+
+    def _mine(self, hosts: list[HostSchedule]) -> list[HostSchedule]:
+        """The hook of several engines on one database (ferry.engine.ownership.hosts_to_refresh):
+        only this engine's share of the hosts; all of them with one engine (`share` None)."""
+        if self.share is None:
+            return hosts
+        keep = set(self.share([h.name for h in hosts]))
+        return [h for h in hosts if h.name in keep]
 
     def _refresh_quietly(self, name: str, agent_url: str | None = None) -> None:
         try:

@@ -20,6 +20,10 @@ With several engines on one PostgreSQL (ferry.engine.ownership) each migration h
 thread acts only while this engine holds it (VM.migrate only after confirming it in the
 database), stops when it is lost, and an engine takes over the expired leases of another and
 follows those migrations as after a restart: it asks the agents, it never sends VM.migrate again.
+Every write to a migration's record is fenced by its lease (ownership.fence: same owner, same
+epoch, in the writing transaction): an engine paused past its ttl cannot overwrite what the new
+owner wrote, and stops following. A cancel asked of an engine that does not follow the
+migration is handed to the one that does through the database (ferry.engine.cancel_requests).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from ferry.common.errors import Conflict
 from ferry.common.jsonrpc import TRANSPORT_ERROR, JsonRpcError
 from ferry.engine import audit
 from ferry.engine import migration_outcome as outcome
+from ferry.engine.cancel_requests import CancelRequests
 from ferry.engine.db import Database, Store
 from ferry.engine.db.records import MigrationRecord, MigrationState, VmStatus
 from ferry.engine.lease_rules import MIGRATION, TakeoverStep, send_doubt_left, takeover_step
@@ -40,7 +45,7 @@ from ferry.engine.migration_changes import MigrationChanges
 from ferry.engine.migration_endings import Endings, MigrationRun, RunContext
 from ferry.engine.migration_endings import now as _now
 from ferry.engine.monitor import AgentFactory, PlacementGuard, agent_client
-from ferry.engine.ownership import Ownership, SoleOwner
+from ferry.engine.ownership import Fenced, Ownership, SoleOwner
 from ferry.engine.reconcile import Reality, Verdict
 from ferry.engine.services import migrations as migration_service
 from ferry.engine.status_follow import pause_before_next, status_request
@@ -72,6 +77,7 @@ class Orchestrator:
         self.endings = Endings(db, self._writing, agent)
         self.ownership = ownership or SoleOwner()
         self.ownership.on_takeover(self.take_over)
+        self.requests = CancelRequests(self)   # cancels asked of other engines, for the ones this engine follows
 
     # ---- life of the orchestrator --------------------------------------------------------------
     def start(self) -> None:
@@ -83,6 +89,7 @@ class Orchestrator:
         if self.ownership.shared:
             leftovers = [i for i in leftovers if self.ownership.claim(MIGRATION, i).granted]
         self._adopt(leftovers, "after an engine restart")
+        self.requests.start()
 
     def take_over(self) -> None:
         """The heartbeat's scan: claim the migrations whose lease another engine let expire and
@@ -100,12 +107,18 @@ class Orchestrator:
     def _adopt(self, migration_ids: list[str], why: str) -> None:
         for migration_id in migration_ids:
             with self._lock, self.db.unit_of_work() as store:
+                try:
+                    self.ownership.fence(store, MIGRATION, migration_id)
+                except Fenced:
+                    continue                              # lost again at once: the new owner adopts it
                 m = store.migrations.get(migration_id)    # as it is now that the lease is ours
                 step = takeover_step(m.state.value)
                 if step is TakeoverStep.FAIL_UNSENT:
                     store.migrations.update(m.id, state=MigrationState.FAILED, finished_at=_now(),
                                             error="the engine stopped before the migration was sent")
                 elif step is TakeoverStep.FOLLOW and m.id not in self._runs:
+                    if m.state is MigrationState.CANCELLING:   # its migrateCancel may never have gone out
+                        store.migrations.request_cancel(m.id, DEFAULT_USER)
                     log.info("migration %s of VM %s: following it again %s", m.id, m.vm, why)
                     self._spawn(MigrationRun(m.id, m.vm, to_given=True, policy=None, user=DEFAULT_USER, sent=True),
                                 resume=True)
@@ -129,6 +142,7 @@ class Orchestrator:
     def stop(self) -> None:
         """Stop following (the agents go on migrating; a new engine process picks them up)."""
         self.begin_stop()
+        self.requests.stop()
         for run in list(self._runs.values()):
             if run.thread is not None:
                 run.thread.join(timeout=5)
@@ -139,10 +153,12 @@ class Orchestrator:
 
     @contextmanager
     def _writing(self, migration_id: str) -> Iterator[Store]:
-        """A unit of work that writes a migration's record; once it is committed (or not),
-        whoever long-polls the record is woken."""
+        """A unit of work that writes a migration's record, fenced by its lease (Fenced when this
+        engine no longer owns it at its epoch: nothing is written); once it is committed (or
+        not), whoever long-polls the record is woken."""
         try:
             with self.db.unit_of_work() as store:
+                self.ownership.fence(store, MIGRATION, migration_id)
                 yield store
         finally:
             self.changes.bump(migration_id)
@@ -162,20 +178,29 @@ class Orchestrator:
             self._spawn(run)
         return record
 
-    def cancel(self, migration_id: str, user: str | None = None) -> MigrationRecord:
+    def cancel(self, migration_id: str, user: str | None = None, *, wait: bool = True,
+               requested: bool = False) -> MigrationRecord:
         """Ask for the migration to stop; the VM stays on the source. Returns the record
-        (CANCELLING until the agent confirms)."""
+        (CANCELLING until the agent confirms). A migration another engine follows: the request
+        goes to it through the database and, with `wait`, the record is returned once that
+        engine (or the one that takes it over) has acted (ferry.engine.cancel_requests)."""
         self._refuse_when_stopping()
         with self._lock:
             run = self._runs.get(migration_id)
             with self.db.unit_of_work() as store:
                 migration_service.still_active(store, migration_id)
-            if run is None:
-                raise Conflict(f"migration {migration_id} is not followed by this engine"
-                               + (" (another engine owns it; ask that one)" if self.ownership.shared else ""))
+            if run is None and not self.ownership.shared:
+                raise Conflict(f"migration {migration_id} is not followed by this engine")
+        if run is None and requested:
+            raise Fenced(f"migration {migration_id}: no longer followed here")
+        if run is None:
+            return self.requests.forward(migration_id, user or DEFAULT_USER, wait=wait)
+        with self._lock:
             with run.state_lock:
                 with self._writing(migration_id) as store:
                     record = migration_service.mark_cancelling(store, migration_id)
+                    if requested:
+                        store.migrations.clear_cancel_request(migration_id)
                     run.cancelled_by = user or DEFAULT_USER
                     run.cancel.set()
             url, uuid, sent = run.source_url, run.vm_uuid, run.sent
@@ -208,12 +233,17 @@ class Orchestrator:
                 self._run(run, resume)
         except _Stopping as why:
             log.info("migration %s of VM %s: no longer followed (%s)", run.migration_id, run.vm, why)
+        except Fenced as why:
+            log.warning("migration %s of VM %s: no longer followed, its write was fenced (%s)",
+                        run.migration_id, run.vm, why)
         except Exception as exc:  # noqa: BLE001 - a migration must never be left RUNNING silently
             log.exception("migration %s of VM %s failed in the engine", run.migration_id, run.vm)
             try:
                 with run.state_lock, self._writing(run.migration_id) as store:
                     store.migrations.update(run.migration_id, state=MigrationState.FAILED, finished_at=_now(),
                                             error=f"engine error: {exc}")
+            except Fenced as why:
+                log.warning("migration %s: its failure not recorded here, fenced (%s)", run.migration_id, why)
             except Exception:  # noqa: BLE001
                 log.exception("cannot record the failure of migration %s", run.migration_id)
         finally:

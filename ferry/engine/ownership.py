@@ -9,6 +9,17 @@ HEARTBEAT_S the heartbeat thread renews this engine's leases, forgets those it n
 other engines to the takeover callbacks (the orchestrator follows those migrations again,
 reconciling with the agents). On SIGTERM the engine releases its leases at once.
 
+Fencing: every write an owner makes to its work's state goes through `fence(store, kind, key)`
+first, in the same transaction: the lease row is read FOR SHARE (a claim skips locked rows, so
+no takeover can slip in before the commit) and must still be this engine's at the epoch it
+claimed, unexpired (lease_rules.fenced). An engine that was paused or cut off past its ttl
+thus gets `Fenced` instead of overwriting what the new owner wrote, and stops acting on it.
+
+Host monitoring is shared too: each engine keeps an ENGINE lease of its own id, renewed by the
+same heartbeat; `hosts_to_refresh` gives this engine its rendezvous-hash share of the hosts
+over the live engines (lease_rules.hosts_to_refresh), so a dead engine's hosts go to the
+survivors once its ENGINE lease expires.
+
 SQLite is the single-engine default: `SoleOwner` owns everything and writes no lease.
 """
 from __future__ import annotations
@@ -27,6 +38,11 @@ from ferry.engine.db import Database, Store
 log = logging.getLogger("ferry.engine.ownership")
 
 Takeover = Callable[[], None]
+FORGET_DEAD_ENGINES_S = 3600.0   # an ENGINE lease expired this long is deleted (its engine is gone)
+
+
+class Fenced(RuntimeError):
+    """A write to work this engine no longer owns at its epoch: refused, nothing written."""
 
 
 def default_engine_id() -> str:
@@ -64,6 +80,12 @@ class SoleOwner:
     def claimable(self, kind: str, keys: list[str]) -> list[str]:
         return []
 
+    def fence(self, store: Store, kind: str, key: str) -> None:
+        return None
+
+    def hosts_to_refresh(self, hosts: list[str]) -> list[str]:
+        return list(hosts)
+
     def on_takeover(self, callback: Takeover) -> None:
         return None
 
@@ -90,6 +112,7 @@ class Ownership:
         self._held: dict[tuple[str, str], tuple[int, float, float]] = {}
         self._lock = threading.Lock()
         self._callbacks: list[Takeover] = []
+        self._live: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -142,6 +165,34 @@ class Ownership:
         with self.db.unit_of_work() as store:
             return store.leases.claimable(kind, keys, self.engine_id)
 
+    def fence(self, store: Store, kind: str, key: str) -> None:
+        """At the start of a unit of work that writes the state of `kind`/`key`: raise Fenced
+        (and stop holding it) unless the lease is still this engine's at the epoch it claimed.
+        The row stays share-locked until the commit (see the module docstring)."""
+        with self._lock:
+            held = self._held.get((kind, key))
+        if held is None:
+            why = "this engine does not hold it"
+        else:
+            why = rules.fenced(store.leases.get(kind, key, share=True), me=self.engine_id, epoch=held[0],
+                               now=store.leases.now())
+        if why is None:
+            return
+        with self._lock:
+            if self._held.get((kind, key)) == held:
+                self._held.pop((kind, key), None)
+        log.warning("%s %s: write refused, fenced: %s; engine %s stops acting on it", kind, key, why, self.engine_id)
+        raise Fenced(f"{kind} {key}: {why}")
+
+    def hosts_to_refresh(self, hosts: list[str]) -> list[str]:
+        """This engine's share of `hosts` over the live engines of the last heartbeat (no
+        database round trip: the monitor asks every loop)."""
+        return rules.hosts_to_refresh(self.engine_id, hosts, self._live)
+
+    @property
+    def live_engines(self) -> tuple[str, ...]:
+        return self._live
+
     def _keep(self, kind: str, key: str, epoch: int, sent_at: float) -> None:
         with self._lock:
             self._held[(kind, key)] = (epoch, sent_at + self.ttl_s, sent_at)
@@ -152,6 +203,8 @@ class Ownership:
         self._callbacks.append(callback)
 
     def start(self) -> None:
+        self.claim(rules.ENGINE, self.engine_id)
+        self._read_live()
         self._thread = threading.Thread(target=self._loop, name="lease-heartbeat", daemon=True)
         self._thread.start()
 
@@ -174,6 +227,10 @@ class Ownership:
         t = time.monotonic()
         with self.db.unit_of_work() as store:
             found = store.leases.renew_all(self.engine_id, self.ttl_s)
+        if (rules.ENGINE, self.engine_id) not in found:   # deleted meanwhile: this engine is live again
+            with self.db.unit_of_work() as store:
+                store.leases.claim(rules.ENGINE, self.engine_id, self.engine_id, self.ttl_s)
+        self._read_live()
         with self._lock:   # a lease claimed while the renewal ran is not in `found`, and not lost
             lost = {k for k, (epoch, _, since) in self._held.items()
                     if since < t and (k not in found or found[k].epoch != epoch)}
@@ -185,6 +242,14 @@ class Ownership:
         for kind, key in sorted(lost):
             log.warning("%s %s: lease lost (another engine owns it now): no longer acted on here", kind, key)
         return lost
+
+    def _read_live(self) -> None:
+        with self.db.unit_of_work() as store:
+            live = rules.live_engines(store.leases.of_kind(rules.ENGINE), store.leases.now())
+            store.leases.forget_expired(rules.ENGINE, FORGET_DEAD_ENGINES_S)
+        if live != self._live:
+            log.info("live engines sharing the host monitoring: %s", ", ".join(live) or "none")
+        self._live = live
 
     def _loop(self) -> None:
         while not self._stop.wait(self.heartbeat_s):

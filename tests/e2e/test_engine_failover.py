@@ -136,3 +136,60 @@ def test_kill_9_of_the_engine_mid_drain_another_takes_over_and_nothing_is_sent_t
         assert len(starts) == len(m.get("attempts") or []) == 1, (m["id"], starts, m.get("attempts"))
     followed = engines.engines[1].log.read_text(errors="replace")
     assert f"migration {inflight['id']} of VM {inflight['vm']}: following it again taken over" in followed
+
+
+def test_an_engine_paused_past_its_ttl_is_fenced_when_it_wakes_and_nothing_is_sent_twice(lab2, pair):
+    """SIGSTOP engine A mid-drain for longer than its lease ttl (as a long GC pause or a cut-off
+    network would): B takes the drain and the migration over; SIGCONT A. A's first write to the
+    work it no longer owns is refused by the lease epoch (or A sees the lease lost first and
+    stops), and A sends nothing: each VM gets one VM.migrate, the records are B's."""
+    import signal
+
+    engines, (a, b), names = pair
+    h1, h2 = lab2.plan.hosts(2)
+    vms = [_guest(lab2, a, names) for _ in range(2)]
+    agent_log = h1.dir / "agent.log"
+    log_from = agent_log.stat().st_size if agent_log.exists() else 0
+    drain_id = a.post(f"/api/hosts/{h1.name}/maintenance", {"reason": "fencing test"})["drain_id"]
+    deadline = time.monotonic() + 120
+    while not (running := [m for m in a.get("/api/migrations", params={"active": True}) if _moving(m)]):
+        assert time.monotonic() < deadline, a.get(f"/api/hosts/{h1.name}/maintenance")
+        time.sleep(0.2)
+    inflight = running[0]
+    work = [(DRAIN, drain_id), (MIGRATION, inflight["id"])]
+    engine_a = engines.engines[0]
+    a_log_from = engine_a.log.stat().st_size
+    os.kill(engine_a.proc.pid, signal.SIGSTOP)
+    paused_at = time.monotonic()
+    try:
+        took, now_owned = wait_takeover(engines.db_url, work, "engine-a", paused_at, timeout=60)
+        assert took <= TAKEOVER_LIMIT_S, f"takeover of the paused engine's work took {took:.1f} s"
+        assert b.get(f"/api/migrations/{inflight['id']}")["state"] == "RUNNING"
+        time.sleep(2)                          # B follows it for a while; A is still paused
+    finally:
+        os.kill(engine_a.proc.pid, signal.SIGCONT)
+    paused_s = time.monotonic() - paused_at
+    deadline = time.monotonic() + 300
+    while (view := b.get(f"/api/hosts/{h1.name}/maintenance"))["state"] in ("ACTIVE", "PAUSED", "CANCELLING"):
+        assert time.monotonic() < deadline, view
+        time.sleep(0.5)
+    assert view["state"] == "DONE", view
+    assert engine_a.proc.poll() is None, "the resumed engine died"
+    woke = engine_a.log.read_bytes()[a_log_from:].decode("utf-8", "replace")
+    fenced = f"migration {inflight['id']}: write refused, fenced" in woke
+    lost = f"migration {inflight['id']} of VM {inflight['vm']}: no longer followed" in woke
+    print(f"\npaused engine-a for {paused_s:.1f} s; engine-b owned its work after {took:.1f} s; "
+          f"on waking engine-a's stale write was {'refused (fenced)' if fenced else 'never tried (lease seen lost)'}")
+    assert fenced or lost, woke[-3000:]
+    migrations = [m for vm in vms for m in b.get("/api/migrations", params={"vm": vm})]
+    for vm in vms:
+        ok = [m for m in migrations if m["vm"] == vm and m["state"] == "SUCCEEDED"]
+        assert len(ok) == 1, [(m["vm"], m["state"], m.get("error")) for m in migrations]
+        assert b.get(f"/api/vms/{vm}")["host"] == h2.name
+        assert [c.host for c in lab2.copies(vm) if c.state == "running"] == [h2.name]
+        assert lab2.verify(vm, h2.name).intact
+    assert send_counts(agent_log, vms, since=log_from) == {vm: 1 for vm in vms}
+    for m in migrations:
+        starts = [e for e in b.get("/api/events", params={"migration": m["id"], "limit": 1000})
+                  if e["code"] == audit.VM_MIGRATION_START.code]
+        assert len(starts) == 1, (m["id"], starts)

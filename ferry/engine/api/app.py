@@ -39,7 +39,8 @@ def create_app(database_url: str | None = None, *, upgrade: bool = True, backgro
     guard = PlacementGuard()
     ownership = ownership_for(db, engine_id)   # leases on PostgreSQL (several engines), sole owner on SQLite
     orchestrator = Orchestrator(db, guard=guard, poll_interval=poll_interval, ownership=ownership)
-    monitor = HostMonitor(db, guard=guard, interval=monitor_interval)
+    monitor = HostMonitor(db, guard=guard, interval=monitor_interval,
+                          share=ownership.hosts_to_refresh if ownership.shared else None)   # its share of the hosts
     drain_runner = DrainRunner(db, orchestrator, ownership=ownership)   # host maintenance (issue 15), beside the orchestrator
 
     @asynccontextmanager

@@ -147,6 +147,9 @@ class Migration(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # a cancel asked of an engine that does not own the migration, for its owner to carry out
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
     vm: Mapped[Vm] = relationship()
     source_host: Mapped[Host | None] = relationship(foreign_keys=[source_host_id])

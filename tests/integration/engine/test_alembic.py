@@ -58,6 +58,6 @@ def test_a_database_made_before_the_schema_package_was_renamed_still_upgrades(da
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0006" == _head(database_url)
+            assert MigrationContext.configure(conn).get_current_revision() == "0007" == _head(database_url)
     finally:
         engine.dispose()

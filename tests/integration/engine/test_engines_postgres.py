@@ -72,3 +72,37 @@ def test_three_engines_share_the_work_of_the_dead_each_migration_one_owner(postg
         assert _sent(postgres_url, ids) == 0, "a follower sent VM.migrate"
     finally:
         pair.stop()
+
+
+def test_a_cancel_sent_over_rest_to_the_engine_that_does_not_own_the_migration_is_carried_out(postgres_url, tmp_path):
+    """Engine A follows the leftovers; POST .../cancel to engine B answers with the record A
+    marked CANCELLING (before: 409 "another engine owns it"); kill -9 A and a cancel sent to B
+    for another one is carried out by B once it has taken that migration over."""
+    from ferry.client.engine_client import EngineClient
+
+    pair = EnginePair(postgres_url, tmp_path, n=2)
+    pair.prepare()
+    ids = seed_orphans(postgres_url, 2)
+    work = [(MIGRATION, i) for i in ids]
+    try:
+        a = pair.start_one()
+        _until("engine-a owns the leftovers", lambda: set(owners(postgres_url, work).values()) == {"engine-a"}, 30)
+        b = pair.start_one()
+        with EngineClient(b.url, pair.token, timeout=60) as client:
+            t0 = time.monotonic()
+            first = client.post(f"/api/migrations/{ids[0]}/cancel", {"user": "alice"})
+            live_s = time.monotonic() - t0
+            assert first["state"] == "CANCELLING", first
+            assert live_s < 3, f"{live_s:.1f} s"
+            assert f"migration {ids[0]}: cancel asked of another engine by alice carried out" in \
+                a.log.read_text(errors="replace")
+            killed_at = a.kill9()
+            second = client.post(f"/api/migrations/{ids[1]}/cancel", {"user": "bob"})
+            dead_s = time.monotonic() - killed_at
+            assert second["state"] == "CANCELLING", second
+            assert dead_s <= TAKEOVER_LIMIT_S + 1, f"{dead_s:.1f} s"
+            assert owners(postgres_url, [(MIGRATION, ids[1])])[(MIGRATION, ids[1])] == "engine-b"
+        print(f"\ncancel via the non-owner: {live_s:.2f} s (owner alive), {dead_s:.1f} s after kill -9 of the owner")
+        assert _sent(postgres_url, ids) == 0
+    finally:
+        pair.stop()

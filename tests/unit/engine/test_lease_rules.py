@@ -158,3 +158,80 @@ def test_the_default_configuration_takes_over_within_15_s():
 def test_a_heartbeat_too_slow_for_its_ttl_is_refused(ttl, beat):
     with pytest.raises(ValueError):
         r.worst_takeover_s(ttl, beat)
+
+
+# ---- fencing -------------------------------------------------------------------------------------
+def test_a_write_is_allowed_only_to_the_owner_at_its_epoch_before_the_expiry():
+    assert r.fenced(lease("a", expires=10, epoch=3), me="a", epoch=3, now=s(9.9)) is None
+
+
+@pytest.mark.parametrize("current,now,why", [
+    (None, 0.0, "gone"),
+    (lease("b", expires=20, epoch=4), 11.0, "engine b owns it now (epoch 4, ours was 3)"),
+    (lease("a", expires=20, epoch=5), 11.0, "changed hands since we claimed it (epoch 5, ours was 3)"),
+    (lease("a", expires=10, epoch=3), 10.0, "ran out 0.0 s ago"),
+    (lease("a", expires=10, epoch=3), 14.5, "ran out 4.5 s ago"),
+])
+def test_a_stale_write_is_fenced_and_says_why(current, now, why):
+    """Another owner, a later epoch (it went away and came back to us: the work may have moved
+    meanwhile) or an expired lease each refuse the write."""
+    got = r.fenced(current, me="a", epoch=3, now=s(now))
+    assert got is not None and why in got
+
+
+def test_a_paused_owner_taken_over_is_fenced_while_the_new_owner_may_write():
+    """The SIGSTOP case from the rules alone: a claims (epoch 1), pauses past its ttl, b takes over."""
+    first = claim(None, claimant="a", now=0).lease
+    taken = claim(first, claimant="b", now=12)
+    assert taken.outcome is ClaimOutcome.TAKEN_OVER
+    assert r.fenced(taken.lease, me="a", epoch=first.epoch, now=s(12.5)) is not None
+    assert r.fenced(taken.lease, me="b", epoch=taken.lease.epoch, now=s(12.5)) is None
+
+
+# ---- sharing the hosts ---------------------------------------------------------------------------
+HOSTS = [f"host-{i:04d}" for i in range(2000)]
+
+
+def test_live_engines_are_those_with_an_unexpired_engine_lease_sorted():
+    rows = [lease("c", 10, kind=r.ENGINE, key="c"), lease("a", 10, kind=r.ENGINE, key="a"),
+            lease("dead", 4, kind=r.ENGINE, key="dead"), lease("m-owner", 10, kind=r.MIGRATION, key="m")]
+    assert r.live_engines(rows, s(5)) == ("a", "c")
+    assert r.live_engines(rows, s(10)) == ()
+
+
+def test_every_host_is_refreshed_by_exactly_one_live_engine_the_same_one_everywhere():
+    engines = ("e1", "e2", "e3")
+    shares = {e: set(r.hosts_to_refresh(e, HOSTS, engines)) for e in engines}
+    assert set().union(*shares.values()) == set(HOSTS)
+    assert sum(len(x) for x in shares.values()) == len(HOSTS)          # disjoint
+    assert shares["e1"] == set(r.hosts_to_refresh("e1", HOSTS, ("e3", "e1", "e2")))  # order does not matter
+    assert all(550 <= len(x) <= 780 for x in shares.values()), {e: len(x) for e, x in shares.items()}
+
+
+def test_a_dead_engine_s_hosts_go_to_the_survivors_and_only_those_move():
+    before = {h: r.refreshed_by(h, ("e1", "e2", "e3")) for h in HOSTS}
+    after = {h: r.refreshed_by(h, ("e1", "e3")) for h in HOSTS}
+    moved = {h for h in HOSTS if before[h] != after[h]}
+    assert moved == {h for h in HOSTS if before[h] == "e2"}
+    assert set(after.values()) == {"e1", "e3"}
+
+
+def test_a_joining_engine_takes_about_its_share_from_each():
+    before = {h: r.refreshed_by(h, ("e1", "e2")) for h in HOSTS}
+    after = {h: r.refreshed_by(h, ("e1", "e2", "e3")) for h in HOSTS}
+    moved = [h for h in HOSTS if before[h] != after[h]]
+    assert all(after[h] == "e3" for h in moved)
+    assert 550 <= len(moved) <= 780
+
+
+def test_an_engine_not_seen_live_refreshes_every_host_and_none_live_means_nobody():
+    assert r.hosts_to_refresh("e9", HOSTS[:5], ("e1", "e2")) == HOSTS[:5]
+    assert r.hosts_to_refresh("e1", HOSTS[:5], ("e1",)) == HOSTS[:5]
+    assert r.refreshed_by("h", ()) is None
+
+
+def test_the_host_weight_is_stable_across_processes():
+    """Not Python's hash() (randomised per process): a fixed digest every engine computes alike."""
+    assert r.host_weight("engine-a", "h1") == r.host_weight("engine-a", "h1") != r.host_weight("engine-b", "h1")
+    assert r.host_weight("engine-a", "h1") == int.from_bytes(
+        __import__("hashlib").blake2b(b"engine-a\0h1", digest_size=8).digest(), "big")

@@ -30,10 +30,12 @@ class LeaseRepository:
             return _utc(self.session.scalar(select(func.clock_timestamp())))
         return datetime.now(UTC)
 
-    def get(self, kind: str, key: str, *, lock: bool = False) -> Lease | None:
+    def get(self, kind: str, key: str, *, lock: bool = False, share: bool = False) -> Lease | None:
+        """The lease row; `lock` takes it FOR UPDATE, `share` FOR SHARE (held to the commit: a
+        claim, which skips locked rows, cannot take the lease over while a fenced write runs)."""
         q = select(m.WorkLease).where(m.WorkLease.kind == kind, m.WorkLease.key == key)
-        if lock and self.postgres:
-            q = q.with_for_update()
+        if (lock or share) and self.postgres:
+            q = q.with_for_update(read=share and not lock)
         row = self.session.scalars(q).first()
         return None if row is None else _lease(row)
 
@@ -85,6 +87,15 @@ class LeaseRepository:
             return {}
         return {r.key: _lease(r) for r in self.session.scalars(
             select(m.WorkLease).where(m.WorkLease.kind == kind, m.WorkLease.key.in_(keys)))}
+
+    def of_kind(self, kind: str) -> list[Lease]:
+        return [_lease(r) for r in self.session.scalars(select(m.WorkLease).where(m.WorkLease.kind == kind))]
+
+    def forget_expired(self, kind: str, older_than_s: float) -> int:
+        """Delete leases of `kind` expired for longer than `older_than_s` (dead engines' rows)."""
+        before = self.now() - timedelta(seconds=older_than_s)
+        return int(self.session.execute(delete(m.WorkLease).where(
+            m.WorkLease.kind == kind, m.WorkLease.expires_at < before)).rowcount or 0)
 
     def release(self, kind: str, key: str, engine_id: str) -> bool:
         done = self.session.execute(delete(m.WorkLease).where(

@@ -78,6 +78,25 @@ class MigrationRepository:
             .where(m.Migration.state.in_(MIGRATION_ACTIVE_STATES))
             .group_by(m.Host.name)).all())
 
+    def request_cancel(self, migration_id: str, user: str) -> None:
+        """A cancel for the engine that owns the migration (ferry.engine.orchestrator)."""
+        row = find_row(self.session, m.Migration, migration_id)
+        row.cancel_requested_by, row.cancel_requested_at = user, now()
+        self.session.flush()
+
+    def cancel_requests(self, migration_ids: list[str]) -> dict[str, str]:
+        """Of these migrations, those with a cancel request still to carry out: id -> user."""
+        if not migration_ids:
+            return {}
+        return dict(self.session.execute(
+            select(m.Migration.id, m.Migration.cancel_requested_by)
+            .where(m.Migration.cancel_requested_at.is_not(None), m.Migration.id.in_(migration_ids))).all())
+
+    def clear_cancel_request(self, migration_id: str) -> None:
+        row = find_row(self.session, m.Migration, migration_id)
+        row.cancel_requested_by = row.cancel_requested_at = None
+        self.session.flush()
+
     def _host_id(self, host: str | None, field: str) -> int | None:
         return None if host is None else find_row(self.session, m.Host, host, field).id
 
