@@ -83,6 +83,7 @@ class AdaptiveController:
     caps: Capabilities
     memory_mib: float
     touched_mib: float = 0.0       # known touched memory, if any (else the first remaining seen)
+    touched_known: bool = False    # measured before the start (adaptive.touchedMiB)
     dirty_pattern: str = RANDOM
     downtime_ms: int = 0
     increment_pct: int = THROTTLE_INCREMENTS[0]
@@ -115,7 +116,8 @@ class AdaptiveController:
         """Feed one poll; returns what to run now (empty: nothing)."""
         if self.finished or self.postcopy_requested or obs.throughput_mibs <= 0:
             return []
-        self.touched_mib = max(self.touched_mib, min(self.memory_mib, obs.remaining_mib))
+        if not self.touched_known:
+            self.touched_mib = max(self.touched_mib, min(self.memory_mib, obs.remaining_mib))
         self._pass_started.setdefault(obs.iteration, obs.elapsed_s)
         self._learn_throttle(obs)
         raised = self._downtime_for(obs)
@@ -186,17 +188,25 @@ class AdaptiveController:
         throttle = increment is not None
         base = self._base_rate(obs, rate) if throttle else rate
         budget = max(0.001, self.budget_s - obs.elapsed_s)
-        touched = max(self.touched_mib, obs.remaining_mib, 0.001)
+        touched = max(self.touched_mib, 0.001) if self.touched_known else max(self.touched_mib, obs.remaining_mib, 0.001)
         inp = ForecastInputs(memory_mib=max(self.memory_mib, touched), touched_mib=touched, dirty_rate_mibs=base,
                              bandwidth_mibs=obs.throughput_mibs, bandwidth_source="live",
                              init_downtime_ms=self.bound_ms, auto_converge=throttle,
                              throttle_initial_pct=THROTTLE_INITIAL_PCT,
                              throttle_increment_pct=increment or THROTTLE_INCREMENTS[0],
                              fixed_cost_s=0.0, max_seconds=budget, dirty_pattern=self.dirty_pattern)
-        start = State(iteration=max(1, obs.iteration), send_mib=max(0.0, obs.remaining_mib),
+        start = State(iteration=max(1, obs.iteration), send_mib=self._to_send(obs),
                       downtime_ms=self.bound_ms, throttle_pct=obs.throttle_pct if throttle else 0, fire_now=False)
         run = simulate(inp, base, obs.throughput_mibs, start)
         return run.outcome == CONVERGE, run.reason
+
+    def _to_send(self, obs: Observation) -> float:
+        """What the pass still has to send: QEMU's remaining data, but in the first pass, with
+        the touched memory known, only the touched share of it (zero pages go as markers)."""
+        left = max(0.0, obs.remaining_mib)
+        if self.touched_known and obs.iteration <= 1:
+            return left * min(1.0, self.touched_mib / max(self.memory_mib, 0.001))
+        return left
 
     def _throttle_usable(self) -> bool:
         return self.caps.auto_converge and not self.throttle_ineffective

@@ -58,7 +58,7 @@ def host_info(host: HostPlan) -> HostMigrationInfo:
 
 def policy_params(policy: MigrationPolicy, src: HostPlan, dst: HostPlan, *, cap_mib_s: int,
                   vcpus: int = 1, parallel: int | None = None,
-                  dirty_rate_mibs: float | None = None) -> tuple[dict, dict]:
+                  dirty_rate_mibs: float | None = None, touched_mib: float | None = None) -> tuple[dict, dict]:
     """(VM.migrate params, the plan as a dict) for `policy`, maxBandwidth fixed at `cap_mib_s`.
 
     `parallel`: a cluster with that many parallel connections (CUSTOM); `dirty_rate_mibs`: a
@@ -72,6 +72,8 @@ def policy_params(policy: MigrationPolicy, src: HostPlan, dst: HostPlan, *, cap_
     params = replace(plan.params, max_bandwidth=cap_mib_s)
     if params.adaptive is not None and dirty_rate_mibs is not None:
         params = replace(params, adaptive=replace(params.adaptive, dirty_rate_mibs=round(dirty_rate_mibs, 1)))
+    if params.adaptive is not None and touched_mib is not None:
+        params = replace(params, adaptive=replace(params.adaptive, touched_mib=round(touched_mib, 1)))
     return params.to_wire(), plan.to_dict()
 
 

@@ -124,6 +124,22 @@ def test_throttle_raised_to_the_smallest_increment_that_finishes_in_time():
     assert "does not finish in time" in d.reason and f"at {d.throttle_increment_pct}% it does" in d.reason
 
 
+def test_a_measured_touched_memory_keeps_zero_pages_out_of_the_first_pass():
+    # 1 GiB guest filling 640 MiB (746 MiB touched, measured), 50 MiB/s against 40 MiB/s (lab,
+    # 2026-12-02): QEMU's first poll says 959 MiB remain; counted as touched it reads as doomed
+    o = obs(1, 959, 0, bw=40, elapsed=1)
+    blind = ctl(caps=NO_POSTCOPY, memory=1024, dirty_rate_mibs=50)
+    assert actions(blind.observe(o)) == [ABORT]
+    c = AdaptiveController(AdaptiveSpec(dirty_rate_mibs=50, touched_mib=746), NO_POSTCOPY, memory_mib=1024,
+                           touched_mib=746, touched_known=True)
+    c.start()
+    [d] = c.observe(o)
+    assert (d.action, d.throttle_increment_pct) == (SET_THROTTLE, 20)   # the lab converged so, in 36.8 s
+    assert c.touched_mib == 746                                         # the remaining does not raise it
+    assert c._to_send(o) == pytest.approx(959 * 746 / 1024)
+    assert c._to_send(obs(2, 300, 50)) == 300                     # later passes send what QEMU says
+
+
 def test_no_live_throttle_control_goes_to_postcopy():
     caps = Capabilities(True, "started with VIR_MIGRATE_POSTCOPY", throttle_control=False, auto_converge=True)
     c = ctl(caps=caps)
