@@ -70,7 +70,8 @@ WIRE_KEYS = {
     # Ferry extension, once the job stats showed one: the highest auto-converge throttle (%)
     "autoConvergeThrottleMax": "auto_converge_throttle_max",
 }
-_OPTIONAL_KEYS = frozenset({"dirtySyncMissedZeroCopy", "postcopyDowntime", "autoConvergeThrottleMax"})   # left out of the answer while unknown
+_OPTIONAL_KEYS = frozenset({"dirtySyncMissedZeroCopy", "postcopyDowntime",
+                            "autoConvergeThrottleMax"})   # left out of the answer while unknown
 _INCOMING_KEYS = ("vmID", "state", "direction", "progress", "startedAt", "endedAt", "message")
 _IDLE_KEYS = ("vmID", "state", "direction", "progress", "message")
 _NUMBERS = ("version", "progress", "started_at", "ended_at", "migration_started_at", "migration_returned_at",

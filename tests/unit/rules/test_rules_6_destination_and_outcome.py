@@ -132,7 +132,8 @@ def test_rule_6_throughput_edges(bytes_, millis, expected):
 
 RESULT_KEYS = ["destination", "agent_state", "error", "duration_ms", "downtime_ms", "bytes", "iterations",
                "throughput_mibps", "flags", "typed_params", "schedule_actions", "unrecognized_params", "notes",
-               "dirty_sync_missed_zero_copy", "postcopy", "postcopy_downtime_ms", "auto_converge_throttle_max", "wall_s", "hosts_tried", "zerocopy_requested", "parallel_connections",
+               "dirty_sync_missed_zero_copy", "postcopy", "postcopy_downtime_ms", "auto_converge_throttle_max",
+               "wall_s", "hosts_tried", "zerocopy_requested", "parallel_connections",
                "explanation", "plan_notes"]
 
 
