@@ -203,7 +203,8 @@ class PolicyBench:
     def __init__(self, lab, policies: list[MigrationPolicy], *, memory_mib: int = 512, fill_mib: int = 320,
                  dirty_mib_s: int = 32, cap_mib_s: int = 40, repeat: int = 1, progress: Progress = _quiet,
                  timeout_s: float = 600.0, workloads: list[Workload] | None = None,
-                 doomed: list[Workload] | None = None, doomed_policies: list[MigrationPolicy] | None = None):
+                 doomed: list[Workload] | None = None, doomed_policies: list[MigrationPolicy] | None = None,
+                 checkpoint: Callable[[dict], None] | None = None):
         base = [] if (workloads or doomed) else [Workload(memory_mib, dirty_mib_s, fill_mib, cap_mib_s)]
         self.workloads = [*(workloads or base), *(doomed or [])]
         for w in self.workloads:
@@ -217,6 +218,7 @@ class PolicyBench:
         self.repeat = repeat
         self.progress = progress
         self.driver = AgentDriver(lab_agents(lab)[0], poll_s=0.2, timeout_s=timeout_s)
+        self.checkpoint = checkpoint     # called with the result so far after each workload
 
     @staticmethod
     def _fill(memory: int, fill_mib: int, base_memory: int) -> int:
@@ -234,13 +236,18 @@ class PolicyBench:
         machine = machine_facts(self.lab)
         runs: list[dict] = []
         total = self.repeat * sum(len(self._policies(w)) for w in self.workloads)
-        for w in self.workloads:
+        for i, w in enumerate(self.workloads):
             runs += self._workload(hosts[0], hosts[1], w, len(runs), total)
+            if self.checkpoint:
+                self.checkpoint(self._result(started, machine, runs, self.workloads[:i + 1]))
+        return self._result(started, machine, runs, self.workloads)
+
+    def _result(self, started, machine: dict, runs: list[dict], workloads: list[Workload]) -> dict:
         return {"kind": "policies", "started_at": started.isoformat(),
                 "ended_at": datetime.now(UTC).isoformat(), "ferry_path": self.driver.name,
                 "workload": {"memory_mib": self.memory_mib, "fill_mib": self.fill_mib,
                              "dirty_mib_s": self.dirty_mib_s, "cap_mib_s": self.cap_mib_s, "repeat": self.repeat,
-                             "workloads": [w.to_dict() for w in self.workloads]},
+                             "workloads": [w.to_dict() for w in workloads]},
                 "machine": machine, "runs": runs, "summary": summaries(runs)}
 
     def _workload(self, h1: HostPlan, h2: HostPlan, w: Workload, done: int, total: int) -> list[dict]:

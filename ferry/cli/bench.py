@@ -96,7 +96,8 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, doomed, doo
               if doomed else None)
         result = PolicyBench(_needs_two_hosts(_lab(lab_id)), policies, memory_mib=memory, fill_mib=fill,
                              dirty_mib_s=dirty, cap_mib_s=cap, repeat=repeat, progress=_progress, workloads=loads,
-                             doomed=dl, doomed_policies=parse_policies(doomed_policies)).run()
+                             doomed=dl, doomed_policies=parse_policies(doomed_policies),
+                             checkpoint=(lambda partial: _write_json(out, partial)) if out else None).run()
     if out:
         with open(out, "w") as f:
             json.dump(result, f, indent=1, sort_keys=True)
@@ -225,6 +226,12 @@ def _ferry_driver(via: str, lab, engine_url: str | None):
     from ferry.bench.engine_driver import engine_driver
 
     return engine_driver(lab, engine_url, progress=_progress)
+
+
+def _write_json(path: str, result: dict) -> None:
+    """The result so far, so a part cut short (a time-boxed hold) keeps its finished workloads."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
 
 
 def _finish(result: dict, as_json: bool, report: str | None) -> None:

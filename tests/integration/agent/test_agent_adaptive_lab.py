@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.agent.adaptive import SET_THROTTLE, AdaptiveController, Capabilities, Observation
 from ferry.bench.policy_bench import policy_params
 from ferry.engine.policies import ADAPTIVE_ID, ADAPTIVE_MAX_DOWNTIME_MS, BUILTIN_BY_ID
+from ferry.protocol.adaptive import AdaptiveSpec
 
 pytestmark = pytest.mark.lab
 
@@ -92,24 +94,56 @@ def test_adaptive_postcopy_reports_qemus_switch_over_downtime_within_the_bound(a
         agent_lab.lab.destroy_guest("agt-adaptive-pc")
 
 
+def throttle_window_bound(rate: float, touched: float, memory: int) -> int | None:
+    """A time bound (s per GiB) for which the agent's start forecast says QEMU's own throttle
+    steps do not finish in time but a stronger increment does: the middle of that window for
+    this guest's measured figures, the cap as the throughput (the pure controller, as the agent
+    runs it). None if there is no such bound."""
+    caps = Capabilities(postcopy=False, postcopy_why="the engine does not allow it", throttle_control=True,
+                        auto_converge=True)
+    window = []
+    for spg in range(8, 201, 2):
+        spec = AdaptiveSpec(max_downtime_ms=ADAPTIVE_MAX_DOWNTIME_MS, max_seconds_per_gib=spg, allow_postcopy=False,
+                            dirty_rate_mibs=rate, touched_mib=touched)
+        c = AdaptiveController(spec, caps, memory_mib=memory, touched_mib=touched, touched_known=True)
+        c.start()
+        out = c.observe(Observation(iteration=1, remaining_mib=memory, dirty_rate_mibs=0.0, throughput_mibs=CAP,
+                                    elapsed_s=1.0))
+        if out and out[0].action == SET_THROTTLE:
+            window.append(spg)
+    return window[len(window) // 2] if window else None
+
+
 def test_adaptive_beyond_ovirt_raises_the_throttle_live_and_the_migration_converges(agent_lab):
-    """No post-copy (parallel connections): the forecast says QEMU's own throttle steps (10%)
-    do not finish within the time bound but a larger increment does; the agent sets it on the
-    running migration through QEMU's monitor, the guest is throttled harder and it converges."""
-    vm_id = boot(agent_lab, "agt-adaptive-thr", dirty=40, memory=1024, fill=640)   # 100% of the cap
+    """Post-copy not allowed, and a time bound within which, by the forecast, QEMU's own
+    throttle steps (10%) do not finish but a larger increment does (chosen from this guest's
+    measured figures): the agent sets the increment on the running migration through QEMU's
+    monitor, the guest is throttled harder, and the migration converges within its bounds."""
+    name, memory = "agt-adaptive-thr", 1024
+    vm_id = boot(agent_lab, name, dirty=40, memory=memory, fill=640)     # 100% of the cap
     try:
-        src, dst, params, status = run(agent_lab, vm_id, parallel=2)
-        assert params["adaptive"]["allowPostcopy"] is False and "touchedMiB" in params["adaptive"]
+        src = agent_lab.where(vm_id)
+        dst = agent_lab.other(src)
+        rate, touched = measured(agent_lab, src, vm_id)
+        spg = throttle_window_bound(rate, touched, memory)
+        assert spg is not None, f"no time bound makes a throttle raise the way for {rate} MiB/s, {touched} MiB"
+        params, _ = policy_params(ADAPTIVE, src, dst, cap_mib_s=CAP, dirty_rate_mibs=rate, touched_mib=touched)
+        params["adaptive"].update(allowPostcopy=False, maxSecondsPerGiB=spg)
+        agent_lab.agent(src).call("VM.migrate", {"vmID": vm_id, "params": params})
+        status = agent_lab.wait_final(src, vm_id, timeout=300)
+        print(f"measured {rate} MiB/s, touched {touched} MiB, bound {spg} s/GiB: {status['state']} after "
+              f"{status.get('totalTime')} ms, downtime {status.get('downtime')} ms, throttle max "
+              f"{status.get('autoConvergeThrottleMax')}%; actions "
+              f"{[(a['action'], a.get('reason')) for a in status['scheduleActions']]}")
         raised = [a for a in status["scheduleActions"] if a["action"].startswith("setThrottle")]
         assert raised and raised[0]["ok"] is True, status["scheduleActions"]
         increment = int(raised[0]["action"].split("increment ")[1].rstrip("%)"))
         assert increment > 10 and "does not finish in time" in raised[0]["reason"]
         assert status["state"] == "succeeded", status
-        # the throttle QEMU applied went past what its default steps reach as early: it shows
-        # in the job stats (20% first, then +increment)
+        # QEMU applied it: the job stats' throttle went past its first step (20%) by the increment
         assert status["autoConvergeThrottleMax"] >= 20 + increment, status
         assert status["downtime"] is not None and status["downtime"] <= ADAPTIVE_MAX_DOWNTIME_MS
-        report = agent_lab.lab.verify("agt-adaptive-thr", dst)
+        report = agent_lab.lab.verify(name, dst)
         assert report.intact, report.reasons
     finally:
-        agent_lab.lab.destroy_guest("agt-adaptive-thr")
+        agent_lab.lab.destroy_guest(name)
