@@ -206,7 +206,7 @@ class PolicyBench:
                  doomed: list[Workload] | None = None, doomed_policies: list[MigrationPolicy] | None = None,
                  checkpoint: Callable[[dict], None] | None = None):
         base = [] if (workloads or doomed) else [Workload(memory_mib, dirty_mib_s, fill_mib, cap_mib_s)]
-        self.workloads = [*(workloads or base), *(doomed or [])]
+        self.workloads = [*(doomed or []), *(workloads or base)]   # doomed first: short, and kept if cut
         for w in self.workloads:
             if w.dirty_mib_s * 2 > w.fill_mib:
                 raise InvalidInput("dirty", f"{w.dirty_mib_s} MiB/s is more than half the {w.fill_mib} MiB filled "
