@@ -28,8 +28,9 @@ NONE = "none"
 
 
 def start_forecast(run: dict) -> str:
-    """What the agent's forecast said at the start of an Adaptive run: the strategy that finishes
-    within bounds ('pre-copy', 'pre-copy, throttle increment N%', 'post-copy') or 'none'."""
+    """What the agent's forecast said at the start of an Adaptive run: the strategy it picks among
+    those that finish within bounds ('pre-copy', 'pre-copy, throttle increment N%', 'post-copy',
+    'post-copy (sooner than pre-copy)') or 'none'."""
     spec_wire = (run.get("params") or {}).get("adaptive")
     if not spec_wire:
         return "?"
@@ -50,7 +51,7 @@ def start_forecast(run: dict) -> str:
     if d.action == SET_THROTTLE:
         return f"pre-copy, throttle increment {d.throttle_increment_pct}%"
     if d.action == POSTCOPY:
-        return "post-copy"
+        return "post-copy (sooner than pre-copy)" if d.reason.startswith("post-copy finishes sooner") else "post-copy"
     return NONE if d.action == ABORT else "pre-copy"
 
 

@@ -18,8 +18,12 @@ def spec(rate, touched=420, allow_postcopy=True):
 
 
 def test_the_start_forecast_names_the_strategy_that_finishes_within_bounds():
-    assert start_forecast(run("Adaptive", "converged", 9, dirty=20, adaptive=spec(21))) == "pre-copy"
+    assert start_forecast(run("Adaptive", "converged", 9, dirty=5, adaptive=spec(5))) == "pre-copy"
+    assert start_forecast(run("Adaptive", "converged", 9, dirty=20, adaptive=spec(21))) == \
+        "post-copy (sooner than pre-copy)"
     assert start_forecast(run("Adaptive", "converged", 9, adaptive=spec(150))) == "post-copy"
+    assert start_forecast(run("Adaptive", "converged", 9, dirty=20, adaptive=spec(21, allow_postcopy=False))) == \
+        "pre-copy"
     doomed = run("Adaptive", "aborted", 3, dirty=120, doomed=True, parallel=2, adaptive=spec(150, allow_postcopy=False))
     assert start_forecast(doomed) == NONE
     assert start_forecast(run("Minimal downtime", "aborted", 25)) == "?"
@@ -56,5 +60,5 @@ def test_the_section_has_a_row_per_policy_and_the_targets_table():
            "machine": {"load_avg_at_start": [1.5]}}
     text = "\n".join(section(res, {"policies": "benchmarks/policies.png"}, "## H", ["- machine"]))
     assert "| 512 MiB, fill 320, 48 MiB/s (120% of 40), measured 50 | post-copy | Adaptive | converged (post-copy)" \
-        in text
+        in text, text
     assert "9 (2000)" in text and "### Issue 17's targets" in text and "benchmarks/policies.png" in text
