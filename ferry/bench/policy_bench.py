@@ -44,6 +44,7 @@ from ferry.engine.planner import plan_migration
 from ferry.engine.policies import MigrationPolicy, find_policy
 from ferry.lab.plan import AGENT_PORT, HostPlan
 from ferry.pki import engine_client_tls
+from ferry.protocol.migrate_params import MigrateParams
 
 Progress = Callable[[str], None]
 DEFAULT_POLICIES = ("Minimal downtime", "Suspend workload if needed", "Very large VMs", "Legacy")
@@ -333,12 +334,14 @@ class PolicyBench:
 
 def downtime_bound(params: dict) -> int | None:
     """The highest downtime a policy's VM.migrate allows: adaptive's maximum, else the largest
-    setDowntime of its schedule (or its legacy `downtime`)."""
+    setDowntime of the schedule the agent runs (Vdsm's legacy steps where none is sent)."""
     if params.get("adaptive"):
         return params["adaptive"]["maxDowntimeMs"]
-    schedule = params.get("convergenceSchedule") or {}
-    acts = [*schedule.get("init", []), *(i.get("action", {}) for i in schedule.get("stalling", []))]
-    values = [int(a["params"][0]) for a in acts if a.get("name") == "setDowntime" and a.get("params")]
-    if params.get("downtime"):
-        values.append(int(params["downtime"]))
+    try:
+        parsed, _ = MigrateParams.from_wire(dict(params))
+    except InvalidInput:
+        return None
+    schedule = parsed.effective_schedule()
+    values = [a.downtime_ms for a in (*schedule.init, *(s.action for s in schedule.stalling))
+              if a.downtime_ms is not None]
     return max(values) if values else None

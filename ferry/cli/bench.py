@@ -76,10 +76,12 @@ def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, e
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the raw result (JSON) here.")
 @click.option("--merge", "merge_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Do not migrate: merge these raw results (--out of earlier parts) and report them as one.")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Markdown added to the report's section (what the numbers mean).")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
 def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, doomed, doomed_policies, as_json, out,
-                 merge_files, report, lab_id):
+                 merge_files, notes, report, lab_id):
     """A workload dirtying memory nearly as fast as the cap, under each policy: converged or aborted."""
     from ferry.bench.policy_bench import PolicyBench, merge, parse_policies, parse_workloads
 
@@ -98,9 +100,11 @@ def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, doomed, doo
                              dirty_mib_s=dirty, cap_mib_s=cap, repeat=repeat, progress=_progress, workloads=loads,
                              doomed=dl, doomed_policies=parse_policies(doomed_policies),
                              checkpoint=(lambda partial: _write_json(out, partial)) if out else None).run()
+    if notes:
+        with open(notes) as f:
+            result["notes"] = f.read()
     if out:
-        with open(out, "w") as f:
-            json.dump(result, f, indent=1, sort_keys=True)
+        _write_json(out, result)
     _finish(result, as_json, report)
 
 

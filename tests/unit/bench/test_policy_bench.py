@@ -111,3 +111,11 @@ def test_adaptive_plan_carries_the_measured_dirty_rate_and_parallel_drops_postco
     params, _ = policy_params(BUILTIN_BY_ID[ADAPTIVE_ID], src, dst, cap_mib_s=40, parallel=2)
     assert params["parallel"] == 2 and params["adaptive"]["allowPostcopy"] is False
     assert "dirtyRateMiBs" not in params["adaptive"]
+
+
+def test_the_downtime_bound_is_the_schedule_the_agent_runs():
+    from ferry.bench.policy_bench import downtime_bound, policy_params
+    from ferry.engine.policies import BUILTIN_POLICIES
+    bounds = {p.name: downtime_bound(policy_params(p, H1, H2, cap_mib_s=40)[0]) for p in BUILTIN_POLICIES}
+    assert bounds == {"Minimal downtime": 500, "Suspend workload if needed": 5000, "Post-copy migration": 200,
+                      "Very large VMs": 5000, "Legacy": 500, "Adaptive": 2000}    # Legacy: Vdsm's own steps
