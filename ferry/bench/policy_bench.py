@@ -160,11 +160,20 @@ def summaries(runs: list[dict]) -> list[dict]:
     return [summarize_policy(k[0], [r for r in runs if run_key(r) == k]) for k in keys]
 
 
+def _workload_key(run: dict) -> tuple:
+    return run_key(run)[1:]
+
+
 def merge(results: list[dict]) -> dict:
-    """Several raw results of `ferry bench policies` (parts of one matrix) as one."""
+    """Several raw results of `ferry bench policies` (parts of one matrix) as one. A workload
+    measured again in a later part replaces the earlier part's runs of it (all its policies:
+    a workload's runs stay side by side from one hold)."""
     if not results or any(r.get("kind") != "policies" for r in results):
         raise InvalidInput("merge", "needs raw results of `ferry bench policies` (kind policies)")
-    runs = [x for r in results for x in r["runs"]]
+    runs: list[dict] = []
+    for r in results:
+        again = {_workload_key(x) for x in r["runs"]}
+        runs = [x for x in runs if _workload_key(x) not in again] + list(r["runs"])
     first = results[0]
     loads = [w for r in results for w in r["workload"].get("workloads") or []]
     return {**first, "started_at": min(r["started_at"] for r in results),

@@ -97,6 +97,9 @@ def test_parts_merge_into_one_result_with_a_summary_per_policy_and_workload():
     assert [s["memory_mib"] for s in both["summary"]] == [512, 1024] and len(both["parts"]) == 2
     assert both["summary"][0]["downtime_ms"]["median"] == 9      # post-copy: the agent's (QEMU's) figure
     assert run_downtime({"figures": {"downtime_ms": 30}, "agent_downtime_ms": 9}) == 30
+    again = {**later, "runs": [{**run, "policy": "Adaptive", "memory_mib": 512, "dirty_mib_s": 48, "wall_s": 7.0}]}
+    redone = merge([part, later, again])
+    assert [(s["memory_mib"], s["time_s"]["median"]) for s in redone["summary"]] == [(1024, 9.0), (512, 7.0)]
     with pytest.raises(InvalidInput):
         merge([{"kind": "migrate"}])
 
