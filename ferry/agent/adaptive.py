@@ -17,9 +17,16 @@ Rules, in order, each poll:
 2. at most one strategy step per memory iteration, once the dirty rate is known (QEMU's
    figure from the second pass on, else the rate measured before the start);
 3. the model from the current state, with the limit at its bound and QEMU's auto-converge
-   throttle as it stands: converges within the time bound -> nothing to do;
+   throttle as it stands: converges within the time bound -> nothing to do, unless this
+   migration can switch to post-copy and that finishes clearly sooner (pre-copy's predicted
+   time at least `POSTCOPY_SOONER_FACTOR` times post-copy's, and `POSTCOPY_SOONER_S` more):
+   post-copy sends what is dirty once, pre-copy resends what the guest keeps dirtying. The
+   price is post-copy's own: the guest runs on the destination while its pages are pulled,
+   and a failure then loses it; the engine withholds post-copy (`allowPostcopy`) where that
+   is not acceptable;
 4. else the smallest stronger throttle increment with which the model converges in time
-   (where the throttle can be changed live and has shown it slows the guest);
+   (where the throttle can be changed live and has shown it slows the guest), unless post-copy
+   finishes clearly sooner than that (as in rule 3);
 5. else post-copy, where this migration can switch (`Capabilities.postcopy`);
 6. else abort now, saying why no strategy within bounds can finish.
 """
@@ -38,6 +45,8 @@ THROTTLE_INCREMENTS = (10, 20, 30, 40, 50)   # cpu-throttle-increment levels tri
 THROTTLE_INITIAL_PCT = 20       # QEMU's cpu-throttle-initial
 INEFFECTIVE_AT_PCT = 40         # a throttle this high that left the dirty rate at ...
 INEFFECTIVE_KEEP = 0.8          # ... 80% or more of the unthrottled rate does not slow this guest
+POSTCOPY_SOONER_FACTOR = 1.25   # pre-copy predicted to take this many times post-copy's time ...
+POSTCOPY_SOONER_S = 3.0         # ... and this many seconds more: switch to post-copy
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class AdaptiveController:
     caps: Capabilities
     memory_mib: float
     touched_mib: float = 0.0       # known touched memory, if any (else the first remaining seen)
+    touched_known: bool = False    # measured before the start (adaptive.touchedMiB)
     dirty_pattern: str = RANDOM
     downtime_ms: int = 0
     increment_pct: int = THROTTLE_INCREMENTS[0]
@@ -115,7 +125,8 @@ class AdaptiveController:
         """Feed one poll; returns what to run now (empty: nothing)."""
         if self.finished or self.postcopy_requested or obs.throughput_mibs <= 0:
             return []
-        self.touched_mib = max(self.touched_mib, min(self.memory_mib, obs.remaining_mib))
+        if not self.touched_known:
+            self.touched_mib = max(self.touched_mib, min(self.memory_mib, obs.remaining_mib))
         self._pass_started.setdefault(obs.iteration, obs.elapsed_s)
         self._learn_throttle(obs)
         raised = self._downtime_for(obs)
@@ -183,34 +194,71 @@ class AdaptiveController:
 
     def _converges(self, obs: Observation, rate: float, increment: int | None) -> tuple[bool, str]:
         """The model from here at the bound's limit; `increment` None = no throttle at all."""
+        run = self._precopy(obs, rate, increment)
+        return run.outcome == CONVERGE, run.reason
+
+    def _precopy(self, obs: Observation, rate: float, increment: int | None):
         throttle = increment is not None
         base = self._base_rate(obs, rate) if throttle else rate
         budget = max(0.001, self.budget_s - obs.elapsed_s)
-        touched = max(self.touched_mib, obs.remaining_mib, 0.001)
+        touched = max(self.touched_mib, 0.001) if self.touched_known else max(self.touched_mib, obs.remaining_mib, 0.001)
         inp = ForecastInputs(memory_mib=max(self.memory_mib, touched), touched_mib=touched, dirty_rate_mibs=base,
                              bandwidth_mibs=obs.throughput_mibs, bandwidth_source="live",
                              init_downtime_ms=self.bound_ms, auto_converge=throttle,
                              throttle_initial_pct=THROTTLE_INITIAL_PCT,
                              throttle_increment_pct=increment or THROTTLE_INCREMENTS[0],
                              fixed_cost_s=0.0, max_seconds=budget, dirty_pattern=self.dirty_pattern)
-        start = State(iteration=max(1, obs.iteration), send_mib=max(0.0, obs.remaining_mib),
+        start = State(iteration=max(1, obs.iteration), send_mib=self._to_send(obs),
                       downtime_ms=self.bound_ms, throttle_pct=obs.throttle_pct if throttle else 0, fire_now=False)
-        run = simulate(inp, base, obs.throughput_mibs, start)
-        return run.outcome == CONVERGE, run.reason
+        return simulate(inp, base, obs.throughput_mibs, start)
+
+    def postcopy_seconds(self, obs: Observation) -> float:
+        """A switch now: what is dirty (this pass's rest, the touched share in the first pass,
+        plus what was dirtied since it began) is sent once at the throughput."""
+        rest = self.predicted_pending_mib(obs) - max(0.0, obs.remaining_mib) + self._to_send(obs)
+        return rest / obs.throughput_mibs
+
+    def _postcopy_sooner(self, obs: Observation, run) -> str | None:
+        """Why post-copy beats a pre-copy that converges (rule 3), or None."""
+        if not self.caps.postcopy or self.postcopy_unavailable_why or run.seconds is None:
+            return None
+        pc = self.postcopy_seconds(obs)
+        if run.seconds >= POSTCOPY_SOONER_FACTOR * pc and run.seconds >= pc + POSTCOPY_SOONER_S:
+            return (f"post-copy finishes sooner: about {pc:.0f} s to send what is dirty once, against "
+                    f"{run.seconds:.0f} s of pre-copy passes")
+        return None
+
+    def _to_send(self, obs: Observation) -> float:
+        """What the pass still has to send: QEMU's remaining data, but in the first pass, with
+        the touched memory known, only the touched share of it (zero pages go as markers)."""
+        left = max(0.0, obs.remaining_mib)
+        if self.touched_known and obs.iteration <= 1:
+            return left * min(1.0, self.touched_mib / max(self.memory_mib, 0.001))
+        return left
 
     def _throttle_usable(self) -> bool:
         return self.caps.auto_converge and not self.throttle_ineffective
 
     def _strategy(self, obs: Observation, rate: float) -> list[Decision]:
         now = self.increment_pct if self._throttle_usable() else None
-        ok, why = self._converges(obs, rate, now)
-        if ok:
-            return []
+        run = self._precopy(obs, rate, now)
+        ok, why = run.outcome == CONVERGE, run.reason
         situation = (f"dirty rate {rate:.0f} MiB/s against {obs.throughput_mibs:.0f} MiB/s, "
                      f"{obs.remaining_mib:.0f} MiB left, {obs.elapsed_s:.0f} of {self.budget_s:.0f} s used")
+        if ok:
+            sooner = self._postcopy_sooner(obs, run)
+            if sooner is None:
+                return []
+            self.postcopy_requested = True
+            return self._out(Decision(POSTCOPY, f"{sooner}: {situation}"))
         if self._throttle_usable() and self.caps.throttle_control:
             for level in (x for x in THROTTLE_INCREMENTS if x > self.increment_pct):
-                if self._converges(obs, rate, level)[0]:
+                throttled = self._precopy(obs, rate, level)
+                if throttled.outcome == CONVERGE:
+                    sooner = self._postcopy_sooner(obs, throttled)
+                    if sooner is not None:
+                        self.postcopy_requested = True
+                        return self._out(Decision(POSTCOPY, f"{sooner} throttled at increment {level}%: {situation}"))
                     self.increment_pct = level
                     return self._out(Decision(SET_THROTTLE, f"the forecast at increment {now}% does not finish "
                                               f"in time ({why}); at {level}% it does: {situation}",

@@ -70,6 +70,9 @@ class MigrationJob(MigrationWatch):
         self.adaptive: AdaptiveController | None = None   # set once the flags are known
         self.missed_zero_copy: int | None = None    # QEMU's dirty-sync-missed-zero-copy (QMP)
         self._qmp_stats = True                      # False once the monitor failed: not asked again
+        self.postcopy_downtime_ms: int | None = None  # QEMU's switch-over pause into post-copy (QMP)
+        self._qmp_postcopy = True
+        self.throttle_pct_max: int | None = None     # the highest auto-converge throttle QEMU reported
         self._adaptive_abort: str | None = None
 
         # Adaptive convergence decides itself; its schedule is only the older agents' fallback.
@@ -160,14 +163,21 @@ class MigrationJob(MigrationWatch):
                 memory_processed=f.memory_processed, memory_remaining=f.memory_remaining,
                 bandwidth_bps=f.memory_bps, dirty_rate_bps=f.dirty_rate_bps, time_elapsed_ms=f.time_elapsed_ms,
                 max_downtime_ms=self.max_downtime_ms, postcopy=self._postcopy,
-                downtime_ms=f.downtime_ms if final else None, total_time_ms=total_ms,
+                downtime_ms=self._final_downtime(f) if final else None, total_time_ms=total_ms,
                 bytes_transferred=f.data_processed if final else None,
                 flags=flags.names if flags else (), typed_params=dict(flags.typed_params) if flags else {},
                 destination_uri=flags.destination_uri if flags else None,
                 notes=flags.notes if flags else (), warnings=flags.warnings if flags else (),
                 schedule_actions=tuple(self.actions_run), unrecognized_params=tuple(self.unrecognized),
-                dirty_sync_missed_zero_copy=self.missed_zero_copy,
-            )
+                dirty_sync_missed_zero_copy=self.missed_zero_copy, postcopy_downtime_ms=self.postcopy_downtime_ms,
+                auto_converge_throttle_max=self.throttle_pct_max)
+
+    def _final_downtime(self, f: JobFigures) -> int | None:
+        """libvirt's figure of the completed job; after a switch to post-copy, which libvirt
+        does not report, QEMU's own (read over QMP)."""
+        if f.downtime_ms is None and self._postcopy:
+            return self.postcopy_downtime_ms
+        return f.downtime_ms
 
     # ---- the job -------------------------------------------------------------------------------
 
@@ -383,6 +393,8 @@ class MigrationJob(MigrationWatch):
         self._last_stats = stats
         self._update_figures(figures)
         self._read_missed_zero_copy()
+        self._read_postcopy_downtime()
+        self._note_throttle(stats)
         if self.runner.postcopy_requested:
             self._check_postcopy_state()
         return figures

@@ -3,7 +3,9 @@
 - Vdsm's hard limits (`ferry.agent.hard_limits`): on every job-stats poll the remaining data
   advances the low mark and the pure decision says whether to abort, naming the limit;
 - the real start of post-copy: libvirt's SUSPENDED_POSTCOPY event, or, when a switch was
-  requested and the event missed, the source domain paused for post-copy;
+  requested and the event missed, the source domain paused for post-copy; then QEMU's own
+  post-copy downtime (query-migrate, `ferry.agent.qmp_migrate.postcopy_downtime`), which
+  libvirt's job stats never carry, read on the next poll;
 - a paused VM (it migrates with VIR_MIGRATE_PAUSED and stays paused on the destination);
 - QEMU's dirty-sync-missed-zero-copy (`ferry.agent.qmp_migrate`), read with query-migrate on
   each job-stats poll of a zero-copy migration (the monitor thread, never a request);
@@ -24,7 +26,7 @@ from ferry.agent.adaptive import ABORT, POSTCOPY, SET_DOWNTIME, SET_THROTTLE, Ad
 from ferry.agent.adaptive import Observation as AdaptiveObservation
 from ferry.agent.hard_limits import decide, observe
 from ferry.agent.progress import JobFigures
-from ferry.agent.qmp_migrate import QUERY_MIGRATE, missed_zero_copy, reads_missed_zero_copy
+from ferry.agent.qmp_migrate import QUERY_MIGRATE, missed_zero_copy, postcopy_downtime, reads_missed_zero_copy
 from ferry.forecast.live import from_job_stats
 
 log = logging.getLogger("ferry.agent.migration")
@@ -47,6 +49,34 @@ class MigrationWatch:
             self.adaptive.postcopy_started()
         log.info("VM %s: post-copy started (%s)", self.vm_name, seen_from)
         self.version.bump()
+        self._iterations.put("poll")      # read the switch-over's downtime now, not a poll later
+
+    def _note_throttle(self, stats: dict) -> None:
+        """The highest auto-converge throttle (%) libvirt's job stats showed: the throttle the
+        guest really got, whoever raised it (QEMU's own steps, or adaptive's increment)."""
+        pct = stats.get("auto_converge_throttle")
+        if isinstance(pct, int) and not isinstance(pct, bool) and pct > (self.throttle_pct_max or 0):
+            with self._lock:
+                self.throttle_pct_max = pct
+            self.version.bump()
+
+    def _read_postcopy_downtime(self) -> None:
+        """QEMU's downtime of the switch to post-copy (query-migrate on the source, once)."""
+        if not self._postcopy or self.postcopy_downtime_ms is not None or self.monitor_command is None \
+                or not self._qmp_postcopy:
+            return
+        try:
+            value = postcopy_downtime(self.monitor_command(self.dom, QUERY_MIGRATE))
+        except (self.lv.libvirtError, ImportError, AttributeError, TypeError, ValueError) as exc:
+            self._qmp_postcopy = False
+            log.warning("VM %s: query-migrate for the post-copy downtime failed, it stays unknown: %s",
+                        self.vm_name, _msg(exc))
+            return
+        if value is not None:
+            with self._lock:
+                self.postcopy_downtime_ms = value
+            log.info("VM %s: post-copy switch-over downtime %d ms (QEMU)", self.vm_name, value)
+            self.version.bump()
 
     def _check_postcopy_state(self) -> None:
         """A requested switch whose event we missed: the source pauses for post-copy."""
@@ -85,7 +115,10 @@ class MigrationWatch:
         caps = detect_capabilities(spec, flag_names=self.flags.names, parallel=self.params.parallel,
                                    qemu_version=self.qemu_version, paused=self._paused_here(),
                                    live_throttle=self.monitor_command is not None)
-        self.adaptive = AdaptiveController(spec, caps, memory_mib=self.memory_mib or 1)
+        memory = self.memory_mib or 1
+        touched = None if spec.touched_mib is None else min(float(spec.touched_mib), memory)
+        self.adaptive = AdaptiveController(spec, caps, memory_mib=memory, touched_mib=touched or 0.0,
+                                           touched_known=bool(touched))
         log.info("VM %s: adaptive convergence: max downtime %d ms, time bound %.0f s, post-copy %s (%s), "
                  "live throttle %s", self.vm_name, spec.max_downtime_ms, self.adaptive.budget_s,
                  "possible" if caps.postcopy else "not possible", caps.postcopy_why,

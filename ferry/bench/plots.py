@@ -120,3 +120,42 @@ def plot_policies(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_policy_matrix(runs: list[dict], path: Path) -> Path:
+    """Time (top) and downtime (bottom) per workload, one bar per policy; hatched = aborted."""
+    plt = _plt()
+    keys = list(dict.fromkeys((r["memory_mib"], r["dirty_mib_s"], r.get("cap_mib_s"), bool(r.get("doomed")))
+                              for r in runs))
+    policies = list(dict.fromkeys(r["policy"] for r in runs))
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.2 * len(keys) + 3), 7), sharex=True)
+    width = 0.8 / max(1, len(policies))
+    cmap = plt.get_cmap("tab10")
+    for j, policy in enumerate(policies):
+        xs, ts, ds, hatch = [], [], [], []
+        for i, k in enumerate(keys):
+            rs = [r for r in runs if r["policy"] == policy and
+                  (r["memory_mib"], r["dirty_mib_s"], r.get("cap_mib_s"), bool(r.get("doomed"))) == k]
+            if not rs:
+                continue
+            r = rs[0]
+            xs.append(i + (j - (len(policies) - 1) / 2) * width)
+            ts.append(r["wall_s"])
+            d = (r.get("figures") or {}).get("downtime_ms") or r.get("agent_downtime_ms")
+            ds.append(d if r["outcome"] == "converged" and d is not None else 0)
+            hatch.append(r["outcome"] != "converged")
+        bars = axes[0].bar(xs, ts, width, color=cmap(j), label=policy)
+        for b, h in zip(bars, hatch, strict=True):
+            if h:
+                b.set_hatch("//")
+                b.set_alpha(0.55)
+        axes[1].bar(xs, ds, width, color=cmap(j))
+    axes[0].set_ylabel("time s (hatched: aborted)")
+    axes[0].legend(fontsize=7, ncol=3)
+    axes[1].set_ylabel("downtime ms (converged)")
+    axes[1].set_xticks(range(len(keys)), [f"{m} MiB\n{d} MiB/s / {c}{chr(10) + 'doomed' if dm else ''}"
+                                          for m, d, c, dm in keys], fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -25,6 +25,7 @@ INTRO = ["# Ferry benchmarks", "",
          "--report docs/benchmarks.md`). Raw results: `docs/benchmarks/*.json`.", ""]
 MIGRATE_HEADING = "## Migrations: Ferry vs bare virsh vs raw TCP"
 POLICIES_HEADING = "## Convergence under the built-in policies"
+POLICIES_MATRIX_HEADING = "## Convergence under the built-in policies and Adaptive, over harder workloads"
 
 
 def _s(s: Summary | None, fmt: str = "{:.2f}") -> str:
@@ -305,6 +306,13 @@ def write_report(report: Path, result: dict) -> Path:
             names.update(times=f"{rel}/times.png", throughput=f"{rel}/throughput.png", cpu=f"{rel}/cpu.png")
         return write_block(report, "migrate", "\n".join(migrate_section(result, names)), head=head,
                            adopt_heading=MIGRATE_HEADING)
+    if kind == "policies" and len(result["workload"].get("workloads") or []) > 1:
+        from ferry.bench import policy_report
+
+        plots.plot_policy_matrix(result["runs"], data_dir / "policies.png")
+        names["policies"] = f"{rel}/policies.png"
+        body = policy_report.section(result, names, POLICIES_MATRIX_HEADING, machine_section(result["machine"]))
+        return write_block(report, "policies", "\n".join(body), head=head, adopt_heading=POLICIES_HEADING)
     if kind == "policies":
         if result["summary"]:
             plots.plot_policies(result["summary"], data_dir / "policies.png")

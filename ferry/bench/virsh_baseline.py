@@ -26,6 +26,7 @@ FLAG_OPTIONS = {
 PARAM_OPTIONS = {
     F.PARAM_URI: "--migrateuri",
     F.PARAM_BANDWIDTH: "--bandwidth",
+    F.PARAM_BANDWIDTH_POSTCOPY: "--postcopy-bandwidth",
     F.PARAM_PARALLEL_CONNECTIONS: "--parallel-connections",
     F.PARAM_TLS_DESTINATION: "--tls-destination",
     F.PARAM_GRAPHICS_URI: "--graphicsuri",

@@ -66,19 +66,45 @@ def migrate_cmd(sizes, modes, dirty, repeat, no_baselines, iperf_seconds, via, e
               help="Migration bandwidth cap, MiB/s (the same for every policy).")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, 20))
 @click.option("--workloads", default=None,
-              help="Harder workloads instead of --memory/--dirty: MiB:percent-of-cap items, e.g. "
-                   "512:50,512:80,512:100,512:120,4096:100 (fill keeps --fill's share of --memory).")
+              help="Harder workloads instead of --memory/--dirty: MiB:percent-of-cap[:fillMiB][@capMiBs] items, "
+                   "e.g. 512:50,512:120,2048:100:640@60 (fill defaults to --fill's share of --memory, cap to --cap).")
+@click.option("--doomed", default=None,
+              help="Doomed workloads, same form: Adaptive runs them with 2 parallel connections (no post-copy on "
+                   "QEMU 10.0) beside --doomed-policies, to compare how early each aborts.")
+@click.option("--doomed-policies", default="Adaptive,Minimal downtime,Suspend workload if needed", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw result as JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the raw result (JSON) here.")
+@click.option("--merge", "merge_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Do not migrate: merge these raw results (--out of earlier parts) and report them as one.")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Markdown added to the report's section (what the numbers mean).")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Write the report (docs/benchmarks.md).")
 @click.option("--lab-id", type=click.IntRange(0, 9), default=None, help="Lab 0..9 (default: $FERRY_LAB_ID or 0).")
-def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, as_json, report, lab_id):
+def policies_cmd(names, memory, fill, dirty, cap, repeat, workloads, doomed, doomed_policies, as_json, out,
+                 merge_files, notes, report, lab_id):
     """A workload dirtying memory nearly as fast as the cap, under each policy: converged or aborted."""
-    from ferry.bench.policy_bench import PolicyBench, parse_policies, parse_workloads
+    from ferry.bench.policy_bench import PolicyBench, merge, parse_policies, parse_workloads
 
-    policies = parse_policies(names)
-    loads = parse_workloads(workloads, cap) if workloads else None
-    result = PolicyBench(_needs_two_hosts(_lab(lab_id)), policies, memory_mib=memory, fill_mib=fill, dirty_mib_s=dirty,
-                         cap_mib_s=cap, repeat=repeat, progress=_progress, workloads=loads).run()
+    if merge_files:
+        parts = []
+        for path in merge_files:
+            with open(path) as f:
+                parts.append(json.load(f))
+        result = merge(parts)
+    else:
+        policies = parse_policies(names)
+        loads = parse_workloads(workloads, cap, fill_mib=fill, base_memory_mib=memory) if workloads else None
+        dl = (parse_workloads(doomed, cap, fill_mib=fill, base_memory_mib=memory, doomed=True, field="doomed")
+              if doomed else None)
+        result = PolicyBench(_needs_two_hosts(_lab(lab_id)), policies, memory_mib=memory, fill_mib=fill,
+                             dirty_mib_s=dirty, cap_mib_s=cap, repeat=repeat, progress=_progress, workloads=loads,
+                             doomed=dl, doomed_policies=parse_policies(doomed_policies),
+                             checkpoint=(lambda partial: _write_json(out, partial)) if out else None).run()
+    if notes:
+        with open(notes) as f:
+            result["notes"] = f.read()
+    if out:
+        _write_json(out, result)
     _finish(result, as_json, report)
 
 
@@ -209,6 +235,12 @@ def _ferry_driver(via: str, lab, engine_url: str | None):
     from ferry.bench.engine_driver import engine_driver
 
     return engine_driver(lab, engine_url, progress=_progress)
+
+
+def _write_json(path: str, result: dict) -> None:
+    """The result so far, so a part cut short (a time-boxed hold) keeps its finished workloads."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
 
 
 def _finish(result: dict, as_json: bool, report: str | None) -> None:

@@ -117,6 +117,11 @@ def attempt_summary(status: MigrationStatus, destination: str) -> dict[str, Any]
         "agent_timeline": agent_timeline(status),
         # only a zero-copy migration's agent reads it (QMP); the last figure it saw
         "dirty_sync_missed_zero_copy": _num(status.dirty_sync_missed_zero_copy),
+        "postcopy": bool(status.postcopy),
+        # QEMU's switch-over pause into post-copy (libvirt reports none; also downtime_ms then)
+        "postcopy_downtime_ms": _num(status.postcopy_downtime_ms),
+        # the highest vCPU throttle the job stats showed (auto-converge, or adaptive's raise)
+        "auto_converge_throttle_max": _num(status.auto_converge_throttle_max),
     }
 
 
@@ -142,7 +147,8 @@ def migration_result(final: Mapping[str, Any], plan: Mapping[str, Any] | None, w
                                        "bytes", "iterations", "throughput_mibps", "figures_complete",
                                        "transfer_mibps", "flags", "typed_params",
                                        "schedule_actions", "unrecognized_params", "notes",
-                                       "dirty_sync_missed_zero_copy")},
+                                       "dirty_sync_missed_zero_copy", "postcopy", "postcopy_downtime_ms",
+                                       "auto_converge_throttle_max")},
         "wall_s": round(wall_s, 3),
         "hosts_tried": [a.get("destination") for a in attempts],
         "zerocopy_requested": bool((plan.get("params") or {}).get("zerocopy")),

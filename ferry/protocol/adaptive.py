@@ -8,8 +8,10 @@ poll by poll, from the job's own figures (`ferry.agent.adaptive`).
 
 Wire form (all optional but `maxDowntimeMs`):
 `{maxDowntimeMs, initialDowntimeMs, allowPostcopy, maxThrottlePct, maxSecondsPerGiB,
-dirtyRateMiBs}`; `dirtyRateMiBs` is a dirty rate measured before the start (VM.getDirtyRate),
-which lets the agent judge the migration before the first pass has ended.
+dirtyRateMiBs, touchedMiB}`; `dirtyRateMiBs` and `touchedMiB` are what VM.getDirtyRate measured
+before the start (the dirty rate, and the memory the guest has touched), which let the agent
+judge the migration before the first pass has ended: QEMU's remaining data counts untouched
+(zero) pages too, which cost almost nothing to send.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ DEFAULT_INITIAL_DOWNTIME_MS = 300        # QEMU's own default limit
 DEFAULT_MAX_THROTTLE_PCT = 99            # QEMU's max-cpu-throttle default
 DEFAULT_MAX_SECONDS_PER_GIB = 64         # Vdsm's migration_max_time_per_gib_mem
 _KEYS = ("maxDowntimeMs", "initialDowntimeMs", "allowPostcopy", "maxThrottlePct", "maxSecondsPerGiB",
-         "dirtyRateMiBs")
+         "dirtyRateMiBs", "touchedMiB")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class AdaptiveSpec:
     max_throttle_pct: int = DEFAULT_MAX_THROTTLE_PCT
     max_seconds_per_gib: int = DEFAULT_MAX_SECONDS_PER_GIB   # the time bound: s per GiB of memory
     dirty_rate_mibs: float | None = None  # measured before the start, if the engine has it
+    touched_mib: float | None = None      # the same: the guest's touched memory
 
     def __post_init__(self) -> None:
         _int(self.max_downtime_ms, "adaptive.maxDowntimeMs", 1, MAX_DOWNTIME_MS)
@@ -51,6 +54,9 @@ class AdaptiveSpec:
         rate = self.dirty_rate_mibs
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float) or not rate >= 0):
             raise InvalidInput("adaptive.dirtyRateMiBs", f"must be a number >= 0, got {rate!r}")
+        t = self.touched_mib
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not t >= 0):
+            raise InvalidInput("adaptive.touchedMiB", f"must be a number >= 0, got {t!r}")
 
     def budget_seconds(self, memory_mib: float) -> float:
         """The time bound of one migration of a guest of `memory_mib` (at least 10 s)."""
@@ -62,6 +68,8 @@ class AdaptiveSpec:
                 "maxSecondsPerGiB": self.max_seconds_per_gib}
         if self.dirty_rate_mibs is not None:
             wire["dirtyRateMiBs"] = self.dirty_rate_mibs
+        if self.touched_mib is not None:
+            wire["touchedMiB"] = self.touched_mib
         return wire
 
     @classmethod
@@ -85,6 +93,8 @@ class AdaptiveSpec:
             values["allow_postcopy"] = raw["allowPostcopy"]
         if raw.get("dirtyRateMiBs") is not None:
             values["dirty_rate_mibs"] = raw["dirtyRateMiBs"]
+        if raw.get("touchedMiB") is not None:
+            values["touched_mib"] = raw["touchedMiB"]
         if "initial_downtime_ms" not in values:
             values["initial_downtime_ms"] = min(DEFAULT_INITIAL_DOWNTIME_MS, values["max_downtime_ms"])
         return cls(**values)

@@ -64,14 +64,21 @@ WIRE_KEYS = {
     # Ferry extension, only when the agent read it from QEMU (query-migrate over QMP) during a
     # zero-copy migration: dirty syncs in which the kernel copied although zero-copy was asked
     "dirtySyncMissedZeroCopy": "dirty_sync_missed_zero_copy",
+    # Ferry extension, once the agent read it from QEMU after a switch to post-copy: the
+    # switch-over's pause (ms), which libvirt does not report; also `downtime` when final
+    "postcopyDowntime": "postcopy_downtime_ms",
+    # Ferry extension, once the job stats showed one: the highest auto-converge throttle (%)
+    "autoConvergeThrottleMax": "auto_converge_throttle_max",
 }
-_OPTIONAL_KEYS = frozenset({"dirtySyncMissedZeroCopy"})   # left out of the answer while unknown
+_OPTIONAL_KEYS = frozenset({"dirtySyncMissedZeroCopy", "postcopyDowntime",
+                            "autoConvergeThrottleMax"})   # left out of the answer while unknown
 _INCOMING_KEYS = ("vmID", "state", "direction", "progress", "startedAt", "endedAt", "message")
 _IDLE_KEYS = ("vmID", "state", "direction", "progress", "message")
 _NUMBERS = ("version", "progress", "started_at", "ended_at", "migration_started_at", "migration_returned_at",
             "iteration", "data_total", "data_processed", "data_remaining", "memory_total", "memory_processed",
             "memory_remaining", "bandwidth_bps", "dirty_rate_bps", "time_elapsed_ms", "max_downtime_ms",
-            "downtime_ms", "total_time_ms", "bytes_transferred", "dirty_sync_missed_zero_copy")
+            "downtime_ms", "total_time_ms", "bytes_transferred", "dirty_sync_missed_zero_copy",
+            "postcopy_downtime_ms", "auto_converge_throttle_max")
 _TEXTS = ("vm_id", "direction", "message", "error", "dst", "destination_uri")
 _LISTS = ("flags", "notes", "warnings", "schedule_actions", "unrecognized_params")
 
@@ -113,6 +120,8 @@ class MigrationStatus:
     schedule_actions: tuple[dict, ...] = ()  # {n, action, at, ok[, error]} in the order run
     unrecognized_params: tuple[str, ...] = ()
     dirty_sync_missed_zero_copy: int | None = None   # QEMU's count (QMP), zero-copy migrations only
+    postcopy_downtime_ms: int | None = None          # QEMU's switch-over pause into post-copy (QMP)
+    auto_converge_throttle_max: int | None = None    # the highest vCPU throttle % the job stats showed
     # The attributes the answer carried (from_wire); what an older agent leaves out is not 0.
     reported: frozenset[str] = field(default=frozenset(), compare=False)
 

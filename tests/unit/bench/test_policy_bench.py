@@ -70,12 +70,38 @@ def test_summary_counts_outcomes_and_downtime_of_converged_runs_only():
 
 
 def test_harder_workloads_are_sizes_and_percentages_of_the_cap():
-    from ferry.bench.policy_bench import parse_workloads
-    assert parse_workloads("512:50, 512:80,512:100,4096:120", 40) == [(512, 20), (512, 32), (512, 40), (4096, 48)]
-    for bad in ("", "512", "512:x", "100:50", "512:0"):
+    from ferry.bench.policy_bench import Workload, parse_workloads
+    got = parse_workloads("512:50, 512:80,512:100,4096:120", 40)
+    assert [(w.memory_mib, w.dirty_mib_s, w.fill_mib, w.cap_mib_s) for w in got] == \
+        [(512, 20, 320, 40), (512, 32, 320, 40), (512, 40, 320, 40), (4096, 48, 2560, 40)]
+    assert parse_workloads("2048:120:640@80", 40) == [Workload(2048, 96, 640, 80)]
+    assert parse_workloads("512:300", 40, doomed=True, field="doomed")[0].doomed
+    for bad in ("", "512", "512:x", "100:50", "512:0", "512:50:8", "512:50:600", "512:50@0", "512:50@x"):
         with pytest.raises(InvalidInput) as err:
             parse_workloads(bad, 40)
         assert err.value.field == "workloads"
+
+
+def test_parts_merge_into_one_result_with_a_summary_per_policy_and_workload():
+    from ferry.bench.policy_bench import merge, run_downtime
+    run = {"outcome": CONVERGED, "wall_s": 9.0, "iterations": 2, "verified": True, "figures": None,
+           "agent_downtime_ms": 9, "postcopy": True, "actions": [], "flags": [], "cap_mib_s": 40}
+    part = {"kind": "policies", "started_at": "2026-12-02T17:00:00", "ended_at": "2026-12-02T17:10:00",
+            "machine": {"load_avg_at_start": [1.0]}, "workload": {"workloads": [{"memory_mib": 512}]},
+            "runs": [{**run, "policy": "Adaptive", "memory_mib": 512, "dirty_mib_s": 48}]}
+    later = {**part, "started_at": "2026-12-02T17:20:00", "ended_at": "2026-12-02T17:30:00",
+             "workload": {"workloads": [{"memory_mib": 1024}]},
+             "runs": [{**run, "policy": "Adaptive", "memory_mib": 1024, "dirty_mib_s": 96, "cap_mib_s": 80}]}
+    both = merge([part, later])
+    assert (both["started_at"], both["ended_at"]) == ("2026-12-02T17:00:00", "2026-12-02T17:30:00")
+    assert [s["memory_mib"] for s in both["summary"]] == [512, 1024] and len(both["parts"]) == 2
+    assert both["summary"][0]["downtime_ms"]["median"] == 9      # post-copy: the agent's (QEMU's) figure
+    assert run_downtime({"figures": {"downtime_ms": 30}, "agent_downtime_ms": 9}) == 30
+    again = {**later, "runs": [{**run, "policy": "Adaptive", "memory_mib": 512, "dirty_mib_s": 48, "wall_s": 7.0}]}
+    redone = merge([part, later, again])
+    assert [(s["memory_mib"], s["time_s"]["median"]) for s in redone["summary"]] == [(1024, 9.0), (512, 7.0)]
+    with pytest.raises(InvalidInput):
+        merge([{"kind": "migrate"}])
 
 
 def test_adaptive_plan_carries_the_measured_dirty_rate_and_parallel_drops_postcopy():
@@ -88,3 +114,11 @@ def test_adaptive_plan_carries_the_measured_dirty_rate_and_parallel_drops_postco
     params, _ = policy_params(BUILTIN_BY_ID[ADAPTIVE_ID], src, dst, cap_mib_s=40, parallel=2)
     assert params["parallel"] == 2 and params["adaptive"]["allowPostcopy"] is False
     assert "dirtyRateMiBs" not in params["adaptive"]
+
+
+def test_the_downtime_bound_is_the_schedule_the_agent_runs():
+    from ferry.bench.policy_bench import downtime_bound, policy_params
+    from ferry.engine.policies import BUILTIN_POLICIES
+    bounds = {p.name: downtime_bound(policy_params(p, H1, H2, cap_mib_s=40)[0]) for p in BUILTIN_POLICIES}
+    assert bounds == {"Minimal downtime": 500, "Suspend workload if needed": 5000, "Post-copy migration": 200,
+                      "Very large VMs": 5000, "Legacy": 500, "Adaptive": 2000}    # Legacy: Vdsm's own steps

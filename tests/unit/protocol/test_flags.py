@@ -76,6 +76,8 @@ def test_every_combination_follows_the_rules(chunk):
         assert result.typed_params.get("tls.destination") == ("127.0.1.3" if params["encrypted"] else None), ctx
         bw = params.get("maxBandwidth", 52)
         assert result.typed_params.get("bandwidth") == (bw or None), ctx
+        # the cap holds in post-copy too (QEMU's max-postcopy-bandwidth is unlimited otherwise)
+        assert result.typed_params.get("bandwidth.postcopy") == ((bw or None) if F.POSTCOPY in names else None), ctx
         assert result.destination_uri == "qemu+tls://127.0.1.3/system"
         # No flag outside the known set, listed in libvirt's bit order.
         assert list(result.names) == [n for n in F.FLAG_ORDER if n in names]
@@ -96,6 +98,7 @@ def test_names_and_typed_params_exist_in_the_binding():
     for name in F.FLAG_ORDER:
         assert isinstance(getattr(libvirt, name), int), name
     assert F.PARAM_BANDWIDTH == libvirt.VIR_MIGRATE_PARAM_BANDWIDTH
+    assert F.PARAM_BANDWIDTH_POSTCOPY == libvirt.VIR_MIGRATE_PARAM_BANDWIDTH_POSTCOPY
     assert F.PARAM_PARALLEL_CONNECTIONS == libvirt.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS
     assert F.PARAM_URI == libvirt.VIR_MIGRATE_PARAM_URI
     assert F.PARAM_TLS_DESTINATION == libvirt.VIR_MIGRATE_PARAM_TLS_DESTINATION

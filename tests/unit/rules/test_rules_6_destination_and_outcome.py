@@ -133,7 +133,8 @@ def test_rule_6_throughput_edges(bytes_, millis, expected):
 RESULT_KEYS = ["destination", "agent_state", "error", "duration_ms", "downtime_ms", "bytes", "iterations",
                "throughput_mibps", "figures_complete", "transfer_mibps", "flags", "typed_params",
                "schedule_actions", "unrecognized_params", "notes",
-               "dirty_sync_missed_zero_copy", "wall_s", "hosts_tried", "zerocopy_requested", "parallel_connections",
+               "dirty_sync_missed_zero_copy", "postcopy", "postcopy_downtime_ms", "auto_converge_throttle_max",
+               "wall_s", "hosts_tried", "zerocopy_requested", "parallel_connections",
                "explanation", "plan_notes"]
 
 
@@ -148,7 +149,12 @@ def test_rule_6_attempt_summary_and_result_keys():
                  "schedule_actions": [{"n": 1}], "unrecognized_params": ["x"], "notes": ["n"],
                  "agent_timeline": {"job_started_at": 1.0},
                  "dirty_sync_missed_zero_copy": None,        # only zero-copy agents report it (QMP)
-                 "figures_complete": None, "transfer_mibps": None}   # no remaining figure reported
+                 "figures_complete": None, "transfer_mibps": None,   # no remaining figure reported
+                 "postcopy": False, "postcopy_downtime_ms": None, "auto_converge_throttle_max": None}
+    pc = attempt_summary(status(state=JobState.SUCCEEDED, postcopy=True, downtime_ms=6, postcopy_downtime_ms=6,
+                                auto_converge_throttle_max=40), "h2")
+    assert (pc["postcopy"], pc["downtime_ms"], pc["postcopy_downtime_ms"], pc["auto_converge_throttle_max"]) == \
+        (True, 6, 6, 40)
     assert attempt_summary(status(bytes_transferred=8 * MIB, data_processed=MIB, total_time_ms=1000),
                            "h")["bytes"] == 8 * MIB        # bytes transferred first, then data processed
     plan = {"params": {"zerocopy": True, "parallel": 4}, "explanation": [{"field": "f"}], "notes": ["p"]}
