@@ -58,25 +58,22 @@ def record_answers(store: Store, answers: Iterable[Answer], *, untouchable: Call
     if not reached:
         return [a.host for a in answers]
     moving = {m.vm for m in store.migrations.list(active=True, limit=1000)}
-    by_host, listed_by = _inventory_for(store, reached)
+    by_host = _inventory_for(store, reached)
     for a in reached:
-        inventory = by_host.get(a.host, [])
-        # a VM that another host of this batch lists is not missing here: that host's answer places it
-        elsewhere = {v.name for v in inventory if listed_by.get(v.name, {a.host}) - {a.host}}
-        skip = untouchable(a.sampled_at) | moving | elsewhere
+        skip = untouchable(a.sampled_at) | moving
         with lock:
-            changes = reconcile(a.host, a.vms, inventory, skip, missing)
+            changes = reconcile(a.host, a.vms, by_host.get(a.host, []), skip, missing)
         for change in changes:
             log.info("VM %s: now %s on %s (%s)", change.vm, change.status.value, change.host, change.why)
             store.vms.update(change.vm, host=change.host, status=change.status.value)
     return [a.host for a in answers]
 
 
-def _inventory_for(store: Store, reached: list[Answer]) -> tuple[dict[str, list[VmPlacement]], dict[str, set[str]]]:
+def _inventory_for(store: Store, reached: list[Answer]) -> dict[str, list[VmPlacement]]:
     """Per answering host, the inventory VMs its answer can change: those placed on it, and those
-    it lists that the inventory places elsewhere (by UUID). Not the whole cluster: at 40,000 VMs
-    reading them all for every host's refresh was most of the monitor's time. And per inventory
-    VM listed in the batch, the hosts that list it."""
+    it lists that the inventory places elsewhere (by UUID; read before the batch's changes, as
+    each host's own read was before its own). Not the whole cluster: at 40,000 VMs reading them
+    all for every host's refresh was most of the monitor's time."""
     placed = store.vms.placements(hosts=[a.host for a in reached])
     by_uuid = {v.uuid: v for v in placed}
     unknown = sorted({str(e.get("vmID")) for a in reached for e in a.vms} - set(by_uuid))
@@ -85,14 +82,10 @@ def _inventory_for(store: Store, reached: list[Answer]) -> tuple[dict[str, list[
     out: dict[str, list[VmPlacement]] = {}
     for v in placed:
         out.setdefault(v.host, []).append(v)
-    listed_by: dict[str, set[str]] = {}
     for a in reached:
+        mine = out.setdefault(a.host, [])
         for entry in a.vms:
             vm = by_uuid.get(str(entry.get("vmID")))
-            if vm is None:
-                continue
-            hosts = listed_by.setdefault(vm.name, set())
-            if vm.host != a.host and a.host not in hosts:
-                out.setdefault(a.host, []).append(vm)
-            hosts.add(a.host)
-    return out, listed_by
+            if vm is not None and vm.host != a.host and vm not in mine:
+                mine.append(vm)
+    return out
