@@ -53,6 +53,8 @@ def run_table(run: dict) -> list[str]:
         r, a, p = s.get("refresh", {}), s.get("api", {}), s.get("planning", {})
         sample = s.get("planning_per_vm_sample", {})
         plan = _fmt(p.get("seconds"), "{:.2f}") if "seconds" in p else f"failed: {p.get('error', '?')[:60]}"
+        if "first_s" in p:
+            plan += f" (first {p['first_s']:.2f})"
         est = _fmt(sample.get("estimate_for_drain_s")) if "seconds" in sample else "–"
         per = cpu_ms_per_refresh(r)
         out.append(f"| {s['hosts']} | {s['vms']} | {_fmt(r.get('refreshes_per_s'), '{:.2f}')} | "
