@@ -37,8 +37,19 @@ class Agents:
         return Client()
 
 
-def _fleet(tmp_path, name):
-    url = f"sqlite:///{tmp_path / name}"
+@pytest.fixture
+def urls(database_url, request):
+    """Two empty databases of one kind (SQLite files or PostgreSQL databases)."""
+    if database_url.startswith("sqlite"):
+        return [database_url, database_url.replace("engine.db", "other.db")]
+    server = request.getfixturevalue("postgres_server")
+    name = f"other_{abs(hash(request.node.nodeid)) % 10**8}"
+    server.admin(f'DROP DATABASE IF EXISTS "{name}"')
+    server.admin(f'CREATE DATABASE "{name}"')
+    return [database_url, server.url(name)]
+
+
+def _fleet(url):
     upgrade_database(url)
     db = Database(url)
     with db.unit_of_work() as store:
@@ -73,10 +84,10 @@ def _round(monitor, urls, batched):
             monitor._record([a])
 
 
-def _scenario(tmp_path, name, batched):
+def _scenario(url, batched):
     """vm1 moves from h2 to h3 behind the engine's back, vm0 disappears from h1, h2 becomes
     unreachable after that; three rounds of refreshes."""
-    db, monitor, agents, urls, uuids = _fleet(tmp_path, name)
+    db, monitor, agents, urls, uuids = _fleet(url)
     _round(monitor, urls, batched)
     agents.running[urls["h2"]].remove(uuids["vm1"])
     agents.running[urls["h3"]].append(uuids["vm1"])
@@ -92,12 +103,12 @@ def _scenario(tmp_path, name, batched):
     return states
 
 
-def test_a_batch_leaves_the_database_as_answers_recorded_one_by_one_would(tmp_path):
-    assert _scenario(tmp_path, "batch.db", True) == _scenario(tmp_path, "single.db", False)
+def test_a_batch_leaves_the_database_as_answers_recorded_one_by_one_would(urls):
+    assert _scenario(urls[0], True) == _scenario(urls[1], False)
 
 
-def test_what_a_batch_records_for_moved_missing_unreachable_and_maintenance_hosts(tmp_path):
-    *_, (hosts, vms) = _scenario(tmp_path, "batch.db", True)
+def test_what_a_batch_records_for_moved_missing_unreachable_and_maintenance_hosts(database_url):
+    *_, (hosts, vms) = _scenario(database_url, True)
     assert vms["vm1"] == ("h3", VmStatus.UP)          # listed by h3 now, not missing from h2
     assert vms["vm0"] == (None, VmStatus.DOWN)        # gone from h1 for MISSING_POLLS_BEFORE_DOWN polls
     assert vms["vm4"] == ("h1", VmStatus.UP)
@@ -106,8 +117,8 @@ def test_what_a_batch_records_for_moved_missing_unreachable_and_maintenance_host
     assert hosts["h4"][1]["memFree"] == 1002 and hosts["h1"][1]["stats"] == {"memFree": 1002}
 
 
-def test_a_vm_one_host_of_the_batch_lists_and_another_no_longer_runs_ends_on_the_first(tmp_path):
-    db, monitor, agents, urls, uuids = _fleet(tmp_path, "e.db")
+def test_a_vm_one_host_of_the_batch_lists_and_another_no_longer_runs_ends_on_the_first(database_url):
+    db, monitor, agents, urls, uuids = _fleet(database_url)
     agents.running[urls["h2"]].remove(uuids["vm1"])
     monitor._record([monitor._ask("h2", urls["h2"])])          # vm1 missing once from h2
     agents.running[urls["h3"]].append(uuids["vm1"])
@@ -116,8 +127,8 @@ def test_a_vm_one_host_of_the_batch_lists_and_another_no_longer_runs_ends_on_the
     assert _state(db)[1]["vm1"] == ("h3", VmStatus.UP)
 
 
-def test_an_answer_older_than_the_one_recorded_is_dropped(tmp_path):
-    db, monitor, agents, urls, uuids = _fleet(tmp_path, "o.db")
+def test_an_answer_older_than_the_one_recorded_is_dropped(database_url):
+    db, monitor, agents, urls, uuids = _fleet(database_url)
     old = monitor._ask("h1", urls["h1"])
     agents.running[urls["h1"]].append(uuids["vm1"])
     time.sleep(0.01)
@@ -126,8 +137,8 @@ def test_an_answer_older_than_the_one_recorded_is_dropped(tmp_path):
     assert _state(db)[0]["h1"][1]["memFree"] == 1003
 
 
-def test_an_answer_for_a_host_removed_meanwhile_does_not_lose_the_others(tmp_path):
-    db, monitor, agents, urls, uuids = _fleet(tmp_path, "r.db")
+def test_an_answer_for_a_host_removed_meanwhile_does_not_lose_the_others(database_url):
+    db, monitor, agents, urls, uuids = _fleet(database_url)
     answers = [monitor._ask(h, urls[h]) for h in ("h1", "h3")]
     with db.unit_of_work() as store:
         for vm in ("vm2", "vm6"):
@@ -138,8 +149,8 @@ def test_an_answer_for_a_host_removed_meanwhile_does_not_lose_the_others(tmp_pat
     assert set(hosts) == {"h1", "h2", "h4"} and hosts["h1"][0] is HostStatus.UP
 
 
-def test_the_running_monitor_refreshes_every_host_through_its_writer(tmp_path):
-    db, monitor, agents, urls, uuids = _fleet(tmp_path, "m.db")
+def test_the_running_monitor_refreshes_every_host_through_its_writer(database_url):
+    db, monitor, agents, urls, uuids = _fleet(database_url)
     monitor.start()
     try:
         deadline = time.monotonic() + 20
