@@ -120,7 +120,7 @@ def one_size(pg: PostgresServer, hosts: int, *, lab: int, window_s: float, work_
         drained = [h["name"] for h in inventory["hosts"][:DRAIN_HOSTS]]
         result["planning"] = _guarded(lambda: planning_time(db, drained, plan_all))
         progress(f"{hosts} hosts: planning {result['planning']}")
-        sample = _guarded(lambda: planning_time(db, drained[:PER_VM_SAMPLE_HOSTS], plan_drain_per_vm))
+        sample = _guarded(lambda: planning_time(db, drained[:PER_VM_SAMPLE_HOSTS], plan_drain_per_vm, repeats=0))
         if "seconds" in sample:
             sample["estimate_for_drain_s"] = round(sample["seconds"] * DRAIN_HOSTS / PER_VM_SAMPLE_HOSTS, 1)
         result["planning_per_vm_sample"] = sample

@@ -12,6 +12,7 @@ orchestrator and the VM lifecycle own them while they act (`PlacementGuard`).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,18 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.common.errors import NotFound
 from ferry.common.jsonrpc import JsonRpcClient, JsonRpcError
 from ferry.engine.agent_pool import AgentPool
 from ferry.engine.db import Database
-from ferry.engine.db.records import HostRecord, HostSchedule, HostStatus, VmRecord, VmStatus
-from ferry.engine.services.inventory import record_host_answer
+from ferry.engine.db.records import HostRecord, HostSchedule, HostStatus, VmPlacement, VmRecord, VmStatus
+from ferry.engine.monitor_batch import Answer, record_answers
 
 log = logging.getLogger("ferry.engine.monitor")
 
 AgentFactory = Callable[[str], Any]   # agent URL -> object with .call(method, params)
 MISSING_POLLS_BEFORE_DOWN = 2         # a VM absent this many polls in a row is down
-DEFAULT_WORKERS = 32                  # refreshes at once: each mostly waits on agent and database round trips
+DEFAULT_WORKERS = 32                  # agent refreshes at once: each mostly waits on the agent's round trips
+BATCH_MAX = 200                       # host answers recorded in one transaction at most
+BATCH_WAIT_S = 0.2                    # how long the writer gathers answers before it records them
 
 # Agent VM status (Vdsm's names) -> inventory status.
 AGENT_VM_STATUS = {"Up": VmStatus.UP, "Paused": VmStatus.PAUSED, "Migration Source": VmStatus.MIGRATING}
@@ -91,7 +93,7 @@ class VmChange:
     why: str
 
 
-def reconcile_vms(host: str, listed: Iterable[Mapping[str, Any]], inventory: Iterable[VmRecord],
+def reconcile_vms(host: str, listed: Iterable[Mapping[str, Any]], inventory: Iterable[VmRecord | VmPlacement],
                   skip: set[str], missing_polls: dict[str, int]) -> list[VmChange]:
     """Changes to the inventory from one host's Host.getVMList answer.
 
@@ -131,12 +133,19 @@ def host_status_after(current: HostStatus, reachable: bool) -> HostStatus:
 
 
 class HostMonitor:
-    """Refreshes every host every `interval` s through a bounded pool of `workers` threads.
+    """Refreshes every host every `interval` s: a bounded pool of `workers` threads asks the
+    agents, one writer thread records their answers in batches (ferry.engine.monitor_batch).
 
-    Why a pool: one refresh waits on three agent round trips and two database transactions; one
-    at a time, 2,000 hosts take minutes per round (measured: docs/benchmarks.md, scale). A host
-    is never refreshed twice at once (a per-host lock; the loop also skips hosts in flight), and
-    the default agent client keeps one connection per agent alive (ferry.engine.agent_pool).
+    Why a pool: one refresh waits on three agent round trips; one at a time, 2,000 hosts take
+    minutes per round (measured: docs/benchmarks.md, scale). Why one writer: recording each
+    answer in its own transaction was most of the engine's CPU at 2,000 hosts; a batch of
+    answers is a few statements. A host is never refreshed twice at once (a per-host lock for
+    the agent calls; the loop skips hosts whose last answer is not written yet), an answer older
+    than one already written for its host is dropped, and the default agent client keeps one
+    connection per agent alive (ferry.engine.agent_pool).
+
+    `hosts_to_refresh` is the one place that says which hosts this engine refreshes (all of
+    them; several engines may each take their share there).
     """
 
     def __init__(self, db: Database, *, guard: PlacementGuard | None = None,
@@ -153,28 +162,44 @@ class HostMonitor:
         self.share = share   # several engines (issue 18): which of the hosts this engine refreshes now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._answers: queue.Queue[Answer] = queue.Queue()
         self._missing: dict[str, int] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()            # guards the dicts and the per-host locks below
         self._host_locks: dict[str, threading.Lock] = {}
         self._in_flight: set[str] = set()
         self._last_start: dict[str, float] = {}
+        self._written: dict[str, float] = {}     # host -> sampled_at of the last answer recorded
 
-    # ---- thread --------------------------------------------------------------------------------
+    # ---- threads -------------------------------------------------------------------------------
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="host-refresh")
+        self._writer = threading.Thread(target=self._write_loop, name="host-monitor-writer", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._loop, name="host-monitor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        for thread in (self._thread, self._writer):
+            if thread is not None:
+                thread.join(timeout=15)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._pool_client is not None:
             self._pool_client.close()
+
+    def hosts_to_refresh(self, store) -> list[HostSchedule]:  # noqa: ANN001
+        """The hosts this engine's monitor refreshes: every host in the inventory with one engine
+        (`share` None); with several engines on one database, only this engine's share of them
+        (ferry.engine.ownership.hosts_to_refresh: rendezvous hash over the live engines)."""
+        hosts = store.hosts.schedule()
+        if self.share is None:
+            return hosts
+        keep = set(self.share([h.name for h in hosts]))
+        return [h for h in hosts if h.name in keep]
 
     def _due(self, host: HostSchedule, now: float) -> bool:
         if not host.refreshed or host.status is HostStatus.UNKNOWN:
@@ -184,9 +209,12 @@ class HostMonitor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                with self.db.unit_of_work() as store:
-                    hosts = self._mine(store.hosts.schedule())
+                with self.db.reads() as store:
+                    hosts = self.hosts_to_refresh(store)
                 now = time.monotonic()
+                # the longest-waiting first: when a round cannot finish within the interval, no
+                # host waits more than one round behind the others
+                hosts = sorted(hosts, key=lambda h: self._last_start.get(h.name, -1e9))
                 for host in hosts:
                     if self._stop.is_set():
                         return
@@ -195,92 +223,93 @@ class HostMonitor:
                             continue
                         self._in_flight.add(host.name)
                         self._last_start[host.name] = now
-                    self._executor.submit(self._refresh_quietly, host.name, host.agent_url)
+                    self._executor.submit(self._fetch_quietly, host.name, host.agent_url)
             except Exception:  # noqa: BLE001 - the monitor must outlive a bad poll
                 log.exception("host monitor cycle failed")
             self._stop.wait(1.0)
 
-    def _mine(self, hosts: list[HostSchedule]) -> list[HostSchedule]:
-        """The hook of several engines on one database (ferry.engine.ownership.hosts_to_refresh):
-        only this engine's share of the hosts; all of them with one engine (`share` None)."""
-        if self.share is None:
-            return hosts
-        keep = set(self.share([h.name for h in hosts]))
-        return [h for h in hosts if h.name in keep]
-
-    def _refresh_quietly(self, name: str, agent_url: str | None = None) -> None:
+    def _fetch_quietly(self, name: str, agent_url: str) -> None:
         try:
-            self.refresh(name, agent_url=agent_url)
+            with self._host_lock(name):
+                answer = self._ask(name, agent_url)
         except Exception as exc:  # noqa: BLE001
             log.warning("refreshing host %s failed: %s", name, exc)
-        finally:
             with self._lock:
                 self._in_flight.discard(name)
+            return
+        self._answers.put(answer)   # in flight until the writer has recorded it
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._answers.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < BATCH_MAX:
+                try:
+                    batch.append(self._answers.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self._record(batch)
+            except Exception:  # noqa: BLE001 - one bad answer must not lose the batch's others
+                log.exception("recording %d host answers at once failed; recording them one by one", len(batch))
+                for answer in batch:
+                    try:
+                        self._record([answer])
+                    except Exception as exc:  # noqa: BLE001
+                        log.warning("recording host %s failed: %s", answer.host, exc)
+            finally:
+                with self._lock:
+                    self._in_flight.difference_update(a.host for a in batch)
 
     def _host_lock(self, name: str) -> threading.Lock:
         with self._lock:
             return self._host_locks.setdefault(name, threading.Lock())
 
-    # ---- one host ------------------------------------------------------------------------------
+    # ---- asking and recording ------------------------------------------------------------------
     def refresh(self, name: str, agent_url: str | None = None) -> HostRecord:
-        """Ask the host's agent now and record what it says (or that it is unreachable).
-        The loop passes the agent URL it read, which saves a transaction per refresh."""
+        """Ask the host's agent now and record what it says (or that it is unreachable)."""
         with self._host_lock(name):
             if agent_url is None:
                 with self.db.unit_of_work() as store:
                     agent_url = store.hosts.get(name).agent_url
-            sampled_at = time.time()
-            client = self.agent(agent_url)
-            try:
-                caps = client.call("Host.getCapabilities", {})
-                stats = client.call("Host.getStats", {})
-                vms = client.call("Host.getVMList", {}).get("vms", [])
-            except JsonRpcError as exc:
-                return self._unreachable(name, exc)
-            with self._lock:
-                if self._errors.pop(name, None) is not None:
-                    log.info("host %s: agent reachable again", name)
-            capabilities = dict(caps or {})
-            if isinstance(stats, dict):
-                capabilities["memFree"] = stats.get("memFree")
-                capabilities["stats"] = stats
-            with self.db.unit_of_work() as store:
-                host = store.hosts.get(name)
-                updated = record_host_answer(store, name, status=host_status_after(host.status, True),
-                                             capabilities=capabilities)
-                skip = self.guard.untouchable(sampled_at) | {
-                    m.vm for m in store.migrations.list(active=True, limit=1000)}
-                inventory = _inventory_for(store, name, vms)
-                with self._lock:
-                    changes = reconcile_vms(name, vms, inventory, skip, self._missing)
-                for change in changes:
-                    log.info("VM %s: now %s on %s (%s)", change.vm, change.status.value, change.host, change.why)
-                    store.vms.update(change.vm, host=change.host, status=change.status.value)
-            return updated
-
-    def _unreachable(self, name: str, exc: JsonRpcError) -> HostRecord:
-        with self._lock:
-            if self._errors.get(name) != exc.message:
-                log.warning("host %s: agent unreachable: %s", name, exc.message)
-            self._errors[name] = exc.message
+            answer = self._ask(name, agent_url)
+            self._record([answer])
         with self.db.unit_of_work() as store:
-            host = store.hosts.get(name)
-            return store.hosts.update(name, status=host_status_after(host.status, False).value)
+            return store.hosts.get(name)
 
-
-def _inventory_for(store, host: str, listed: Iterable[Mapping[str, Any]]) -> list[VmRecord]:  # noqa: ANN001
-    """The inventory VMs one host's answer can change: those placed on it, and those it lists
-    that the inventory places elsewhere (by UUID). Not the whole cluster: at 40,000 VMs reading
-    them all for every host's refresh was most of the monitor's time."""
-    placed = store.vms.list(host=host)
-    known = {v.uuid for v in placed}
-    others = []
-    for entry in listed:
-        uuid = str(entry.get("vmID"))
-        if uuid in known:
-            continue
+    def _ask(self, name: str, agent_url: str) -> Answer:
+        sampled_at = time.time()
+        client = self.agent(agent_url)
         try:
-            others.append(store.vms.get(uuid))
-        except NotFound:
-            continue  # a VM the inventory does not know: ignored (reconcile_vms's rule)
-    return placed + others
+            caps = client.call("Host.getCapabilities", {})
+            stats = client.call("Host.getStats", {})
+            vms = client.call("Host.getVMList", {}).get("vms", [])
+        except JsonRpcError as exc:
+            with self._lock:
+                if self._errors.get(name) != exc.message:
+                    log.warning("host %s: agent unreachable: %s", name, exc.message)
+                self._errors[name] = exc.message
+            return Answer(name, sampled_at, error=exc.message)
+        with self._lock:
+            if self._errors.pop(name, None) is not None:
+                log.info("host %s: agent reachable again", name)
+        capabilities = dict(caps or {})
+        if isinstance(stats, dict):
+            capabilities["memFree"] = stats.get("memFree")
+            capabilities["stats"] = stats
+        return Answer(name, sampled_at, capabilities, list(vms))
+
+    def _record(self, answers: list[Answer]) -> None:
+        with self._lock:   # an answer older than one recorded already says nothing new
+            answers = [a for a in answers if a.sampled_at >= self._written.get(a.host, -1.0)]
+        if not answers:
+            return
+        with self.db.unit_of_work() as store:
+            record_answers(store, answers, untouchable=self.guard.untouchable, reconcile=reconcile_vms,
+                           missing=self._missing, lock=self._lock, status_after=host_status_after)
+        with self._lock:
+            for a in answers:
+                self._written[a.host] = max(a.sampled_at, self._written.get(a.host, -1.0))

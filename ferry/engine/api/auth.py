@@ -37,7 +37,7 @@ def require_token(request: Request, db: DatabaseDep,
             raise _refuse(401, "authentication required: the Authorization header is not "
                                "'Bearer <token>'", "not a bearer token")
         raise _refuse(401, f"authentication required: {HOW}", "missing")
-    with db.unit_of_work() as store:
+    with db.reads() as store:   # one statement: no transaction needed (Database.reads)
         record = store.tokens.check(credentials.credentials)
     if record is None:
         raise _refuse(401, "invalid token: not a token of this engine", "unknown token")

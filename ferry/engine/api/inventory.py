@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from ferry.engine.api.deps import StoreDep
+from ferry.engine.api.deps import ReadStoreDep, StoreDep
 from ferry.engine.api.responses import ClusterOut, HostOut, VmOut
 from ferry.engine.api.schemas import ClusterCreate, ClusterUpdate, HostCreate, HostUpdate, VmCreate, VmUpdate
 from ferry.engine.services import inventory
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api")
 # ---------------------------------------------------------------- clusters
 
 @router.get("/clusters", tags=["clusters"], response_model=list[ClusterOut])
-def list_clusters(store: StoreDep) -> list[dict]:
+def list_clusters(store: ReadStoreDep) -> list[dict]:
     return [cluster_view(store, c) for c in store.clusters.list()]
 
 
@@ -25,7 +25,7 @@ def create_cluster(body: ClusterCreate, store: StoreDep) -> dict:
 
 
 @router.get("/clusters/{name}", tags=["clusters"], response_model=ClusterOut)
-def show_cluster(name: str, store: StoreDep) -> dict:
+def show_cluster(name: str, store: ReadStoreDep) -> dict:
     return cluster_view(store, store.clusters.get(name))
 
 
@@ -43,7 +43,7 @@ def delete_cluster(name: str, store: StoreDep) -> Response:
 # ---------------------------------------------------------------- hosts
 
 @router.get("/hosts", tags=["hosts"], response_model=list[HostOut])
-def list_hosts(store: StoreDep, cluster: str | None = None) -> list[dict]:
+def list_hosts(store: ReadStoreDep, cluster: str | None = None) -> list[dict]:
     return [h.to_dict() for h in store.hosts.list(cluster=cluster)]
 
 
@@ -54,7 +54,7 @@ def add_host(body: HostCreate, store: StoreDep) -> dict:
 
 
 @router.get("/hosts/{name}", tags=["hosts"], response_model=HostOut)
-def show_host(name: str, store: StoreDep) -> dict:
+def show_host(name: str, store: ReadStoreDep) -> dict:
     return store.hosts.get(name).to_dict()
 
 
@@ -72,7 +72,7 @@ def delete_host(name: str, store: StoreDep) -> Response:
 # ---------------------------------------------------------------- VMs
 
 @router.get("/vms", tags=["vms"], response_model=list[VmOut])
-def list_vms(store: StoreDep, cluster: str | None = None, host: str | None = None) -> list[dict]:
+def list_vms(store: ReadStoreDep, cluster: str | None = None, host: str | None = None) -> list[dict]:
     return [vm_view(store, v) for v in store.vms.list(cluster=cluster, host=host)]
 
 
@@ -85,7 +85,7 @@ def add_vm(body: VmCreate, store: StoreDep) -> dict:
 
 
 @router.get("/vms/{vm}", tags=["vms"], response_model=VmOut)
-def show_vm(vm: str, store: StoreDep) -> dict:
+def show_vm(vm: str, store: ReadStoreDep) -> dict:
     return vm_view(store, store.vms.get(vm))
 
 

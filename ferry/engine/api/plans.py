@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Query
 
-from ferry.engine.api.deps import OrchestratorDep, StoreDep
+from ferry.engine.api.deps import OrchestratorDep, ReadStoreDep, StoreDep
 from ferry.engine.api.responses import EventOut, MigrationOut, PlanOut, RecommendationOut
 from ferry.engine.api.schemas import PlanRequest
 from ferry.engine.migration_eta import with_eta
@@ -47,20 +47,20 @@ def recommend(vm: str, store: StoreDep, orchestrator: OrchestratorDep,
 
 
 @router.get("/migrations", tags=["migrations"], response_model=list[MigrationOut])
-def list_migrations(store: StoreDep, vm: str | None = None, active: bool | None = None,
+def list_migrations(store: ReadStoreDep, vm: str | None = None, active: bool | None = None,
                     limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
     return [with_eta(m.to_dict()) for m in store.migrations.list(vm=vm, active=active, limit=limit)]
 
 
 @router.get("/migrations/{migration_id}", tags=["migrations"], response_model=MigrationOut)
-def show_migration(migration_id: str, store: StoreDep) -> dict:
+def show_migration(migration_id: str, store: ReadStoreDep) -> dict:
     """The migration's record; while it runs, `eta` ({seconds, outcome}) is the pre-copy model
     run again from its last status sample (docs/forecast.md)."""
     return with_eta(store.migrations.get(migration_id).to_dict())
 
 
 @router.get("/events", tags=["events"], response_model=list[EventOut])
-def list_events(store: StoreDep, vm: str | None = None, host: str | None = None, migration: str | None = None,
+def list_events(store: ReadStoreDep, vm: str | None = None, host: str | None = None, migration: str | None = None,
                 after: int | None = Query(None, ge=0), limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
     return [e.to_dict() for e in events.list_events(store, vm=vm, host=host, migration_id=migration,
                                                     after_id=after, limit=limit)]

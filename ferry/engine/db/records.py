@@ -131,6 +131,16 @@ class HostSchedule:
 
 
 @dataclass(frozen=True)
+class VmPlacement:
+    """Where a VM runs and its status: all the host monitor compares with an agent's VM list."""
+
+    name: str
+    uuid: str
+    host: str | None
+    status: VmStatus
+
+
+@dataclass(frozen=True)
 class HostRecord:
     id: int
     name: str

@@ -42,11 +42,13 @@ _KINDS: dict[type, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def find_row(session: Session, model: type[R], ref: str, field: str | None = None) -> R:
+def find_row(session: Session, model: type[R], ref: str, field: str | None = None, options: tuple = ()) -> R:
     """The row of `model` named (or, for a VM, with uuid) `ref`. Missing: InvalidInput in
-    `field` when the name came in as a reference in some other object, else NotFound."""
+    `field` when the name came in as a reference in some other object, else NotFound.
+    `options`: loader options (e.g. its cluster's name in the same query)."""
     kind, columns = _KINDS[model]
-    row = session.scalars(select(model).where(or_(*(getattr(model, c) == ref for c in columns)))).first()
+    q = select(model).where(or_(*(getattr(model, c) == ref for c in columns)))
+    row = session.scalars(q.options(*options) if options else q).first()
     if row is None:
         if field:
             raise InvalidInput(field, f"unknown {kind} {ref!r}")

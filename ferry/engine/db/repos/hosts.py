@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ferry.common.errors import Conflict
@@ -38,9 +38,29 @@ class HostRepository:
         return [HostSchedule(name, url, HostStatus(status), bool(seen))
                 for name, url, status, seen in self.session.execute(q)]
 
+    def states(self, names: list[str]) -> dict[str, tuple[int, HostStatus]]:
+        """Each named host's id and status, in one narrow query (unknown names are absent)."""
+        q = select(m.Host.name, m.Host.id, m.Host.status).where(m.Host.name.in_(names))
+        return {name: (row_id, HostStatus(status)) for name, row_id, status in self.session.execute(q)}
+
+    def record_answers(self, answered: list[tuple[int, HostStatus, dict[str, Any]]],
+                       unreachable: list[tuple[int, HostStatus]]) -> None:
+        """The host monitor's results for many hosts at once (by id), one statement each kind:
+        answered hosts get their status and capabilities (and capabilities_at now), unreachable
+        ones only their status."""
+        at = now()
+        if answered:
+            self.session.execute(update(m.Host), [{"id": i, "status": s.value, "capabilities": c,
+                                                   "capabilities_at": at} for i, s, c in answered])
+        if unreachable:
+            self.session.execute(update(m.Host), [{"id": i, "status": s.value} for i, s in unreachable])
+        self.session.expire_all()   # rows loaded before in this session now read the new values
+
     def get(self, name: str, field: str | None = None) -> HostRecord:
-        """The host; unknown: NotFound, or bad input in `field` when it was referred to."""
-        return _record(find_row(self.session, m.Host, name, field))
+        """The host; unknown: NotFound, or bad input in `field` when it was referred to.
+        Its cluster's name comes in the same query (a REST read of a host was two queries)."""
+        return _record(find_row(self.session, m.Host, name, field,
+                                options=(joinedload(m.Host.cluster).load_only(m.Cluster.name),)))
 
     def ensure_new(self, name: str) -> None:
         if name_taken(self.session, m.Host, name):

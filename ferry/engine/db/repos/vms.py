@@ -11,11 +11,13 @@ from ferry.common.errors import Conflict, InvalidInput
 from ferry.common.vmspec import VmSpec
 from ferry.engine.db import models as m
 from ferry.engine.db.placement import placed_status
-from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, VmRecord, VmStatus
+from ferry.engine.db.records import MIGRATION_ACTIVE_STATES, VmPlacement, VmRecord, VmStatus
 from ferry.engine.db.repos.base import UNSET, Unset, as_enum, find_row, given, now, utc
 from ferry.engine.db.repos.policies import PolicyRepository
 from ferry.engine.options import ParallelMode, ParallelSetting, VmMigrationOverrides
 
+# A VM record names its cluster and host: loaded with the VM, and only their names.
+_NAMES = (joinedload(m.Vm.cluster).load_only(m.Cluster.name), joinedload(m.Vm.host).load_only(m.Host.name))
 OVERRIDE_FIELDS = ("policy", "parallel", "encrypted", "auto_converge", "compressed", "downtime_ms")
 
 
@@ -39,16 +41,29 @@ class VmRepository:
     def _listed(self, q, cluster: str | None = None, hosts: list[str] | None = None) -> list[VmRecord]:  # noqa: ANN001
         # The record names the VM's cluster and host: loaded in the same query, not one query per VM,
         # and only their names (a host row carries the agent's capabilities and stats, large JSON).
-        q = q.options(joinedload(m.Vm.cluster).load_only(m.Cluster.name),
-                      joinedload(m.Vm.host).load_only(m.Host.name)).order_by(m.Vm.name)
+        q = q.options(*_NAMES).order_by(m.Vm.name)
         if cluster is not None:
             q = q.where(m.Vm.cluster_id.in_(select(m.Cluster.id).where(m.Cluster.name == cluster)))
         if hosts is not None:
             q = q.where(m.Vm.host_id.in_(select(m.Host.id).where(m.Host.name.in_(hosts))))
         return [_record(r) for r in self.session.scalars(q)]
 
+    def placements(self, hosts: list[str] | None = None, uuids: list[str] | None = None) -> list[VmPlacement]:
+        """Name, UUID, host and status of the VMs placed on `hosts` or with one of `uuids`, in one
+        narrow query (the host monitor's reconciliation needs no spec, overrides or cluster)."""
+        conditions = []
+        if hosts:
+            conditions.append(m.Vm.host_id.in_(select(m.Host.id).where(m.Host.name.in_(hosts))))
+        if uuids:
+            conditions.append(m.Vm.uuid.in_(uuids))
+        if not conditions:
+            return []
+        q = select(m.Vm.name, m.Vm.uuid, m.Host.name, m.Vm.status).outerjoin(m.Host, m.Vm.host_id == m.Host.id) \
+            .where(or_(*conditions)).order_by(m.Vm.name)
+        return [VmPlacement(name, uuid, host, VmStatus(status)) for name, uuid, host, status in self.session.execute(q)]
+
     def get(self, ref: str) -> VmRecord:
-        return _record(find_row(self.session, m.Vm, ref))
+        return _record(find_row(self.session, m.Vm, ref, options=_NAMES))
 
     def ensure_new(self, name: str, uuid: str) -> None:
         taken = self.session.scalars(select(m.Vm).where(or_(m.Vm.name == name, m.Vm.uuid == uuid))).first()
