@@ -91,3 +91,44 @@ def test_stalling_items_must_be_triples_with_a_limit_of_minus_one_or_more():
     _refused("stalling[0].value", "only setDowntime takes a value, got 5", stalling=((1, "abort", 5),))
     assert ForecastInputs(memory_mib=64, touched_mib=32, dirty_rate_mibs=1, bandwidth_mibs=10,
                           stalling=((-1, "postcopy", None),)).stalling == ((-1, "postcopy", None),)
+
+
+def test_the_dirty_rate_range_may_touch_the_central_rate_but_not_cross_it():
+    ok = ForecastInputs(memory_mib=64, touched_mib=32, dirty_rate_mibs=5, bandwidth_mibs=10, dirty_rate_low_mibs=5,
+                        dirty_rate_high_mibs=5)
+    assert (ok.dirty_low, ok.dirty_high) == (5, 5)
+    _refused("dirty_rate_low_mibs", "must not exceed dirty_rate_mibs", dirty_rate_low_mibs=1.5)
+    _refused("dirty_rate_high_mibs", "must not be below dirty_rate_mibs", dirty_rate_high_mibs=0.5)
+
+
+def test_the_bandwidth_spread_is_in_0_to_1_excluded():
+    _refused("bandwidth_spread", "must be in [0, 1), got 1", bandwidth_spread=1)
+    _refused("bandwidth_spread", "must be in [0, 1), got 1.5", bandwidth_spread=1.5)
+    _refused("bandwidth_spread", "must be in [0, 1), got -0.1", bandwidth_spread=-0.1)
+
+
+def test_costs_syncs_parallel_downtime_and_throttle_are_checked_by_name():
+    _refused("fixed_cost_s", "must be >= 0, got -1", fixed_cost_s=-1)
+    _refused("switchover_ms", "must be >= 0, got -1", switchover_ms=-1)
+    _refused("check_chunk_s", "must be > 0, got 0", check_chunk_s=0)
+    _refused("link_mibs", "must be > 0, got 0", link_mibs=0)
+    _refused("switchover_syncs", "must be 0, 1 or 2, got 3", switchover_syncs=3)
+    _refused("switchover_syncs", "must be 0, 1 or 2, got True", switchover_syncs=True)
+    _refused("parallel", "must be an integer >= 0 (0 = one connection), got True", parallel=True)
+    _refused("parallel", "must be an integer >= 0 (0 = one connection), got -1", parallel=-1)
+    _refused("init_downtime_ms", "must be > 0, got 0", init_downtime_ms=0)
+    _refused("throttle_initial_pct", "must be an integer 1..99, got True", throttle_initial_pct=True)
+    _refused("throttle_increment_pct", "must be an integer 1..99, got 0", throttle_increment_pct=0)
+    _refused("throttle_increment_pct", "must be an integer 1..99, got 100", throttle_increment_pct=100)
+    ok = ForecastInputs(memory_mib=64, touched_mib=32, dirty_rate_mibs=1, bandwidth_mibs=10, switchover_syncs=1,
+                        throttle_initial_pct=1, throttle_increment_pct=99, max_seconds=0.5, dirty_rate_high_mibs=1)
+    assert (ok.switchover_syncs, ok.throttle_initial_pct, ok.throttle_increment_pct) == (1, 1, 99)
+
+
+def test_the_max_seconds_bound_must_be_positive_and_the_rate_bounds_may_be_zero():
+    _refused("max_seconds", "must be > 0, got -1", max_seconds=-1)
+    _refused("max_seconds", "must be a number, got 'x'", max_seconds="x")
+    _refused("dirty_rate_high_mibs", "must be >= 0, got -1", dirty_rate_high_mibs=-1)
+    ok = ForecastInputs(memory_mib=64, touched_mib=32, dirty_rate_mibs=0, bandwidth_mibs=10, dirty_rate_low_mibs=0,
+                        dirty_rate_high_mibs=0)
+    assert ok.dirty_high == 0
