@@ -184,3 +184,23 @@ def test_a_running_line_scales_its_forecast_by_the_calibration():
              {"vm": "r", "state": "migrating", "migration_id": "m1", "forecast_s": 3.0}]
     view = progress_view(_drain(items), "X", {"m1": {"figures": {"time_elapsed_ms": 1000}}})
     assert view["running"][0]["eta_seconds"] == 5.0      # 3 s * 2 - 1 s elapsed
+
+
+def test_a_migration_not_started_yet_shows_its_forecast_as_is_even_under_half_a_second():
+    items = [{"vm": "r", "state": "migrating", "migration_id": "m1", "forecast_s": 0.3}]
+    assert progress_view(_drain(items), "X", {"m1": {"figures": {}}})["running"][0]["eta_seconds"] == 0.3
+
+
+def test_the_time_left_subtracts_the_elapsed_milliseconds_exactly():
+    items = [{"vm": "r", "state": "migrating", "migration_id": "m1", "forecast_s": 2.35}]
+    # 0 ms elapsed: 2.35 s left (2.4 to the tenth; 1 ms less would read 2.3)
+    assert progress_view(_drain(items), "X", {"m1": {"figures": {"time_elapsed_ms": 0}}})["running"][0][
+        "eta_seconds"] == 2.4
+    items = [{"vm": "r", "state": "migrating", "migration_id": "m1", "forecast_s": 200.0}]
+    assert progress_view(_drain(items), "X", {"m1": {"figures": {"time_elapsed_ms": 100000}}})["running"][0][
+        "eta_seconds"] == 100.0
+
+
+def test_a_finished_vm_without_a_byte_count_adds_nothing_to_the_bytes_done():
+    items = [{"vm": "a", "state": "done"}, {"vm": "b", "state": "gone", "bytes": None}]
+    assert progress_view(_drain(items), "X", {})["bytes_done"] == 0

@@ -60,3 +60,7 @@ def test_two_samples_have_a_spread_and_it_is_at_most_ninety_percent():
     assert spread([100, 120]) == pytest.approx(10 / 110)
     assert spread([100]) is None
     assert spread([1, 100, 1000]) == 0.9          # MAD 99 over a median of 100 would be 0.99
+
+
+def test_the_measured_rate_too_goes_on_the_wire_to_the_thousandth():
+    assert bias.correct(100.12345, bias.DIRTY_RING, 1).to_wire()["measuredMiBs"] == 100.123

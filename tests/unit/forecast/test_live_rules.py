@@ -102,5 +102,5 @@ def test_small_figures_are_kept_not_rounded_up(spy):
 
 
 def test_no_eta_without_a_measured_throughput():
-    with pytest.raises(ValueError, match="no throughput measured yet: no ETA"):
+    with pytest.raises(ValueError, match="^no throughput measured yet: no ETA$"):
         live_eta(_stats(throughput_mibs=0), touched_mib=1.0, memory_mib=1.0)
