@@ -41,3 +41,16 @@ def test_orchestrator_retries_the_same_host_without_zero_copy_with_an_event(env)
     assert sent[0]["dst"] == sent[1]["dst"]
     retry = [e for e in events(db, m.id) if e.code == audit.FERRY_ZEROCOPY_RETRY.code]
     assert len(retry) == 1 and "lock enough memory" in retry[0].message and "h2" in retry[0].message
+
+
+def test_the_retry_plan_records_the_change_as_an_explanation_row_and_keeps_earlier_rows():
+    earlier = {"field": "parallel", "from": "off", "to": "4", "reason": "policy"}
+    plan = {"params": {"zerocopy": True}, "libvirt_flags": ["VIR_MIGRATE_ZEROCOPY"], "explanation": [earlier]}
+    new = plan_without_zerocopy(plan, "zero-copy could not start: x")
+    assert new["explanation"] == [earlier, {"field": "zerocopy", "from": "true", "to": "false",
+                                            "reason": "retried without zero-copy: zero-copy could not start: x"}]
+    assert new["zerocopy_retry"] == "zero-copy could not start: x"
+    bare = plan_without_zerocopy({}, "r")
+    assert bare == {"params": {}, "libvirt_flags": [], "zerocopy_retry": "r",
+                    "explanation": [{"field": "zerocopy", "from": "true", "to": "false",
+                                     "reason": "retried without zero-copy: r"}]}
