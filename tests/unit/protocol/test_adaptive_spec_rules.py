@@ -49,7 +49,7 @@ def test_wire_errors_name_the_field_and_list_the_known_keys():
         AdaptiveSpec.from_wire({"maxDowntimeMs": 500, "bogus": 1})
     assert e.value.field == "adaptive.bogus"
     assert e.value.reason == ("unknown key (known: maxDowntimeMs, initialDowntimeMs, allowPostcopy, "
-                              "maxThrottlePct, maxSecondsPerGiB, dirtyRateMiBs)")
+                              "maxThrottlePct, maxSecondsPerGiB, dirtyRateMiBs, touchedMiB)")
     with pytest.raises(InvalidInput) as e:
         AdaptiveSpec.from_wire({})
     assert (e.value.field, e.value.reason) == ("adaptive.maxDowntimeMs",
