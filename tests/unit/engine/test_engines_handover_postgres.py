@@ -12,13 +12,12 @@ import time
 
 import pytest
 
-from ferry.common.vmspec import VmSpec
 from ferry.engine.db import Database
 from ferry.engine.lease_rules import MIGRATION, ClaimOutcome
 from ferry.engine.monitor import HostMonitor, PlacementGuard
 from ferry.engine.orchestrator import Orchestrator
 from ferry.engine.ownership import Fenced, Ownership
-from tests.unit.engine.test_orchestrator import RUNNING, World, wait_final, wait_sent
+from tests.unit.engine.test_orchestrator import RUNNING, seed_world, wait_final, wait_sent
 
 pytestmark = [pytest.mark.postgres]
 
@@ -29,15 +28,7 @@ TTL_S, BEAT_S = 5.0, 0.5
 def two(postgres_url):
     db = Database(postgres_url)
     db.upgrade()
-    world = World()
-    with db.unit_of_work() as store:
-        store.clusters.create("c", policy="Very large VMs")
-        for i in (1, 2, 3):
-            store.hosts.add(f"h{i}", cluster="c", address=f"127.9.0.{i}", status="UP", link_speed_mbps=10000,
-                            capabilities={"zerocopy_migrations": True, "memFree": 8000})
-            world.add(f"h{i}", f"127.9.0.{i}")
-        vm = store.vms.add(VmSpec(name="vm1", memory_mib=1024, vcpus=2, kernel="/k"), cluster="c", host="h1")
-    world.where[vm.uuid] = "h1"
+    world, _uuid = seed_world(db)
     engines = []
     for name in ("a", "b"):
         own = Ownership(db, name, ttl_s=TTL_S, heartbeat_s=BEAT_S)
@@ -58,6 +49,17 @@ def sends(world) -> int:
     return sum(1 for a in world.agents.values() for c in a.calls if c[0] == "VM.migrate")
 
 
+def start_both_and_migrate(world, engines):
+    """Both engines running; engine a migrates vm1 to h2 and its VM.migrate has reached h1's agent."""
+    for orch, own in engines:
+        own.start()
+        orch.start()
+    world.agent("h1").script = [RUNNING]
+    m = engines[0][0].migrate("vm1", to="h2")
+    wait_sent(world.agent("h1"))
+    return m
+
+
 def owner(db, migration_id):
     with db.unit_of_work() as s:
         lease = s.leases.get(MIGRATION, migration_id)
@@ -66,12 +68,7 @@ def owner(db, migration_id):
 
 def test_a_cancel_sent_to_the_other_engine_is_carried_out_by_the_owner_and_answered_with_its_state(two):
     db, world, ((a, own_a), (b, own_b)) = two
-    for orch, own in ((a, own_a), (b, own_b)):
-        own.start()
-        orch.start()
-    world.agent("h1").script = [RUNNING]
-    m = a.migrate("vm1", to="h2")
-    wait_sent(world.agent("h1"))
+    m = start_both_and_migrate(world, ((a, own_a), (b, own_b)))
     t0 = time.monotonic()
     answer = b.cancel(m.id, user="alice")           # b does not follow it: before issue 18's fix, 409
     took = time.monotonic() - t0
@@ -223,12 +220,7 @@ def test_a_drain_s_abort_of_another_engine_s_migration_does_not_wait_and_is_carr
     """The drain runner's abort (maintenance cancel with abort_running) hands the cancel over
     without waiting for it (wait=False: its tick goes on); the owner carries it out."""
     db, world, ((a, own_a), (b, own_b)) = two
-    for orch, own in ((a, own_a), (b, own_b)):
-        own.start()
-        orch.start()
-    world.agent("h1").script = [RUNNING]
-    m = a.migrate("vm1", to="h2")
-    wait_sent(world.agent("h1"))
+    m = start_both_and_migrate(world, ((a, own_a), (b, own_b)))
     t0 = time.monotonic()
     answer = b.cancel(m.id, user="drain", wait=False)
     assert time.monotonic() - t0 < 0.5 and answer.state.value == "RUNNING"

@@ -101,10 +101,9 @@ class World:
         return next(a for a in self.agents.values() if a.name == name)
 
 
-@pytest.fixture
-def env(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
-    db.upgrade()
+def seed_world(db: Database) -> tuple[World, str]:
+    """Cluster c (Very large VMs) with hosts h1-h3, zero-copy capable, and vm1 (1 GiB) on h1, both
+    in the database and in a World of fake agents; returns the world and vm1's uuid."""
     world = World()
     with db.unit_of_work() as store:
         store.clusters.create("c", policy="Very large VMs")
@@ -114,8 +113,16 @@ def env(tmp_path):
             world.add(f"h{i}", f"127.9.0.{i}")
         vm = store.vms.add(VmSpec(name="vm1", memory_mib=1024, vcpus=2, kernel="/k"), cluster="c", host="h1")
     world.where[vm.uuid] = "h1"
+    return world, vm.uuid
+
+
+@pytest.fixture
+def env(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
+    db.upgrade()
+    world, uuid = seed_world(db)
     orch = Orchestrator(db, guard=PlacementGuard(), agent=world.factory, poll_interval=0.01)
-    yield db, world, orch, vm.uuid
+    yield db, world, orch, uuid
     orch.stop()
     db.dispose()
 
