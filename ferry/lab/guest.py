@@ -12,14 +12,18 @@ MIN_HEADROOM_MIB = 128
 
 @dataclass(frozen=True)
 class Workload:
-    """What the guest program does: fill MiB, dirty MiB/s, pages spot-checked per second."""
+    """What the guest program does: fill MiB, dirty MiB/s, pages spot-checked per second, and
+    whether it dirties like a compute-bound program (the CPU throttle slows it in proportion)
+    rather than a rate-limited writer (which catches up on what a throttle held back)."""
 
     fill_mib: int = 64
     dirty_mib_s: int = 0
     spot_pages: int = 256
+    cpu_bound: bool = False
 
     def cmdline_params(self) -> str:
-        return f"ferry.fill={self.fill_mib} ferry.dirty={self.dirty_mib_s} ferry.spot={self.spot_pages}"
+        base = f"ferry.fill={self.fill_mib} ferry.dirty={self.dirty_mib_s} ferry.spot={self.spot_pages}"
+        return base + (" ferry.cpubound=1" if self.cpu_bound else "")
 
 
 def workload_cmdline(workload: Workload) -> str:

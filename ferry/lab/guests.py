@@ -107,21 +107,23 @@ class LabGuests:
         return self.host(host).outside(inside)
 
     def guest_spec(self, name: str, *, memory_mib: int = 1024, fill_mib: int = 64,
-                   dirty_mib_s: int = 0, vcpus: int = 1, spot_pages: int = 256) -> VmSpec:
+                   dirty_mib_s: int = 0, vcpus: int = 1, spot_pages: int = 256,
+                   cpu_bound: bool = False) -> VmSpec:
         """The VmSpec of a workload guest for this lab (accelerator, images, memtune workaround)."""
         imgs = self.images()
         return workload_spec(name=name, kernel=str(imgs.kernel), initrd=str(imgs.initrd),
                              accel=self.accel.accel, memory_mib=memory_mib, vcpus=vcpus,
-                             workload=Workload(fill_mib, dirty_mib_s, spot_pages),
+                             workload=Workload(fill_mib, dirty_mib_s, spot_pages, cpu_bound),
                              memtune_hard_limit_kib=detect_memtune_workaround_kib())
 
     def boot_guest(self, host: object, name: str, *, memory_mib: int = 1024, fill_mib: int = 64,
                    dirty_mib_s: int = 0, vcpus: int = 1, spot_pages: int = 256,
-                   timeout: float = 180.0) -> Guest:
+                   cpu_bound: bool = False, timeout: float = 180.0) -> Guest:
         """Start a transient workload guest on `host` and wait for its first heartbeat."""
         h = self.host(host)
         spec = self.guest_spec(name, memory_mib=memory_mib, fill_mib=fill_mib,
-                               dirty_mib_s=dirty_mib_s, vcpus=vcpus, spot_pages=spot_pages)
+                               dirty_mib_s=dirty_mib_s, vcpus=vcpus, spot_pages=spot_pages,
+                               cpu_bound=cpu_bound)
         # A fresh console log everywhere: verify reads every host's log for this name.
         for other in self.plan.hosts(4):
             log = self.console_log(other, name, spec)

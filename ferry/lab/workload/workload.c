@@ -7,6 +7,11 @@
  *   ferry.fill=MiB      memory to fill and keep verified (default 64)
  *   ferry.dirty=MiB/s   rate of page rewrites (default 0)
  *   ferry.spot=N        pages spot-checked each second (default 256)
+ *   ferry.cpubound=1    dirty like a compute-bound program (default 0): spin between writes
+ *                       instead of sleeping, and drop the writes due while the vCPU did not
+ *                       run (a throttled or descheduled vCPU writes proportionally less).
+ *                       Default pacing catches up on them, as a rate-limited writer does, so
+ *                       QEMU's CPU throttle only slows it once it takes its idle time away.
  *
  * Pattern: each 4 KiB page holds word 0 = page index, word 1 = generation, words 2..511 =
  * seed(run, index, generation) ^ (j * odd constant). A separate array holds each page's
@@ -57,6 +62,12 @@ static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void say(const char *fmt, ...) {
@@ -172,6 +183,7 @@ int main(void) {
     unsigned long fill = param(cmdline, "ferry.fill", 64);
     unsigned long dirty = param(cmdline, "ferry.dirty", 0);
     unsigned long spot = param(cmdline, "ferry.spot", 256);
+    unsigned long cpubound = param(cmdline, "ferry.cpubound", 0);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -180,8 +192,8 @@ int main(void) {
 
     npages = (uint64_t)fill * (1024u * 1024u / PAGE);
     if (npages == 0) npages = 1;
-    say("FERRY START run=%016llx fill_mib=%lu dirty_mib_s=%lu pages=%llu spot=%lu",
-        (unsigned long long)run_id, fill, dirty, (unsigned long long)npages, spot);
+    say("FERRY START run=%016llx fill_mib=%lu dirty_mib_s=%lu pages=%llu spot=%lu cpubound=%lu",
+        (unsigned long long)run_id, fill, dirty, (unsigned long long)npages, spot, cpubound);
     gens = calloc(npages, sizeof *gens);
     area = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (!gens || area == MAP_FAILED) {
@@ -198,9 +210,21 @@ int main(void) {
     uint64_t pages_per_sec = (uint64_t)dirty * (1024u * 1024u / PAGE);
     uint64_t start = now_ms(), next_tick = start, next_hb = start + 1000, seq = 0;
     uint64_t tick = 0, dirty_done = 0;
+    uint64_t start_us = now_us(), backlog = pages_per_sec / 500 + 1;   /* 2 ms of writes */
     for (;;) {
         uint64_t now = now_ms();
-        if (now >= next_tick) {
+        if (cpubound && dirty > 0) {
+            /* Writes due by the clock; a backlog longer than 2 ms means the vCPU did not run. */
+            uint64_t due = pages_per_sec * (now_us() - start_us) / 1000000u;
+            if (due > dirty_done + backlog) dirty_done = due - backlog;
+            while (dirty_done < due) {
+                uint64_t idx = rnd() % npages;
+                write_page(idx, gens[idx] + 1);
+                writes++;
+                dirty_done++;
+            }
+            next_tick = now + 1000 / TICKS_PER_SEC;
+        } else if (now >= next_tick) {
             tick++;
             /* Dirty on a schedule so the total written tracks rate * elapsed time. */
             uint64_t due = pages_per_sec * tick / TICKS_PER_SEC;
@@ -230,6 +254,7 @@ int main(void) {
         uint64_t wake = next_tick < next_hb ? next_tick : next_hb;
         now = now_ms();
         int timeout = wake > now ? (int)(wake - now) : 0;
+        if (cpubound && dirty > 0) timeout = 0;   /* spin: never give the vCPU's time away */
         struct pollfd pfd = {.fd = in_fd, .events = POLLIN};
         if (poll(&pfd, 1, timeout) > 0 && (pfd.revents & POLLIN)) {
             char c[64];

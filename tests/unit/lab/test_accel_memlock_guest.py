@@ -50,6 +50,11 @@ def test_workload_spec_puts_parameters_on_the_kernel_command_line():
     assert "ferry.fill=850 ferry.dirty=32 ferry.spot=128" in spec.cmdline
     assert spec.memtune_hard_limit_kib == 8192 and spec.accel == "tcg"
     assert workload_cmdline(Workload()).endswith("ferry.fill=64 ferry.dirty=0 ferry.spot=256")
+    assert "ferry.cpubound" not in workload_cmdline(Workload())
+
+
+def test_a_cpu_bound_workload_asks_the_guest_for_compute_bound_pacing():
+    assert workload_cmdline(Workload(64, 40, cpu_bound=True)).endswith("ferry.spot=256 ferry.cpubound=1")
 
 
 @pytest.mark.parametrize("field,workload,memory", [
