@@ -207,6 +207,7 @@ class MigrationJob(MigrationWatch):
         self.flags = build_migration_flags(p, zerocopy_available=self.zerocopy_available,
                                            libvirt_transport=self.libvirt_transport)
         if self._paused_here():
+            self._paused_at_start = True
             # libvirt's peer-to-peer migration would carry the paused state over by itself; say it
             # explicitly so the destination never resumes a guest its owner paused.
             self.flags = dataclasses.replace(
@@ -259,7 +260,7 @@ class MigrationJob(MigrationWatch):
         message = _msg(outcome_error)
         if self._cancel.is_set():
             self._finish(JobState.CANCELLED, "Migration cancelled", message)
-        elif self._limit_verdict is not None:
+        elif self._limit_verdict is not None and self._limit_aborted:
             v = self._limit_verdict
             self._finish(JobState.ABORTED, f"Migration aborted by {v.limit}: {v.reason}",
                          f"{v.limit}: {v.reason} (libvirt: {message})")
@@ -394,6 +395,7 @@ class MigrationJob(MigrationWatch):
         self._update_figures(figures)
         self._read_missed_zero_copy()
         self._read_postcopy_downtime()
+        self._retry_pending_abort()
         self._note_throttle(stats)
         if self.runner.postcopy_requested:
             self._check_postcopy_state()
@@ -434,8 +436,7 @@ class MigrationJob(MigrationWatch):
                 # lifecycle event, or the paused-for-post-copy state seen by a poll).
                 self.dom.migrateStartPostCopy(0)
             elif action.name == ABORT:
-                self._aborted_by_schedule = True
-                self.dom.abortJob()
+                record.update(self._abort_or_defer("the convergence schedule", self._mark_schedule_abort))
         except self.lv.libvirtError as exc:
             record["ok"] = False
             record["error"] = _msg(exc)

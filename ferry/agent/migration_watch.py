@@ -10,6 +10,8 @@
 - QEMU's dirty-sync-missed-zero-copy (`ferry.agent.qmp_migrate`), read with query-migrate on
   each job-stats poll of a zero-copy migration (the monitor thread, never a request);
 - the shut-off definition a persistent VM leaves on its source after a successful migration;
+- an abort (the schedule's, a hard limit's, adaptive's) that lands in the switch-over waits for
+  its outcome (`ferry.agent.switch_over`): the final bitmap sync is reported as an iteration;
 - Ferry's adaptive convergence (`ferry.agent.adaptive`), when VM.migrate carries `adaptive`: every
   job-stats poll feeds the pure controller, whose decisions run here (downtime, the throttle
   increment through QEMU's monitor where the agent has that channel, post-copy, abort).
@@ -21,12 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from ferry.agent.adaptive import ABORT, POSTCOPY, SET_DOWNTIME, SET_THROTTLE, AdaptiveController, detect_capabilities
 from ferry.agent.adaptive import Observation as AdaptiveObservation
 from ferry.agent.hard_limits import decide, observe
 from ferry.agent.progress import JobFigures
 from ferry.agent.qmp_migrate import QUERY_MIGRATE, missed_zero_copy, postcopy_downtime, reads_missed_zero_copy
+from ferry.agent.switch_over import PAUSED_BY_OWNER, PAUSED_FOR_MIGRATION, PAUSED_FOR_POSTCOPY, RUNNING, check_abort
 from ferry.forecast.live import from_job_stats
 
 log = logging.getLogger("ferry.agent.migration")
@@ -101,9 +105,67 @@ class MigrationWatch:
         self.runner.finished = True   # the schedule has nothing more to say
         log.warning("VM %s: aborting the migration: %s: %s", self.vm_name, verdict.limit, verdict.reason)
         try:
-            self.dom.abortJob()
+            self._abort_or_defer(verdict.limit, self._mark_limit_abort)
         except self.lv.libvirtError as exc:
             log.warning("VM %s: abortJob for %s: %s", self.vm_name, verdict.limit, _msg(exc))
+        self.version.bump()
+
+    # ---- aborts wait out a switch-over (`ferry.agent.switch_over`) -------------------------------
+
+    _paused_at_start = False
+    _limit_aborted = False
+    _pending_abort: tuple[str, Callable[[], None]] | None = None   # (by whom, mark) waiting out a switch-over
+
+    def _mark_schedule_abort(self) -> None:
+        self._aborted_by_schedule = True
+
+    def _mark_limit_abort(self) -> None:
+        self._limit_aborted = True
+
+    def _source_state(self) -> str:
+        try:
+            state, reason = self.dom.state()[:2]
+        except self.lv.libvirtError:
+            return RUNNING      # unknown: abort as asked (libvirt says no if it cannot)
+        if state != self.lv.VIR_DOMAIN_PAUSED:
+            return RUNNING
+        if reason == self.lv.VIR_DOMAIN_PAUSED_MIGRATION:
+            return PAUSED_FOR_MIGRATION
+        if reason == self.lv.VIR_DOMAIN_PAUSED_POSTCOPY:
+            return PAUSED_FOR_POSTCOPY
+        return PAUSED_BY_OWNER
+
+    def _abort_or_defer(self, what: str, mark: Callable[[], None]) -> dict:
+        """abortJob now, or once the switch-over under way has not finished (next poll); returns
+        what the action's record adds (a deferral's reason). libvirtError propagates."""
+        check = check_abort(self._source_state(), paused_at_start=self._paused_at_start)
+        if not check.now:
+            self._pending_abort = (what, mark)
+            log.warning("VM %s: abort by %s deferred: %s", self.vm_name, what, check.reason)
+            return {"deferred": check.reason}
+        mark()
+        self.dom.abortJob()
+        return {}
+
+    def _retry_pending_abort(self) -> None:
+        if self._pending_abort is None:
+            return
+        check = check_abort(self._source_state(), paused_at_start=self._paused_at_start)
+        if not check.now:
+            return
+        what, mark = self._pending_abort
+        self._pending_abort = None
+        record = {"n": None, "action": "abort", "at": time.time(), "ok": True,
+                  "reason": f"the abort by {what} deferred during the switch-over; the migration did not "
+                            f"finish: {check.reason}"}
+        log.warning("VM %s: %s", self.vm_name, record["reason"])
+        mark()
+        try:
+            self.dom.abortJob()
+        except self.lv.libvirtError as exc:
+            record["ok"], record["error"] = False, _msg(exc)
+        with self._lock:
+            self.actions_run.append(record)
         self.version.bump()
 
     # ---- adaptive convergence ------------------------------------------------------------------
@@ -148,9 +210,9 @@ class MigrationWatch:
                 elif d.action == POSTCOPY:
                     self.dom.migrateStartPostCopy(0)
                 elif d.action == ABORT:
-                    self._adaptive_abort = d.reason
                     self.runner.finished = True
-                    self.dom.abortJob()
+                    record.update(self._abort_or_defer("adaptive convergence",
+                                                       lambda why=d.reason: setattr(self, "_adaptive_abort", why)))
             except self.lv.libvirtError as exc:
                 record["ok"], record["error"] = False, _msg(exc)
                 log.warning("VM %s: adaptive %s failed: %s", self.vm_name, d, _msg(exc))

@@ -178,10 +178,17 @@ def merge(results: list[dict]) -> dict:
     loads = [w for r in results for w in r["workload"].get("workloads") or []]
     return {**first, "started_at": min(r["started_at"] for r in results),
             "ended_at": max(r["ended_at"] for r in results),
-            "parts": [{"started_at": r["started_at"], "ended_at": r["ended_at"],
-                       "load_avg_at_start": r["machine"].get("load_avg_at_start"),
-                       "workloads": r["workload"].get("workloads")} for r in results],
+            "parts": [part for r in results for part in _parts(r)],
             "workload": {**first["workload"], "workloads": loads}, "runs": runs, "summary": summaries(runs)}
+
+
+def _parts(result: dict) -> list[dict]:
+    """The holds a raw result was measured in: its own, or those of a result merged before."""
+    if result.get("parts"):
+        return list(result["parts"])
+    return [{"started_at": result["started_at"], "ended_at": result["ended_at"],
+             "load_avg_at_start": result["machine"].get("load_avg_at_start"),
+             "workloads": result["workload"].get("workloads")}]
 
 
 def summarize_policy(policy: str, runs: list[dict]) -> dict:

@@ -104,6 +104,21 @@ def test_parts_merge_into_one_result_with_a_summary_per_policy_and_workload():
         merge([{"kind": "migrate"}])
 
 
+def test_a_merged_result_merged_again_keeps_each_of_its_parts():
+    from ferry.bench.policy_bench import merge
+    run = {"outcome": CONVERGED, "wall_s": 9.0, "iterations": 2, "verified": True, "figures": None,
+           "agent_downtime_ms": 9, "postcopy": False, "actions": [], "flags": [], "cap_mib_s": 40,
+           "policy": "Adaptive", "dirty_mib_s": 48}
+    def part(hour, mib):
+        return {"kind": "policies", "started_at": f"2026-12-02T{hour}:00:00", "ended_at": f"2026-12-02T{hour}:10:00",
+                "machine": {"load_avg_at_start": [float(hour)]}, "workload": {"workloads": [{"memory_mib": mib}]},
+                "runs": [{**run, "memory_mib": mib}]}
+    again = merge([merge([part(17, 512), part(18, 1024)]), part(19, 2048)])
+    assert [p["started_at"][11:13] for p in again["parts"]] == ["17", "18", "19"]
+    assert [p["load_avg_at_start"] for p in again["parts"]] == [[17.0], [18.0], [19.0]]
+    assert [s["memory_mib"] for s in again["summary"]] == [512, 1024, 2048]
+
+
 def test_adaptive_plan_carries_the_measured_dirty_rate_and_parallel_drops_postcopy():
     from ferry.bench.policy_bench import policy_params
     from ferry.engine.policies import ADAPTIVE_ID, BUILTIN_BY_ID
