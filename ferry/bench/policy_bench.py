@@ -182,6 +182,14 @@ def merge(results: list[dict]) -> dict:
             "workload": {**first["workload"], "workloads": loads}, "runs": runs, "summary": summaries(runs)}
 
 
+def action_record(a: dict) -> dict:
+    """What the raw result keeps of one schedule action (a deferred abort says why it waited)."""
+    kept = {"n": a.get("n"), "action": a.get("action"), "ok": a.get("ok"), "reason": a.get("reason")}
+    if a.get("deferred"):
+        kept["deferred"] = a["deferred"]
+    return kept
+
+
 def _parts(result: dict) -> list[dict]:
     """The holds a raw result was measured in: its own, or those of a result merged before."""
     if result.get("parts"):
@@ -341,8 +349,7 @@ class PolicyBench:
                 "throttle_max_pct": status.get("autoConvergeThrottleMax"),
                 "measured_dirty_mib_s": rate, "touched_mib": touched, "parallel": parallel,
                 "downtime_bound_ms": downtime_bound(params),
-                "actions": [{"n": a.get("n"), "action": a.get("action"), "ok": a.get("ok"), "reason": a.get("reason")}
-                            for a in status.get("scheduleActions") or []],
+                "actions": [action_record(a) for a in status.get("scheduleActions") or []],
                 "flags": outcome.flags, "params": {k: v for k, v in params.items() if k != "convergenceSchedule"},
                 "schedule": params.get("convergenceSchedule"), "plan_explanation": plan.get("explanation"),
                 "verified": bool(report.intact), "verify_reasons": list(report.reasons)}

@@ -152,7 +152,8 @@ def _outcome(r: dict) -> str:
 
 
 def _actions(r: dict, limit: int = 5) -> str:
-    acts = [a["action"] + ("" if a.get("ok", True) else " (failed)") for a in r.get("actions") or []]
+    acts = [a["action"] + (" (deferred)" if a.get("deferred") else "" if a.get("ok", True) else " (failed)")
+            for a in r.get("actions") or []]
     if len(acts) > limit:
         acts = [*acts[:2], f"… {len(acts) - 4} more …", *acts[-2:]]
     return ", ".join(acts) or "none"

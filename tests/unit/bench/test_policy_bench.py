@@ -137,3 +137,11 @@ def test_the_downtime_bound_is_the_schedule_the_agent_runs():
     bounds = {p.name: downtime_bound(policy_params(p, H1, H2, cap_mib_s=40)[0]) for p in BUILTIN_POLICIES}
     assert bounds == {"Minimal downtime": 500, "Suspend workload if needed": 5000, "Post-copy migration": 200,
                       "Very large VMs": 5000, "Legacy": 500, "Adaptive": 2000}    # Legacy: Vdsm's own steps
+
+
+def test_a_deferred_abort_is_kept_in_the_raw_result():
+    from ferry.bench.policy_bench import action_record
+    waited = {"n": 9, "action": "abort", "ok": True, "at": 1.0, "deferred": "the switch-over is under way"}
+    assert action_record(waited) == {"n": 9, "action": "abort", "ok": True, "reason": None,
+                                     "deferred": "the switch-over is under way"}
+    assert "deferred" not in action_record({"n": 2, "action": "setDowntime(100)", "ok": True})

@@ -62,3 +62,10 @@ def test_the_section_has_a_row_per_policy_and_the_targets_table():
     assert "| 512 MiB, fill 320, 48 MiB/s (120% of 40), measured 50 | post-copy | Adaptive | converged (post-copy)" \
         in text, text
     assert "9 (2000)" in text and "### Issue 17's targets" in text and "benchmarks/policies.png" in text
+
+
+def test_the_actions_cell_says_which_abort_waited_and_which_action_failed():
+    from ferry.bench.policy_report import _actions
+    run = {"actions": [{"action": "setDowntime(5000)", "ok": True}, {"action": "postcopy", "ok": False},
+                       {"action": "abort", "ok": True, "deferred": "the switch-over is under way"}]}
+    assert _actions(run) == "setDowntime(5000), postcopy (failed), abort (deferred)"
