@@ -30,7 +30,7 @@ from ferry.agent.adaptive import Observation as AdaptiveObservation
 from ferry.agent.hard_limits import decide, observe
 from ferry.agent.progress import JobFigures
 from ferry.agent.qmp_migrate import QUERY_MIGRATE, missed_zero_copy, postcopy_downtime, reads_missed_zero_copy
-from ferry.agent.switch_over import PAUSED_BY_OWNER, PAUSED_FOR_MIGRATION, PAUSED_FOR_POSTCOPY, RUNNING, check_abort
+from ferry.agent.switch_over import PAUSED_BY_OWNER, PAUSED_FOR_MIGRATION, PAUSED_FOR_POSTCOPY, RUNNING, AbortCheck, check_abort
 from ferry.forecast.live import from_job_stats
 
 log = logging.getLogger("ferry.agent.migration")
@@ -84,11 +84,7 @@ class MigrationWatch:
 
     def _check_postcopy_state(self) -> None:
         """A requested switch whose event we missed: the source pauses for post-copy."""
-        try:
-            state, reason = self.dom.state()[:2]
-        except self.lv.libvirtError:
-            return
-        if state == self.lv.VIR_DOMAIN_PAUSED and reason == self.lv.VIR_DOMAIN_PAUSED_POSTCOPY:
+        if self._source_state() == PAUSED_FOR_POSTCOPY:
             self._postcopy_started("domain state")
 
     def _check_hard_limits(self, figures: JobFigures) -> None:
@@ -135,10 +131,13 @@ class MigrationWatch:
             return PAUSED_FOR_POSTCOPY
         return PAUSED_BY_OWNER
 
+    def _abort_check(self) -> AbortCheck:
+        return check_abort(self._source_state(), paused_at_start=self._paused_at_start)
+
     def _abort_or_defer(self, what: str, mark: Callable[[], None]) -> dict:
         """abortJob now, or once the switch-over under way has not finished (next poll); returns
         what the action's record adds (a deferral's reason). libvirtError propagates."""
-        check = check_abort(self._source_state(), paused_at_start=self._paused_at_start)
+        check = self._abort_check()
         if not check.now:
             self._pending_abort = (what, mark)
             log.warning("VM %s: abort by %s deferred: %s", self.vm_name, what, check.reason)
@@ -150,7 +149,7 @@ class MigrationWatch:
     def _retry_pending_abort(self) -> None:
         if self._pending_abort is None:
             return
-        check = check_abort(self._source_state(), paused_at_start=self._paused_at_start)
+        check = self._abort_check()
         if not check.now:
             return
         what, mark = self._pending_abort

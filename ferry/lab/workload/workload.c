@@ -223,7 +223,6 @@ int main(void) {
                 writes++;
                 dirty_done++;
             }
-            next_tick = now + 1000 / TICKS_PER_SEC;
         } else if (now >= next_tick) {
             tick++;
             /* Dirty on a schedule so the total written tracks rate * elapsed time. */
