@@ -38,10 +38,7 @@ log = logging.getLogger("ferry.agent.migration")
 
 class MigrationWatch:
     def _paused_here(self) -> bool:
-        try:
-            return self.dom.state()[0] == self.lv.VIR_DOMAIN_PAUSED
-        except self.lv.libvirtError:
-            return False
+        return self._source_state() != RUNNING      # a libvirtError reads as RUNNING: not paused
 
     def _postcopy_started(self, seen_from: str) -> None:
         with self._lock:
