@@ -50,9 +50,9 @@ def record_answers(store: Store, answers: Iterable[Answer], *, untouchable: Call
     for a in answers:
         row_id, status = states[a.host]
         if a.error is None:
-            answered.append((row_id, status_after(status, True), check_object("capabilities", a.capabilities)))
+            answered.append((row_id, status, status_after(status, True), check_object("capabilities", a.capabilities)))
         else:
-            unreachable.append((row_id, status_after(status, False)))
+            unreachable.append((row_id, status, status_after(status, False)))
     store.hosts.record_answers(answered, unreachable)
     reached = [a for a in answers if a.error is None]
     if not reached:

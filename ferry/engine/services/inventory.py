@@ -204,13 +204,6 @@ def update_host(store: Store, name: str, changes: Mapping[str, Any]) -> HostReco
     return store.hosts.update(current.name, **_host_values(checked))
 
 
-def record_host_answer(store: Store, name: str, *, status: HostStatus,
-                       capabilities: Mapping[str, Any] | None) -> HostRecord:
-    """What the host monitor heard from an agent: its status and capabilities (an agent's
-    answer is checked like a client's before it is stored)."""
-    return store.hosts.update(name, status=status, capabilities=check_object("capabilities", capabilities))
-
-
 # ---------------------------------------------------------------- VMs
 
 def _placement(store: Store, cluster: str, host: str | None, status: Any, current: VmStatus | None) -> VmStatus:

@@ -181,3 +181,37 @@ def test_with_a_share_the_monitor_refreshes_only_the_hosts_its_engine_holds(tmp_
     with db.reads() as store:
         assert sorted(h.name for h in monitor.hosts_to_refresh(store)) == sorted(HOSTS)
         assert sorted(h.name for h in shared.hosts_to_refresh(store)) == ["h1", "h3"]
+
+
+@pytest.mark.parametrize(("read", "meanwhile"), [
+    ("PREPARING_FOR_MAINTENANCE", "MAINTENANCE"),   # the host's drain ended
+    ("MAINTENANCE", "UP"),                          # the admin activated it
+    ("UP", "PREPARING_FOR_MAINTENANCE"),            # the admin started a drain
+])
+def test_a_status_committed_after_the_batch_read_it_is_not_overwritten(database_url, monkeypatch, read, meanwhile):
+    """The batch reads the hosts' statuses, asks nothing more, and writes what follows from them;
+    a status another transaction committed in between stays (the batch once wrote its stale read
+    back, and a host whose drain was DONE stayed PREPARING_FOR_MAINTENANCE: CI, stop 22)."""
+    from ferry.engine.db.repos.hosts import HostRepository
+
+    db, monitor, agents, urls, uuids = _fleet(database_url)
+    with db.unit_of_work() as store:
+        store.hosts.update("h1", status=read)
+    real_states = HostRepository.states
+
+    def states_then_another_commit(self, names):
+        got = real_states(self, names)
+        if "h1" in names:
+            with db.unit_of_work() as other:
+                other.hosts.update("h1", status=meanwhile)
+        return got
+
+    answers = [monitor._ask(h, urls[h]) for h in ("h1", "h2")]
+    agents.running[urls["h2"]] = None
+    answers.append(monitor._ask("h2", urls["h2"]))
+    monkeypatch.setattr(HostRepository, "states", states_then_another_commit)
+    monitor._record(answers[:1])
+    monitor._record(answers[2:])    # and an unreachable host's status still changes
+    hosts, _ = _state(db)
+    assert hosts["h1"][0] is HostStatus(meanwhile) and hosts["h1"][1]["memFree"] == 1002
+    assert hosts["h2"][0] is HostStatus.DOWN

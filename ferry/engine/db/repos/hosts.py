@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from ferry.common.errors import Conflict
@@ -43,17 +43,27 @@ class HostRepository:
         q = select(m.Host.name, m.Host.id, m.Host.status).where(m.Host.name.in_(names))
         return {name: (row_id, HostStatus(status)) for name, row_id, status in self.session.execute(q)}
 
-    def record_answers(self, answered: list[tuple[int, HostStatus, dict[str, Any]]],
-                       unreachable: list[tuple[int, HostStatus]]) -> None:
+    def record_answers(self, answered: list[tuple[int, HostStatus, HostStatus, dict[str, Any]]],
+                       unreachable: list[tuple[int, HostStatus, HostStatus]]) -> None:
         """The host monitor's results for many hosts at once (by id), one statement each kind:
-        answered hosts get their status and capabilities (and capabilities_at now), unreachable
-        ones only their status."""
+        answered hosts get their capabilities (and capabilities_at now); a host's status changes
+        from the one read (`was`) to the new one (`to`) only if it is still the one read.
+
+        Why compare-and-set: the statuses were read before the agents' answers were recorded, and
+        a drain that ended (MAINTENANCE) or an admin's activate (UP) may have committed since;
+        writing the old read back undid them (a host left PREPARING_FOR_MAINTENANCE with its
+        drain DONE: CI, stop 22). Neither SQLite's nor PostgreSQL's default isolation stops that."""
         at = now()
         if answered:
-            self.session.execute(update(m.Host), [{"id": i, "status": s.value, "capabilities": c,
-                                                   "capabilities_at": at} for i, s, c in answered])
-        if unreachable:
-            self.session.execute(update(m.Host), [{"id": i, "status": s.value} for i, s in unreachable])
+            self.session.execute(update(m.Host), [{"id": i, "capabilities": c, "capabilities_at": at}
+                                                  for i, _was, _to, c in answered])
+        changed = [(i, was, to) for i, was, to, _c in answered] + list(unreachable)
+        changed = [{"b_id": i, "b_was": was.value, "b_to": to.value} for i, was, to in changed if was is not to]
+        if changed:
+            table = m.Host.__table__
+            cas = (update(table).where(table.c.id == bindparam("b_id"), table.c.status == bindparam("b_was"))
+                   .values(status=bindparam("b_to")))
+            self.session.connection().execute(cas, changed)
         self.session.expire_all()   # rows loaded before in this session now read the new values
 
     def get(self, name: str, field: str | None = None) -> HostRecord:
